@@ -1,0 +1,36 @@
+# dockyard: `make run` starts the daemon, `make test` runs every test.
+# Both install what is missing first (as root, on Debian 12).
+
+PYTHON  ?= /usr/bin/python3
+VENV    := .venv
+SOCKET  ?= /run/dockyard.sock
+DATA    ?= /var/lib/dockyard
+
+.PHONY: setup setup-test run test test-unit test-integration test-v2 lint bench
+
+setup: $(VENV)/.stamp
+	@bash scripts/setup-host.sh
+
+setup-test: $(VENV)/.stamp
+	@DOCKYARD_TEST_PKGS=1 bash scripts/setup-host.sh
+
+$(VENV)/.stamp: requirements-dev.txt pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	$(VENV)/bin/pip install -q --no-build-isolation --no-deps -e .
+	@touch $@
+
+run: setup
+	$(VENV)/bin/dockyard daemon -H unix://$(SOCKET) --data-root $(DATA)
+
+test: setup-test
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/integration
+
+test-unit: $(VENV)/.stamp
+	$(VENV)/bin/python -m pytest -q tests/unit
+
+lint: $(VENV)/.stamp
+	$(VENV)/bin/ruff check dockyard tests
+
+bench: setup
+	$(VENV)/bin/python bench/run.py

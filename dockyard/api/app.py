@@ -1,0 +1,132 @@
+"""The API application: version prefix, routing, error mapping, server sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+import traceback
+from typing import Any
+
+from dockyard import API_VERSION, MIN_API_VERSION, __version__
+from dockyard.api.http import (
+    Request,
+    Response,
+    Router,
+    error_response,
+    serve_connection,
+    text_response,
+)
+from dockyard.errors import DockyardError, InvalidParameter
+
+log = logging.getLogger("dockyard.api")
+
+_VERSION_PREFIX = re.compile(r"^/v([0-9][0-9.]*)(/.*)$")
+
+
+def parse_version(v: str) -> tuple[int, int]:
+    parts = v.split(".")
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        raise InvalidParameter(f"invalid API version: {v}") from None
+
+
+def build_router() -> Router:
+    import importlib
+
+    r = Router()
+    for name in ("system", "images", "containers", "execs"):
+        importlib.import_module(f"dockyard.api.{name}").register(r)
+    return r
+
+
+class App:
+    def __init__(self, engine: Any, router: Router | None = None) -> None:
+        self.engine = engine
+        self.router = router or build_router()
+        self.max_version = parse_version(API_VERSION)
+        self.min_version = parse_version(MIN_API_VERSION)
+        self.default_headers = {
+            "Api-Version": API_VERSION,
+            "Docker-Experimental": "false",
+            "Ostype": "linux",
+            "Server": f"dockyard/{__version__} (linux)",
+        }
+        self._servers: list[asyncio.AbstractServer] = []
+
+    async def dispatch(self, req: Request) -> Response:
+        t0 = time.perf_counter()
+        req.engine = self.engine
+        path = req.path
+        m = _VERSION_PREFIX.match(path)
+        if m:
+            ver = parse_version(m.group(1))
+            path = m.group(2)
+            if ver < self.min_version:
+                return text_response(
+                    f"client version {m.group(1)} is too old. Minimum supported API version is "
+                    f"{MIN_API_VERSION}, please upgrade your client to a newer version", 400,
+                ) if ver < (1, 24) else error_response(
+                    400, f"client version {m.group(1)} is too old. Minimum supported API version "
+                    f"is {MIN_API_VERSION}, please upgrade your client to a newer version")
+            if ver > self.max_version:
+                return error_response(
+                    400, f"client version {m.group(1)} is too new. Maximum supported API version "
+                    f"is {API_VERSION}")
+            req.api_version = ver
+        else:
+            req.api_version = self.max_version
+        req.path = path
+        if req.method == "OPTIONS":
+            return text_response("", 200)
+        handler, params, known = self.router.match(req.method, path)
+        if handler is None:
+            return error_response(404, "page not found")
+        req.params = params
+        try:
+            resp = await handler(req)
+        except DockyardError:
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a bug answers 500, the daemon keeps serving
+            log.error("%s %s failed:\n%s", req.method, req.path, traceback.format_exc())
+            return error_response(500, f"{type(e).__name__}: {e}")
+        log.debug("%s %s -> %s (%.1f ms)", req.method, req.target, getattr(resp, "status", "?"),
+                  (time.perf_counter() - t0) * 1000)
+        return resp
+
+    async def _on_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await serve_connection(reader, writer, self.dispatch, self.default_headers)
+
+    async def listen_unix(self, path: str, group: str | None = "docker", mode: int = 0o660) -> None:
+        if os.path.exists(path) or os.path.islink(path):
+            os.unlink(path)
+        os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
+        old = os.umask(0o117)
+        try:
+            srv = await asyncio.start_unix_server(self._on_conn, path, limit=1024 * 1024)
+        finally:
+            os.umask(old)
+        os.chmod(path, mode)
+        if group:
+            try:
+                import grp
+
+                os.chown(path, 0, grp.getgrnam(group).gr_gid)
+            except (KeyError, PermissionError):
+                log.warning("group %r not found: socket %s stays root-only", group, path)
+        self._servers.append(srv)
+
+    async def close(self) -> None:
+        for s in self._servers:
+            s.close()
+        for s in self._servers:
+            try:
+                await asyncio.wait_for(s.wait_closed(), 1)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001
+                pass
+        self._servers.clear()

@@ -1,0 +1,78 @@
+"""Daemon configuration: dockerd-compatible flags and daemon.json keys."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dockyard.errors import InvalidParameter
+
+# daemon.json keys we honour; others are reported, since dockerd refuses
+# unknown keys too.
+KNOWN_KEYS = {
+    "hosts", "data-root", "exec-root", "pidfile", "default-runtime", "runtimes", "log-level",
+    "debug", "default-ulimits", "userns-remap", "log-driver", "log-opts", "min-api-version",
+    "experimental", "features", "default-shm-size", "default-cgroupns-mode", "default-ipc-mode",
+    "dns", "dns-search", "dns-opts", "init", "init-path", "emulation", "seccomp-profile",
+    "no-new-privileges", "group", "live-restore", "storage-driver", "cgroup-parent",
+    "shutdown-timeout",
+}
+
+
+@dataclass
+class DaemonConfig:
+    hosts: list[str] = field(default_factory=lambda: ["unix:///run/dockyard.sock"])
+    data_root: Path = Path("/var/lib/dockyard")
+    exec_root: Path = Path("/run/dockyard")
+    pidfile: Path | None = None
+    config_file: Path | None = None
+    default_runtime: str | None = None
+    runtimes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    log_level: str = "info"
+    debug: bool = False
+    default_ulimits: dict[str, dict[str, int]] = field(default_factory=dict)
+    userns_remap: str | None = None
+    log_driver: str = "json-file"
+    log_opts: dict[str, str] = field(default_factory=dict)
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_opts: list[str] = field(default_factory=list)
+    init: bool = False
+    init_path: str | None = None
+    emulation: bool = False          # register qemu-user-static with binfmt_misc
+    group: str = "docker"
+    cgroup_parent: str = "/dockyard"
+    shutdown_timeout: int = 15
+    seccomp_profile: str | None = None
+    no_new_privileges: bool = False
+
+    def apply_file(self, path: Path, explicit: set[str]) -> None:
+        """Merge daemon.json; flags given on the command line win (and a
+        conflict between the two is an error, as dockerd makes it)."""
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise InvalidParameter(f"unable to configure the Docker daemon with file {path}: "
+                                   "no such file") from None
+        except ValueError as e:
+            raise InvalidParameter(f"unable to configure the Docker daemon with file {path}: "
+                                   f"{e}") from None
+        if not isinstance(raw, dict):
+            raise InvalidParameter(f"{path}: the configuration must be a JSON object")
+        unknown = sorted(set(raw) - KNOWN_KEYS)
+        if unknown:
+            raise InvalidParameter(f"the following directives don't match any configuration "
+                                   f"option: {', '.join(unknown)}")
+        for key, value in raw.items():
+            attr = key.replace("-", "_")
+            if attr in explicit:
+                raise InvalidParameter(
+                    f"the following directives are specified both as a flag and in the "
+                    f"configuration file: {key}: (from flag: {getattr(self, attr)}, "
+                    f"from file: {value})")
+            if attr in ("data_root", "exec_root", "pidfile"):
+                value = Path(value)
+            if hasattr(self, attr):
+                setattr(self, attr, value)

@@ -1,0 +1,215 @@
+"""The Engine: one object that owns the daemon's state.
+
+Its async methods are the Docker operations; `api/` calls them and shapes
+the answers.  Another backend (say, pods on a cluster) would implement the
+same surface and answer what it cannot do with NotImplementedByEngine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import platform
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from dockyard import API_VERSION, MIN_API_VERSION, __version__
+from dockyard.config import DaemonConfig
+from dockyard.engine.events import EventBus
+from dockyard.engine.hostprobe import operating_system, probe_host
+from dockyard.errors import Unavailable
+from dockyard.oci.host import HostFacts
+
+log = logging.getLogger("dockyard.engine")
+
+
+class Engine:
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.data_root = Path(config.data_root)
+        self.exec_root = Path(config.exec_root)
+        self.events = EventBus()
+        self.host: HostFacts = HostFacts()
+        self.images: Any = None
+        self.containers: Any = None
+        self.runtimes: Any = None
+        self.started_at = time.time()
+        self._lock_fd: int | None = None
+        self.name = socket.gethostname()
+
+    # ----- life cycle -------------------------------------------------
+    def lock_data_root(self) -> None:
+        self.data_root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        fd = os.open(self.data_root / "dockyard.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise Unavailable(
+                f"another dockyard daemon (pid {other or '?'}) is already using the data root "
+                f"{self.data_root}; stop it first or pass a different --data-root") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    async def start(self) -> None:
+        self.lock_data_root()
+        self.exec_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.host = await asyncio.to_thread(probe_host)
+        from dockyard.images.service import ImageService
+
+        self.images = ImageService(self.data_root, self._emit_image_event, self._containers_using)
+        await self.images.ensure_default_busybox()
+        await self._start_containers()
+
+    async def _start_containers(self) -> None:
+        try:
+            from dockyard.engine.containers import ContainerManager
+        except ImportError:
+            return
+        self.containers = ContainerManager(self)
+        await self.containers.start()
+
+    async def shutdown(self) -> None:
+        if self.containers is not None:
+            await self.containers.shutdown()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # ----- hooks shared by services --------------------------------------
+    def _emit_image_event(self, action: str, actor_id: str, attributes: dict[str, str]) -> None:
+        self.events.emit("image", action, actor_id, attributes)
+
+    def _containers_using(self, image_id: str) -> list[tuple[str, bool]]:
+        if self.containers is None:
+            return []
+        return self.containers.using_image(image_id)
+
+    # ----- system --------------------------------------------------------
+    def version(self) -> dict[str, Any]:
+        kernel = platform.release()
+        arch = self.host.arch
+        comps = [{"Name": "Engine", "Version": __version__,
+                  "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
+                              "Arch": arch, "Os": "linux", "KernelVersion": kernel,
+                              "GitCommit": "", "GoVersion": f"python{platform.python_version()}",
+                              "BuildTime": "", "Experimental": "false"}}]
+        if self.runtimes is not None:
+            for rt in self.runtimes.versions():
+                comps.append(rt)
+        return {
+            "Platform": {"Name": f"dockyard {__version__}"},
+            "Components": comps,
+            "Version": __version__, "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
+            "GitCommit": "", "GoVersion": f"python{platform.python_version()}", "Os": "linux",
+            "Arch": arch, "KernelVersion": kernel, "BuildTime": "",
+        }
+
+    def info(self) -> dict[str, Any]:
+        h = self.host
+        os_name, os_version = operating_system()
+        counts = self.containers.counts() if self.containers is not None else {
+            "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0,
+            "ContainersStopped": 0}
+        runtimes: dict[str, Any] = {}
+        default_runtime = self.config.default_runtime or "runc"
+        if self.runtimes is not None:
+            runtimes = self.runtimes.info_runtimes()
+            default_runtime = self.runtimes.default_name
+        images = len(self.images.list_records()) if self.images is not None and hasattr(
+            self.images, "list_records") else 0
+        sec = ["name=seccomp,profile=builtin"] if h.seccomp else []
+        if h.apparmor:
+            sec.insert(0, "name=apparmor")
+        if h.cgroup_version == 2:
+            sec.append("name=cgroupns")
+        warnings = []
+        if not h.swap_limit:
+            warnings.append("WARNING: No swap limit support")
+        if not h.blkio_weight:
+            warnings.append("WARNING: No blkio weight support")
+            warnings.append("WARNING: No blkio weight_device support")
+        return {
+            "ID": self._daemon_id(), **counts, "Images": images,
+            "Driver": "overlay2",
+            "DriverStatus": [["Backing Filesystem", _fs_type(self.data_root)],
+                             ["Supports d_type", "true"], ["Using metacopy", "false"],
+                             ["Native Overlay Diff", "true"], ["userxattr", "false"]],
+            "DockerRootDir": str(self.data_root),
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"],
+                        "Authorization": None,
+                        "Log": ["json-file", "none"]},
+            "MemoryLimit": h.memory_limit, "SwapLimit": h.swap_limit,
+            "KernelMemory": h.kernel_memory, "KernelMemoryTCP": False,
+            "CpuCfsPeriod": h.cpu_cfs_period, "CpuCfsQuota": h.cpu_cfs_quota,
+            "CPUShares": h.cpu_shares, "CPUSet": h.cpuset, "PidsLimit": h.pids_limit,
+            "IPv4Forwarding": _read("/proc/sys/net/ipv4/ip_forward").strip() == "1",
+            "BridgeNfIptables": False, "BridgeNfIp6tables": False,
+            "OomKillDisable": h.oom_kill_disable, "Debug": self.config.debug,
+            "NFd": _count_fds(), "NGoroutines": len(asyncio.all_tasks()),
+            "SystemTime": time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()),
+            "LoggingDriver": self.config.log_driver,
+            "CgroupDriver": "none" if False else "cgroupfs",
+            "CgroupVersion": str(h.cgroup_version),
+            "NEventsListener": 0, "KernelVersion": h.kernel_version or platform.release(),
+            "OperatingSystem": os_name, "OSVersion": os_version, "OSType": "linux",
+            "Architecture": platform.machine(), "NCPU": h.ncpu, "MemTotal": h.mem_total,
+            "IndexServerAddress": "https://index.docker.io/v1/",
+            "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": None,
+                               "AllowNondistributableArtifactsHostnames": None,
+                               "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"],
+                               "IndexConfigs": {}, "Mirrors": None},
+            "GenericResources": None, "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
+            "Name": self.name, "Labels": [], "ExperimentalBuild": False,
+            "ServerVersion": __version__, "Runtimes": runtimes, "DefaultRuntime": default_runtime,
+            "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+                      "ControlAvailable": False, "Error": "", "RemoteManagers": None},
+            "LiveRestoreEnabled": True, "Isolation": "",
+            "InitBinary": "docker-init",
+            "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
+            "SecurityOptions": sec, "DefaultAddressPools": [], "CDISpecDirs": ["/etc/cdi",
+                                                                                "/var/run/cdi"],
+            "Warnings": warnings,
+        }
+
+    def _daemon_id(self) -> str:
+        p = self.data_root / "engine-id"
+        try:
+            return p.read_text().strip()
+        except OSError:
+            import uuid
+
+            ident = str(uuid.uuid4())
+            from dockyard.util.atomic import atomic_write
+
+            atomic_write(p, ident.encode())
+            return ident
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def _count_fds() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 0
+
+
+def _fs_type(path: Path) -> str:
+    best, fstype = "", "unknown"
+    for line in _read("/proc/self/mounts").splitlines():
+        parts = line.split()
+        if len(parts) > 2 and str(path).startswith(parts[1]) and len(parts[1]) > len(best):
+            best, fstype = parts[1], parts[2]
+    return {"ext4": "extfs", "ext3": "extfs", "ext2": "extfs"}.get(fstype, fstype)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install the Debian packages dockyard needs, only those missing; idempotent.
+set -euo pipefail
+
+PKGS=(
+  runc crun conmon busybox-static golang-github-containers-common catatonit
+  iptables netavark aardvark-dns uidmap python3-venv qemu-user-static
+)
+if [ "${DOCKYARD_TEST_PKGS:-0}" = 1 ]; then
+  # what the test suite uses besides the engine's own needs
+  PKGS+=(tmux docker.io)
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+fi
+# The API socket belongs to group docker, as dockerd's does.
+getent group docker >/dev/null || groupadd --system docker
