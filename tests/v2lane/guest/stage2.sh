@@ -1,0 +1,149 @@
+#!/bin/bash
+# v2lane stage 2: PID 1 in the real root (host bash from the /usr share).
+# Sets up a pure cgroup v2 system, runs the job from the checkout dir, records
+# its exit code and output in the control share, and powers off.
+# Not `set -e`: PID 1 must reach poweroff whatever fails; the job's exit code
+# is what matters, setup errors are reported as rc 125 with a reason.
+set -uo pipefail
+
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root LANG=C.UTF-8 TERM=${TERM:-dumb}
+CTL=/.v2lane/ctl
+BB=/.v2lane/bin/busybox
+DATA=/var/lib/dockyard-v2
+
+say() { echo "v2lane: $*"; }
+
+halt() {
+    trap - EXIT
+    sync
+    [[ -f $CTL/rc ]] || { echo 125 >$CTL/rc.tmp && mv $CTL/rc.tmp $CTL/rc; }
+    mountpoint -q $DATA && umount $DATA 2>/dev/null
+    sync
+    $BB poweroff -f
+    echo o >/proc/sysrq-trigger
+}
+trap halt EXIT
+
+setup_fail() {
+    say "SETUP FAILED: $*"
+    echo "$*" >$CTL/setup.err
+    echo 125 >$CTL/rc.tmp && mv $CTL/rc.tmp $CTL/rc
+    halt
+}
+
+CHECKOUT=$(sed -n 's/^CHECKOUT=//p' $CTL/lane.conf)
+DISK=$(sed -n 's/^DISK=//p' $CTL/lane.conf)
+
+# ------------------------------------------------------------ basic mounts
+mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run || setup_fail "/run"
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp || setup_fail "/tmp"
+mkdir -p /dev/pts /dev/shm /dev/mqueue /run/lock
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts || setup_fail "devpts"
+[[ -e /dev/ptmx ]] || ln -s pts/ptmx /dev/ptmx
+mount -t tmpfs -o mode=1777,nosuid,nodev shm /dev/shm || setup_fail "/dev/shm"
+mount -t mqueue mqueue /dev/mqueue 2>/dev/null
+# devtmpfs has no fd links; bash process substitution and many tools need them.
+ln -sfn /proc/self/fd /dev/fd
+ln -sfn /proc/self/fd/0 /dev/stdin
+ln -sfn /proc/self/fd/1 /dev/stdout
+ln -sfn /proc/self/fd/2 /dev/stderr
+mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+mount -t bpf bpf /sys/fs/bpf 2>/dev/null
+# /var/lib gets its own tmpfs (as on a host where it is a separate fs); the
+# data disk is mounted below it.
+mount -t tmpfs -o mode=0755 varlib /var/lib || setup_fail "/var/lib"
+hostname v2lane
+echo v2lane >/etc/hostname
+ip link set lo up 2>/dev/null || $BB ip link set lo up || setup_fail "loopback"
+
+# --------------------------------------------------------- kernel modules
+# The full module tree of the guest kernel is shared read-only; the kernel's
+# own module autoloading (iptables, nf_*, xt_*, ...) goes through this
+# wrapper because the host's /usr/lib/modules is not the guest kernel's.
+if [[ -d /.v2lane/kernel/lib/modules/$(uname -r) ]]; then
+    cat >/.v2lane/bin/modprobe <<'EOF'
+#!/bin/sh
+exec /usr/sbin/modprobe -d /.v2lane/kernel "$@"
+EOF
+    chmod 755 /.v2lane/bin/modprobe
+    echo /.v2lane/bin/modprobe >/proc/sys/kernel/modprobe
+    # Modules an engine and its tests typically need, loaded up front so a
+    # job's plain `modprobe X` (which looks in the host's /lib/modules) is
+    # not needed; jobs can call "$(cat /proc/sys/kernel/modprobe)" for more.
+    for m in overlay veth bridge br_netfilter loop tun nf_tables nft_chain_nat \
+             xt_MASQUERADE xt_conntrack iptable_nat iptable_filter; do
+        /.v2lane/bin/modprobe -q "$m" || say "warning: modprobe $m failed"
+    done
+fi
+
+# ---------------------------------------------------------------- cgroup2
+mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup || setup_fail "mount cgroup2"
+# No internal processes: controllers can be enabled in the root's
+# subtree_control only after every process left the root group.
+mkdir -p /sys/fs/cgroup/init.scope
+while read -r pid; do
+    echo "$pid" >/sys/fs/cgroup/init.scope/cgroup.procs 2>/dev/null   # kthreads refuse; fine
+done </sys/fs/cgroup/cgroup.procs
+for c in cpuset cpu io memory pids; do
+    echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control || setup_fail "cannot enable +$c"
+done
+# Optional controllers: enable what exists, like a systemd host does.
+for c in hugetlb rdma misc; do
+    grep -qw "$c" /sys/fs/cgroup/cgroup.controllers && echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
+done
+
+# -------------------------------------------------------------- data disk
+export V2LANE_DATA= V2LANE_DATA_DEV= V2LANE_DATA_MAJMIN=
+if [[ $DISK == 1 ]]; then
+    [[ -b /dev/vda ]] || setup_fail "data disk /dev/vda missing"
+    mkdir -p $DATA
+    mount -t ext4 -o noatime /dev/vda $DATA || setup_fail "mount /dev/vda on $DATA"
+    V2LANE_DATA=$DATA V2LANE_DATA_DEV=/dev/vda V2LANE_DATA_MAJMIN=$(cat /sys/block/vda/dev)
+fi
+
+# -------------------------------------------------------------------- job
+mapfile -d '' -t ARGV <$CTL/job.argv
+if [[ -s $CTL/job.env ]]; then
+    mapfile -d '' -t JENV <$CTL/job.env
+    for kv in "${JENV[@]}"; do export "$kv"; done
+fi
+export V2LANE=1 V2LANE_CHECKOUT=$CHECKOUT V2LANE_OUT=$CTL/out
+cd "$CHECKOUT" || setup_fail "cd $CHECKOUT"
+cat /proc/uptime >$CTL/t_job_start
+say "guest up in $(cut -d' ' -f1 /proc/uptime) s; job: ${ARGV[*]}"
+# The job's stdin is /dev/null (the console is the lane's log, not a
+# terminal); its output goes to the console and to ctl/job.log.
+# setsid: the job gets its own session, so whatever it leaves behind can be
+# told apart from PID 1 below.
+setsid -w "${ARGV[@]}" </dev/null > >(tee $CTL/job.log) 2>&1
+rc=$?
+wait $! 2>/dev/null   # let tee flush
+echo "$rc" >$CTL/rc.tmp && mv $CTL/rc.tmp $CTL/rc
+cat /proc/uptime >$CTL/t_job_end
+say "job exited $rc after $(awk -v a="$(cut -d' ' -f1 $CTL/t_job_start)" '{printf "%.1f", $1 - a}' /proc/uptime) s"
+
+# Leftovers (a daemon the job forgot) must not keep files open on the disk.
+leftovers() { # user processes other than PID 1 (kernel threads have no cmdline)
+    local p c n=0
+    for p in /proc/[0-9]*; do
+        [[ ${p#/proc/} == 1 ]] && continue
+        c=
+        { IFS= read -r -d '' c <"$p/cmdline"; } 2>/dev/null
+        [[ -n $c ]] && n=$((n + 1))
+    done
+    echo $n
+}
+if [[ $(leftovers) != 0 ]]; then
+    say "job left $(leftovers) processes behind; terminating them"
+    kill -TERM -1 2>/dev/null
+    for _ in $(seq 25); do
+        [[ $(leftovers) == 0 ]] && break
+        sleep 0.2
+    done
+    kill -KILL -1 2>/dev/null
+fi
+kill -KILL -1 2>/dev/null
+dmesg >$CTL/dmesg.txt 2>/dev/null
+halt
