@@ -9,6 +9,7 @@ create containers here (crun 1.8 refuses on hybrid cgroup hosts).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -96,7 +97,7 @@ def detect_runtimes(
             found[name] = OCIRuntime(name=name, path=path)
     for name, entry in (daemon_runtimes or {}).items():
         path = entry.get("path") or name
-        resolved = path if os.path.isabs(path) else shutil.which(path)
+        resolved = shutil.which(path)  # absolute paths too: must exist and be executable
         if not resolved:
             continue
         found[name] = OCIRuntime(
@@ -187,6 +188,8 @@ def make_probe_bundle(bundle: str, busybox: str, args: list[str],
             {"destination": "/proc", "type": "proc", "source": "proc"},
             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
         ],
         "linux": {
             "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network")],
@@ -230,7 +233,28 @@ async def probe(runtime: OCIRuntime, workdir: str | None = None) -> tuple[bool, 
         return False, str(e) or type(e).__name__
     finally:
         await run(runtime.command("delete", "--force", cid), timeout=30)
+        await asyncio.to_thread(remove_empty_cgroup, "/dockyard-probe")
         await asyncio.to_thread(shutil.rmtree, tmp, True)
+
+
+def remove_empty_cgroup(path: str, cgroup_root: str = "/sys/fs/cgroup") -> None:
+    """rmdir an absolute cgroupsPath's directories (deepest first) in every
+    hierarchy, v1 and v2; busy or missing ones are left alone.  Runtimes
+    remove the container's leaf on delete but never the parents they made.
+    """
+    rel = path.strip("/")
+    if not rel:
+        return
+    roots = [cgroup_root]
+    with contextlib.suppress(OSError):
+        roots += [e.path for e in os.scandir(cgroup_root) if e.is_dir(follow_symlinks=False)]
+    for root in roots:
+        top = os.path.join(root, rel)
+        if not os.path.isdir(top):
+            continue
+        for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda w: -len(w[0])):
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)
 
 
 async def runtime_version(runtime: OCIRuntime) -> str:
