@@ -18,6 +18,11 @@ from dockyard.runtime.runtimes import OCIRuntime
 
 # Texts runc and crun print when the container is unknown to them.
 _MISSING_MARKERS = ("does not exist", "not found", "no such file or directory")
+# Texts for "exists but is not running" (runc: "container not running",
+# "cannot start a container that has stopped"; crun: "open pidfd: No such
+# process", "... is not running").
+_NOT_RUNNING_MARKERS = ("not running", "no such process", "process already finished",
+                        "has stopped")
 
 
 class RuntimeCommandError(SystemError_):
@@ -30,6 +35,14 @@ class RuntimeCommandError(SystemError_):
 
 class RuntimeContainerMissing(NotFound):
     """The runtime has no state for this container id."""
+
+
+class ContainerNotRunning(Conflict):
+    """kill/pause/exec on a container whose process has already exited."""
+
+    def __init__(self, message: str, result: CommandResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class ContainerCreateError(SystemError_):
@@ -76,39 +89,35 @@ def signal_name(sig: int | str) -> str:
 
 
 async def _call(runtime: OCIRuntime, *sub: str, timeout: float = 60,
-                allow_missing: bool = False) -> CommandResult:
+                allow_missing: bool = False, container_id: str = "") -> CommandResult:
     res = await run(runtime.command(*sub), timeout=timeout)
     if res.returncode != 0:
         text = res.error_text() or f"{runtime.name} {sub[0]}: exit status {res.returncode}"
-        if any(m in text.lower() for m in _MISSING_MARKERS):
+        low = text.lower()
+        if any(m in low for m in _MISSING_MARKERS):
             if allow_missing:
                 return res
             raise RuntimeContainerMissing(text)
+        if container_id and any(m in low for m in _NOT_RUNNING_MARKERS):
+            raise ContainerNotRunning(f"Container {container_id} is not running", res)
         raise RuntimeCommandError(text, res)
     return res
 
 
 async def start(runtime: OCIRuntime, container_id: str) -> None:
-    await _call(runtime, "start", container_id)
+    await _call(runtime, "start", container_id, container_id=container_id)
 
 
 async def kill(runtime: OCIRuntime, container_id: str, sig: int | str = "TERM",
                all_processes: bool = False) -> None:
-    """Send a signal to the container's init (or all its processes)."""
-    args = ["kill"]
-    if all_processes:
-        args.append("--all")
-    res = await run(runtime.command(*args, container_id, signal_name(sig)), timeout=30)
-    if res.returncode != 0:
-        text = res.error_text()
-        low = text.lower()
-        # A container that just exited is not an error for kill: Docker's
-        # `kill` on a stopping container races the same way.
-        if "not running" in low or "process already finished" in low:
-            raise Conflict(f"Container {container_id} is not running")
-        if any(m in low for m in _MISSING_MARKERS):
-            raise RuntimeContainerMissing(text)
-        raise RuntimeCommandError(text, res)
+    """Send a signal to the container's init (or all its processes).
+
+    Raises ContainerNotRunning (409) when it has already exited: a kill
+    racing the container's own exit is normal and the engine decides.
+    """
+    args = ["kill"] + (["--all"] if all_processes else [])
+    await _call(runtime, *args, container_id, signal_name(sig), timeout=30,
+                container_id=container_id)
 
 
 async def delete(runtime: OCIRuntime, container_id: str, force: bool = False) -> None:
@@ -118,11 +127,11 @@ async def delete(runtime: OCIRuntime, container_id: str, force: bool = False) ->
 
 
 async def pause(runtime: OCIRuntime, container_id: str) -> None:
-    await _call(runtime, "pause", container_id)
+    await _call(runtime, "pause", container_id, container_id=container_id)
 
 
 async def resume(runtime: OCIRuntime, container_id: str) -> None:
-    await _call(runtime, "resume", container_id)
+    await _call(runtime, "resume", container_id, container_id=container_id)
 
 
 async def state(runtime: OCIRuntime, container_id: str) -> dict:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -291,3 +293,32 @@ def test_timing_true(harness, capsys):
         print(f"\n[{harness.runtime.name}] create->exit `true`: median {median * 1000:.1f} ms,"
               f" min {samples[0] * 1000:.1f} ms")
     assert median < 2.0
+
+
+def test_verbs_on_an_exited_container_are_conflicts(harness):
+    async def body():
+        c = await harness.create(["/bin/true"])
+        await commands.start(harness.runtime, c.id)
+        assert await conmon.wait_for_exit(c) == 0
+        for verb in (commands.kill, commands.pause, commands.start):
+            with pytest.raises(commands.ContainerNotRunning):
+                await verb(harness.runtime, c.id)
+        await commands.delete(harness.runtime, c.id)
+        await commands.delete(harness.runtime, c.id)   # idempotent
+        with pytest.raises(NotFound):
+            await commands.kill(harness.runtime, c.id, "KILL")
+    run(body())
+
+
+def test_prepare_runtimes_picks_crun_when_it_works(tmp_path):
+    if os.geteuid() != 0 or not (shutil.which("runc") and shutil.which("crun")):
+        pytest.skip("needs root, runc and crun")
+
+    async def body():
+        return await runtimes.prepare_runtimes(str(tmp_path / "exec"))
+    rs = run(body())
+    assert rs.default == "crun", rs.unusable
+    assert {"runc", "crun"} <= set(rs.runtimes)
+    if runtimes.is_hybrid_cgroup_host():
+        assert rs.runtimes["crun"].create_path == str(tmp_path / "exec" / "crun-hybrid")
+    assert rs.runtimes["runc"].root == str(tmp_path / "exec" / "runtime" / "runc")
