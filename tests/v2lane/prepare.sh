@@ -163,7 +163,7 @@ if [[ ! -s $INITRD ]]; then
     cp "$BUSYBOX" "$stage/bin/busybox"
     # Applet links made here: the guest never needs --install.
     for app in sh mount umount mkdir ln cat echo insmod switch_root poweroff sleep \
-               ls mknod cp chmod grep sed tr dmesg mountpoint; do
+               ls mknod cp chmod grep sed tr dmesg; do
         ln -s busybox "$stage/bin/$app"
     done
     : >"$stage/modules.order"

@@ -111,6 +111,7 @@ ACCEL=${V2LANE_ACCEL:-tcg,thread=multi}   # /dev/kvm here is kvm_pvm, which QEMU
 QEMU=(qemu-system-x86_64
     -accel "$ACCEL" -cpu max -smp "$SMP" -m "$MEM"
     -no-reboot -nographic -nic none
+    -bios qboot.rom  # no SeaBIOS screen-clearing escapes on the console, faster boot
     -kernel "$KERNEL" -initrd "$INITRD"
     -append "console=ttyS0 panic=-1 $QUIET"
     -device virtio-rng-pci
@@ -143,7 +144,7 @@ timing="prepare ${t_prep} ms, VM ${t_vm} ms (guest: stage1 done $(ctl_time t_sta
 if [[ -n $OUT ]]; then
     mkdir -p "$OUT"
     cp -a "$CTL/out/." "$OUT/" 2>/dev/null || true
-    for f in job.log rc dmesg.txt setup.err stage1.err qemu.err; do
+    for f in job.log rc dmesg.txt marks t_stage1 t_job_start t_job_end leftovers setup.err stage1.err qemu.err; do
         [[ -e $CTL/$f ]] && cp "$CTL/$f" "$OUT/$f"
         [[ -e $RUN/$f ]] && cp "$RUN/$f" "$OUT/$f"
     done

@@ -13,12 +13,21 @@ BB=/.v2lane/bin/busybox
 DATA=/var/lib/dockyard-v2
 
 say() { echo "v2lane: $*"; }
+# Setup uses the static busybox copied into the root tmpfs: every dynamically
+# linked binary exec'd from the 9p /usr costs ~0.1 s under TCG.
+mount() { $BB mount "$@"; }
+umount() { $BB umount "$@"; }
+ln() { $BB ln "$@"; }
+mkdir() { $BB mkdir "$@"; }
+# Boot-time profile (uptime + step) in ctl/marks, for run.sh --out.
+mark() { local u; read -r u _ </proc/uptime; echo "$u $*" >>$CTL/marks; }
+mark stage2
 
 halt() {
     trap - EXIT
     sync
     [[ -f $CTL/rc ]] || { echo 125 >$CTL/rc.tmp && mv $CTL/rc.tmp $CTL/rc; }
-    mountpoint -q $DATA && umount $DATA 2>/dev/null
+    [[ $(</proc/mounts) == *" $DATA "* ]] && umount $DATA 2>/dev/null
     sync
     $BB poweroff -f
     echo o >/proc/sysrq-trigger
@@ -32,8 +41,10 @@ setup_fail() {
     halt
 }
 
-CHECKOUT=$(sed -n 's/^CHECKOUT=//p' $CTL/lane.conf)
-DISK=$(sed -n 's/^DISK=//p' $CTL/lane.conf)
+CHECKOUT= DISK=0
+while IFS='=' read -r k v; do
+    case $k in CHECKOUT) CHECKOUT=$v ;; DISK) DISK=$v ;; esac
+done <$CTL/lane.conf
 
 # ------------------------------------------------------------ basic mounts
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run || setup_fail "/run"
@@ -54,10 +65,11 @@ mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 # /var/lib gets its own tmpfs (as on a host where it is a separate fs); the
 # data disk is mounted below it.
 mount -t tmpfs -o mode=0755 varlib /var/lib || setup_fail "/var/lib"
-hostname v2lane
+$BB hostname v2lane
 echo v2lane >/etc/hostname
-ip link set lo up 2>/dev/null || $BB ip link set lo up || setup_fail "loopback"
+$BB ip link set lo up || setup_fail "loopback"
 
+mark mounts
 # --------------------------------------------------------- kernel modules
 # The full module tree of the guest kernel is shared read-only; the kernel's
 # own module autoloading (iptables, nf_*, xt_*, ...) goes through this
@@ -72,12 +84,13 @@ EOF
     # Modules an engine and its tests typically need, loaded up front so a
     # job's plain `modprobe X` (which looks in the host's /lib/modules) is
     # not needed; jobs can call "$(cat /proc/sys/kernel/modprobe)" for more.
-    for m in overlay veth bridge br_netfilter loop tun nf_tables nft_chain_nat \
-             xt_MASQUERADE xt_conntrack iptable_nat iptable_filter; do
+    # overlay, veth, bridge, nf_*/xt_* autoload on first use; these do not.
+    for m in br_netfilter loop; do
         /.v2lane/bin/modprobe -q "$m" || say "warning: modprobe $m failed"
     done
 fi
 
+mark modules
 # ---------------------------------------------------------------- cgroup2
 mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup || setup_fail "mount cgroup2"
 # No internal processes: controllers can be enabled in the root's
@@ -90,19 +103,22 @@ for c in cpuset cpu io memory pids; do
     echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control || setup_fail "cannot enable +$c"
 done
 # Optional controllers: enable what exists, like a systemd host does.
+read -r avail </sys/fs/cgroup/cgroup.controllers
 for c in hugetlb rdma misc; do
-    grep -qw "$c" /sys/fs/cgroup/cgroup.controllers && echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
+    [[ " $avail " == *" $c "* ]] && echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
 done
 
+mark cgroup2
 # -------------------------------------------------------------- data disk
 export V2LANE_DATA= V2LANE_DATA_DEV= V2LANE_DATA_MAJMIN=
 if [[ $DISK == 1 ]]; then
     [[ -b /dev/vda ]] || setup_fail "data disk /dev/vda missing"
     mkdir -p $DATA
     mount -t ext4 -o noatime /dev/vda $DATA || setup_fail "mount /dev/vda on $DATA"
-    V2LANE_DATA=$DATA V2LANE_DATA_DEV=/dev/vda V2LANE_DATA_MAJMIN=$(cat /sys/block/vda/dev)
+    V2LANE_DATA=$DATA V2LANE_DATA_DEV=/dev/vda V2LANE_DATA_MAJMIN=$(</sys/block/vda/dev)
 fi
 
+mark disk
 # -------------------------------------------------------------------- job
 mapfile -d '' -t ARGV <$CTL/job.argv
 if [[ -s $CTL/job.env ]]; then
@@ -117,33 +133,32 @@ say "guest up in $(cut -d' ' -f1 /proc/uptime) s; job: ${ARGV[*]}"
 # terminal); its output goes to the console and to ctl/job.log.
 # setsid: the job gets its own session, so whatever it leaves behind can be
 # told apart from PID 1 below.
-setsid -w "${ARGV[@]}" </dev/null > >(tee $CTL/job.log) 2>&1
-rc=$?
-wait $! 2>/dev/null   # let tee flush
+setsid -w "${ARGV[@]}" </dev/null 2>&1 | tee $CTL/job.log
+rc=${PIPESTATUS[0]}
 echo "$rc" >$CTL/rc.tmp && mv $CTL/rc.tmp $CTL/rc
 cat /proc/uptime >$CTL/t_job_end
 say "job exited $rc after $(awk -v a="$(cut -d' ' -f1 $CTL/t_job_start)" '{printf "%.1f", $1 - a}' /proc/uptime) s"
 
 # Leftovers (a daemon the job forgot) must not keep files open on the disk.
-leftovers() { # user processes other than PID 1 (kernel threads have no cmdline)
-    local p c n=0
+leftovers() { # pids of user processes other than PID 1 and this subshell
+    local p c                            # (kernel threads have no cmdline)
     for p in /proc/[0-9]*; do
-        [[ ${p#/proc/} == 1 ]] && continue
+        p=${p#/proc/}
+        [[ $p == 1 || $p == "$BASHPID" ]] && continue
         c=
-        { IFS= read -r -d '' c <"$p/cmdline"; } 2>/dev/null
-        [[ -n $c ]] && n=$((n + 1))
+        { IFS= read -r -d '' c <"/proc/$p/cmdline"; } 2>/dev/null
+        [[ -n $c ]] && echo "$p"
     done
-    echo $n
 }
-if [[ $(leftovers) != 0 ]]; then
-    say "job left $(leftovers) processes behind; terminating them"
+left=$(leftovers)
+if [[ -n $left ]]; then
+    say "job left processes behind; terminating:" $left
     kill -TERM -1 2>/dev/null
     for _ in $(seq 25); do
-        [[ $(leftovers) == 0 ]] && break
+        [[ -z $(leftovers) ]] && break
         sleep 0.2
     done
     kill -KILL -1 2>/dev/null
 fi
-kill -KILL -1 2>/dev/null
-dmesg >$CTL/dmesg.txt 2>/dev/null
+$BB dmesg >$CTL/dmesg.txt 2>/dev/null
 halt

@@ -1,0 +1,1 @@
+cat /.v2lane/ctl/marks; ps -ef
