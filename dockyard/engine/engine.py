@@ -39,6 +39,9 @@ class Engine:
         self.runtimes: Any = None
         self.started_at = time.time()
         self._lock_fd: int | None = None
+        self._options: Any = None
+        self.runtime_versions: dict[str, str] = {}
+        self._seccomp: dict[str, Any] | None = None
         self.name = socket.gethostname()
 
     # ----- life cycle -------------------------------------------------
@@ -64,7 +67,22 @@ class Engine:
         from dockyard.images.service import ImageService
 
         self.images = ImageService(self.data_root, self._emit_image_event, self._containers_using)
-        await self.images.ensure_default_busybox()
+        from dockyard.runtime.runtimes import prepare_runtimes
+
+        busybox_task = asyncio.create_task(self.images.ensure_default_busybox())
+        self.runtimes = await prepare_runtimes(str(self.exec_root), self.config.runtimes,
+                                               self.config.default_runtime)
+        await busybox_task
+        from dockyard.runtime.runtimes import runtime_version
+
+        for n, rt in self.runtimes.runtimes.items():
+            try:
+                self.runtime_versions[n] = await runtime_version(rt)
+            except Exception:  # noqa: BLE001 - a version string is not worth failing for
+                self.runtime_versions[n] = ""
+        if not self.runtimes.runtimes:
+            log.error("no OCI runtime can create containers here: %s", self.runtimes.unusable)
+        self._options = self._build_engine_options()
         await self._start_containers()
 
     async def _start_containers(self) -> None:
@@ -81,6 +99,69 @@ class Engine:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    # ----- facts the spec builder needs ------------------------------------
+    def _build_engine_options(self) -> Any:
+        from dockyard.oci.host import EngineOptions
+
+        c = self.config
+        ulimits = {}
+        for name, v in (c.default_ulimits or {}).items():
+            soft, hard = int(v.get("Soft", v.get("soft", 0))), int(v.get("Hard", v.get("hard", 0)))
+            ceiling = self.host.rlimit_ceilings.get(name, -1)
+            if ceiling >= 0 and hard > ceiling:
+                log.warning("default-ulimits %s hard %d is above what this host grants (%d): "
+                            "clamped", name, hard, ceiling)
+                hard = ceiling
+                soft = min(soft, hard)
+            ulimits[name] = (soft, hard)
+        names = frozenset(self.runtimes.runtimes) if self.runtimes else frozenset({"runc"})
+        return EngineOptions(
+            default_runtime=(self.runtimes.default if self.runtimes else None) or "runc",
+            runtimes=names, cgroup_parent=c.cgroup_parent, init=c.init,
+            no_new_privileges=c.no_new_privileges, default_ulimits=ulimits,
+            userns_remap=bool(c.userns_remap), log_driver=c.log_driver,
+            log_opts=dict(c.log_opts))
+
+    def engine_options(self) -> Any:
+        return self._options
+
+    def seccomp_profile(self) -> dict[str, Any] | None:
+        if self._seccomp is None:
+            import json
+
+            path = self.config.seccomp_profile or "/usr/share/containers/seccomp.json"
+            try:
+                self._seccomp = json.loads(Path(path).read_text())
+            except (OSError, ValueError) as e:
+                log.warning("no default seccomp profile (%s): containers run unfiltered", e)
+                self._seccomp = {}
+        return self._seccomp or None
+
+    def init_path(self) -> str | None:
+        import shutil
+
+        if self.config.init_path:
+            return self.config.init_path
+        for name in ("catatonit", "tini-static", "tini", "docker-init"):
+            p = shutil.which(name) or (f"/usr/libexec/podman/{name}"
+                                       if os.path.exists(f"/usr/libexec/podman/{name}") else None)
+            if p:
+                return p
+        return None
+
+    def host_gateway_ips(self) -> list[str]:
+        # No bridge network yet: host-gateway resolves to the host's loopback
+        # only where the container shares the host's network; elsewhere the
+        # first non-loopback address of the host.
+        import socket as _s
+
+        try:
+            addrs = {ai[4][0] for ai in _s.getaddrinfo(_s.gethostname(), None, _s.AF_INET)}
+        except OSError:
+            addrs = set()
+        addrs = {a for a in addrs if not a.startswith("127.")}
+        return sorted(addrs)[:1]
 
     # ----- hooks shared by services --------------------------------------
     def _emit_image_event(self, action: str, actor_id: str, attributes: dict[str, str]) -> None:
@@ -100,9 +181,8 @@ class Engine:
                               "Arch": arch, "Os": "linux", "KernelVersion": kernel,
                               "GitCommit": "", "GoVersion": f"python{platform.python_version()}",
                               "BuildTime": "", "Experimental": "false"}}]
-        if self.runtimes is not None:
-            for rt in self.runtimes.versions():
-                comps.append(rt)
+        for name, ver in self.runtime_versions.items():
+            comps.append({"Name": name, "Version": ver, "Details": {"GitCommit": ""}})
         return {
             "Platform": {"Name": f"dockyard {__version__}"},
             "Components": comps,
@@ -120,8 +200,10 @@ class Engine:
         runtimes: dict[str, Any] = {}
         default_runtime = self.config.default_runtime or "runc"
         if self.runtimes is not None:
-            runtimes = self.runtimes.info_runtimes()
-            default_runtime = self.runtimes.default_name
+            runtimes = {n: {"path": rt.path, **({"runtimeArgs": list(rt.args)} if rt.args
+                                                else {})}
+                        for n, rt in self.runtimes.runtimes.items()}
+            default_runtime = self.runtimes.default or ""
         images = len(self.images.list_records()) if self.images is not None and hasattr(
             self.images, "list_records") else 0
         sec = ["name=seccomp,profile=builtin"] if h.seccomp else []

@@ -1,0 +1,299 @@
+"""The I/O half of spec building: gather what the pure `oci/` layer needs.
+
+create: merge the image's config, validate, normalise the HostConfig.
+start:  mount the rootfs, write /etc files, make the netns, read the
+        container's passwd/group, stat devices, then hand everything to
+        `oci.spec.build_runtime_spec` and write the bundle's config.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import stat
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dockyard.engine.record import Container
+from dockyard.errors import Conflict, InvalidParameter, NotFound
+from dockyard.network.netns import create_netns
+from dockyard.util.atomic import atomic_write
+from dockyard.util.mount import is_mountpoint, mount_overlay
+
+if TYPE_CHECKING:
+    from dockyard.engine.containers import ContainerManager
+    from dockyard.engine.engine import Engine
+
+
+def merge_image_config(config: dict[str, Any], image_config: dict[str, Any]) -> dict[str, Any]:
+    """Docker's merge of the request's Config with the image's (daemon create)."""
+    img = image_config.get("config") or {}
+    c = copy.deepcopy(config)
+    for key in ("Hostname", "Domainname", "User", "WorkingDir", "StopSignal"):
+        c.setdefault(key, "")
+    for key in ("AttachStdin", "AttachStdout", "AttachStderr", "Tty", "OpenStdin",
+                "StdinOnce"):
+        c[key] = bool(c.get(key, False))
+    if not c.get("User"):
+        c["User"] = img.get("User", "")
+    if not c.get("WorkingDir"):
+        c["WorkingDir"] = img.get("WorkingDir", "")
+    if not c.get("StopSignal") and img.get("StopSignal"):
+        c["StopSignal"] = img["StopSignal"]
+    if not c.get("StopSignal"):
+        c.pop("StopSignal", None)
+    # Env: the image's, then the request's, by key.
+    env: dict[str, str] = {}
+    order: list[str] = []
+    for item in list(img.get("Env") or []) + list(c.get("Env") or []):
+        if not isinstance(item, str):
+            raise InvalidParameter("invalid environment variable: must be a string")
+        k = item.split("=", 1)[0]
+        if k == "":
+            raise InvalidParameter(f"invalid environment variable: {item}")
+        if k not in env:
+            order.append(k)
+        env[k] = item
+    c["Env"] = [env[k] for k in order]
+    labels = dict(img.get("Labels") or {})
+    labels.update(c.get("Labels") or {})
+    c["Labels"] = labels
+    ports = dict(img.get("ExposedPorts") or {})
+    ports.update(c.get("ExposedPorts") or {})
+    if ports:
+        c["ExposedPorts"] = ports
+    vols = dict(img.get("Volumes") or {})
+    vols.update(c.get("Volumes") or {})
+    c["Volumes"] = vols or None
+    # An Entrypoint given in the request drops the image's Cmd too.
+    if not c.get("Entrypoint"):
+        if not c.get("Cmd"):
+            c["Cmd"] = img.get("Cmd")
+        if c.get("Entrypoint") is None:
+            c["Entrypoint"] = img.get("Entrypoint")
+    hc = c.get("Healthcheck")
+    ihc = img.get("Healthcheck")
+    if ihc:
+        if hc is None:
+            c["Healthcheck"] = copy.deepcopy(ihc)
+        else:
+            if not hc.get("Test"):
+                hc["Test"] = ihc.get("Test")
+            for k in ("Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"):
+                if not hc.get(k) and ihc.get(k):
+                    hc[k] = ihc[k]
+    if img.get("OnBuild") and c.get("OnBuild") is None:
+        c["OnBuild"] = img["OnBuild"]
+    if img.get("Shell") and not c.get("Shell"):
+        c["Shell"] = img["Shell"]
+    c.setdefault("Cmd", None)
+    c.setdefault("Entrypoint", None)
+    c.setdefault("OnBuild", None)
+    c.setdefault("Image", config.get("Image"))
+    return c
+
+
+def prepare_create(engine: Engine, config: dict[str, Any], host_config: dict[str, Any],
+                   networking: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    from dockyard.oci import validate
+
+    warnings = validate.validate_create(config, host_config, networking, engine.host,
+                                        engine.engine_options())
+    hc = validate.normalize_host_config(host_config, engine.host, engine.engine_options())
+    for mode_key in ("IpcMode", "PidMode", "NetworkMode"):
+        mode = hc.get(mode_key) or ""
+        if mode.startswith("container:"):
+            target = mode.split(":", 1)[1]
+            engine.containers.get(target)  # 404 for an unknown container
+    return hc, warnings
+
+
+# ---------------------------------------------------------------- start
+
+async def prepare_rootfs_and_spec(m: ContainerManager, c: Container) -> None:
+    d = m.dir(c)
+    rootfs = m.rootfs(c)
+    lower = m.engine.images.lower_dirs(c.image_id)
+    await asyncio.to_thread(_mount_rootfs, lower, d, rootfs)
+    hc = c.host_config
+    net_mode = hc.get("NetworkMode") or "bridge"
+    netns = None
+    if net_mode not in ("host",) and not net_mode.startswith("container:"):
+        netns = m.netns_path(c)
+        if not netns.exists() or not is_mountpoint(str(netns)):
+            await create_netns(netns)
+    passwd, group = await asyncio.to_thread(_read_user_db, rootfs)
+    await asyncio.to_thread(_write_etc_files, m, c, d)
+    ns_paths = _joined_namespaces(m, c)
+    devices = await asyncio.to_thread(_resolve_devices, hc)
+    from dockyard.oci import spec as ocispec
+
+    inp = ocispec.SpecInput(
+        container_id=c.id,
+        config=c.config,
+        host_config=hc,
+        host=m.engine.host,
+        options=m.engine.engine_options(),
+        rootfs=str(rootfs),
+        passwd_text=passwd,
+        group_text=group,
+        hostname_path=str(d / "hostname"),
+        hosts_path=str(d / "hosts"),
+        resolv_conf_path=str(d / "resolv.conf"),
+        shm_path=None,
+        netns_path=str(netns) if netns else None,
+        namespace_paths=ns_paths,
+        devices=devices,
+        seccomp_profile=m.engine.seccomp_profile(),
+        init_path=m.engine.init_path(),
+        cgroups_path=f"{m.engine.config.cgroup_parent.rstrip('/')}/{c.id}",
+    )
+    spec = ocispec.build_runtime_spec(inp)
+    bundle = m.bundle(c)
+    bundle.mkdir(parents=True, exist_ok=True, mode=0o700)
+    workdir = c.config.get("WorkingDir") or ""
+    if workdir:
+        await asyncio.to_thread(_ensure_workdir, rootfs, workdir, spec)
+    await asyncio.to_thread(atomic_write, bundle / "config.json",
+                            json.dumps(spec).encode(), 0o600)
+
+
+def _mount_rootfs(lower: list[str], d: Path, rootfs: Path) -> None:
+    if is_mountpoint(str(rootfs)):
+        return
+    rootfs.mkdir(exist_ok=True)
+    mount_overlay(lower, str(d / "upper"), str(d / "work"), str(rootfs))
+
+
+def _read_user_db(rootfs: Path) -> tuple[str | None, str | None]:
+    def rd(p: str) -> str | None:
+        path = _resolve_in_root(rootfs, p)
+        try:
+            return path.read_text(errors="replace") if path else None
+        except OSError:
+            return None
+
+    return rd("/etc/passwd"), rd("/etc/group")
+
+
+def _resolve_in_root(root: Path, path: str) -> Path | None:
+    """Follow symlinks inside the container root, never out of it."""
+    parts = [p for p in path.split("/") if p]
+    cur = root
+    depth = 0
+    i = 0
+    while i < len(parts):
+        p = parts[i]
+        i += 1
+        if p == "..":
+            cur = cur.parent if cur != root else root
+            continue
+        nxt = cur / p
+        if nxt.is_symlink():
+            depth += 1
+            if depth > 40:
+                return None
+            target = os.readlink(nxt)
+            rest = [x for x in target.split("/") if x]
+            if target.startswith("/"):
+                cur = root
+            parts = rest + parts[i:]
+            i = 0
+            continue
+        cur = nxt
+    return cur
+
+
+def _write_etc_files(m: ContainerManager, c: Container, d: Path) -> None:
+    from dockyard.oci import etcfiles
+
+    hc = c.host_config
+    hostname = c.config.get("Hostname") or c.id[:12]
+    net_mode = hc.get("NetworkMode") or "bridge"
+    if net_mode == "host":
+        hostname = os.uname().nodename
+    atomic_write(d / "hostname", etcfiles.hostname_file(hostname).encode())
+    if net_mode == "host":
+        host_hosts = Path("/etc/hosts").read_text() if Path("/etc/hosts").exists() else ""
+        hosts = etcfiles.host_network_hosts_file(host_hosts, hc.get("ExtraHosts") or [],
+                                                 m.engine.host_gateway_ips())
+    else:
+        hosts = etcfiles.hosts_file(hostname, c.config.get("Domainname") or "", [],
+                                    hc.get("ExtraHosts") or [], m.engine.host_gateway_ips())
+    atomic_write(d / "hosts", hosts.encode())
+    try:
+        host_resolv = Path("/etc/resolv.conf").read_text()
+    except OSError:
+        host_resolv = None
+    cfg = m.engine.config
+    rc = etcfiles.resolv_conf(host_resolv, hc.get("Dns") or cfg.dns,
+                              hc.get("DnsSearch") or cfg.dns_search,
+                              hc.get("DnsOptions") or cfg.dns_opts,
+                              host_network=net_mode == "host")
+    atomic_write(d / "resolv.conf", rc.text.encode())
+
+
+def _joined_namespaces(m: ContainerManager, c: Container) -> dict[str, str]:
+    """`container:<id>` modes join another running container's namespaces."""
+    out: dict[str, str] = {}
+    hc = c.host_config
+    for key, ns in (("PidMode", "pid"), ("IpcMode", "ipc"), ("NetworkMode", "network")):
+        mode = hc.get(key) or ""
+        if not mode.startswith("container:"):
+            continue
+        ref = mode.split(":", 1)[1]
+        try:
+            other = m.get(ref)
+        except NotFound:
+            raise NotFound(f"No such container: {ref}") from None
+        if not other.state.running or not other.state.pid:
+            raise Conflict(f"cannot join {ns} namespace of a non running container: "
+                           f"container {other.id} is not running")
+        name = {"network": "net"}.get(ns, ns)
+        out[ns] = f"/proc/{other.state.pid}/ns/{name}"
+        if ns == "network":
+            # the UTS namespace goes with the network namespace, as in Docker
+            out["uts"] = f"/proc/{other.state.pid}/ns/uts"
+    return out
+
+
+def _resolve_devices(hc: dict[str, Any]) -> dict[str, Any]:
+    """stat() every device path the request names (Devices, blkio throttles)."""
+    from dockyard.oci.spec import DeviceInfo
+
+    out: dict[str, DeviceInfo] = {}
+    paths: list[str] = []
+    for dev in hc.get("Devices") or []:
+        paths.append(dev.get("PathOnHost", ""))
+    for key in ("BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
+                "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps"):
+        for item in hc.get(key) or []:
+            paths.append(item.get("Path", ""))
+    for p in paths:
+        if not p or p in out:
+            continue
+        try:
+            st = os.stat(p)
+        except OSError as e:
+            raise InvalidParameter(f"error gathering device information while adding custom "
+                                   f"device \"{p}\": {e.strerror.lower()}") from None
+        kind = "c" if stat.S_ISCHR(st.st_mode) else "b" if stat.S_ISBLK(st.st_mode) else ""
+        out[p] = DeviceInfo(path=p, type=kind, major=os.major(st.st_rdev),
+                            minor=os.minor(st.st_rdev), mode=stat.S_IMODE(st.st_mode),
+                            uid=st.st_uid, gid=st.st_gid)
+    return out
+
+
+def _ensure_workdir(rootfs: Path, workdir: str, spec: dict[str, Any]) -> None:
+    target = _resolve_in_root(rootfs, workdir)
+    if target is None:
+        return
+    if target.exists() and not target.is_dir():
+        raise InvalidParameter(f"failed to create working directory: {workdir}: "
+                               "not a directory")
+    if not target.exists():
+        user = spec.get("process", {}).get("user", {})
+        target.mkdir(parents=True, mode=0o755)
+        os.chown(target, user.get("uid", 0), user.get("gid", 0))

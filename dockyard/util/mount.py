@@ -1,0 +1,59 @@
+"""mount(2)/umount(2) through libc: no subprocess on the container start path."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                        ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+
+
+def _b(s: str | None) -> bytes | None:
+    return None if s is None else os.fsencode(s)
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
+          data: str | None = None) -> None:
+    if _libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"mount {fstype or ''} on {target}: {os.strerror(e)}")
+
+
+def umount(target: str, flags: int = MNT_DETACH) -> None:
+    """Unmount; a path that is not mounted (or gone) is not an error."""
+    if _libc.umount2(_b(target), flags) != 0:
+        e = ctypes.get_errno()
+        if e in (errno.EINVAL, errno.ENOENT):
+            return
+        raise OSError(e, f"umount {target}: {os.strerror(e)}")
+
+
+def mount_overlay(lower: list[str], upper: str, work: str, target: str) -> None:
+    data = f"lowerdir={':'.join(lower)},upperdir={upper},workdir={work}"
+    if len(data) >= 4096:
+        # The kernel takes at most one page of mount options.
+        raise OSError(errno.E2BIG, "too many image layers for one overlay mount")
+    mount("overlay", target, "overlay", 0, data)
+
+
+def is_mountpoint(path: str) -> bool:
+    try:
+        with open("/proc/self/mountinfo") as f:
+            return any(line.split()[4] == path for line in f)
+    except OSError:
+        return False
