@@ -273,11 +273,18 @@ async def create_container(
     await asyncio.to_thread(_prepare_dirs, layout)
     await asyncio.to_thread(_remove_quiet, layout.exit_file(container_id))
     sync = InboundPipe()
+    launched = False
     try:
         argv = build_conmon_args(settings, runtime, container_id, layout, io, name=name)
         await launch_conmon(argv, layout.persist_dir, {"_OCI_SYNCPIPE": sync.child_fd})
+        launched = True
         sync.child_started()
         msg = await asyncio.wait_for(sync.receive(), timeout)
+    except BaseException:
+        # Timed out or cancelled mid-create: leave no monitor or runtime state.
+        if launched:
+            await abandon(runtime, layout, container_id)
+        raise
     finally:
         sync.close()
     if msg is None or msg.data <= 0:
@@ -380,6 +387,18 @@ async def resize(layout: ContainerLayout, rows: int, cols: int) -> None:
 async def reopen_log(layout: ContainerLayout) -> None:
     """Ask conmon to reopen its log file (after the engine rotated it)."""
     await write_ctl(layout, "2 0 0\n")
+
+
+async def abandon(runtime: OCIRuntime, layout: ContainerLayout, container_id: str) -> None:
+    """Best-effort teardown of a half-created container (cleanup paths only)."""
+    from dockyard.runtime.commands import delete
+
+    with contextlib.suppress(Exception):
+        pid = await read_pid_file(layout.conmon_pidfile)
+        if pid > 0:
+            await asyncio.wait_for(kill_conmon(pid), 10)
+    with contextlib.suppress(Exception):
+        await delete(runtime, container_id, force=True)
 
 
 async def kill_conmon(pid: int) -> None:

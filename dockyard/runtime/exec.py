@@ -39,7 +39,9 @@ from dockyard.runtime.conmon import (
     ContainerLayout,
     build_conmon_args,
     failure_message,
+    kill_conmon,
     launch_conmon,
+    process_alive,
     read_exit_code,
     read_pid_file,
     resize,
@@ -190,6 +192,13 @@ async def exec_process(
             sync.close()
             if conn is not None:
                 conn.close()
+            # Closing the start pipe alone would let the process run
+            # unattached (conmon treats EOF like a start byte); kill conmon,
+            # whose waiting child dies with it (PDEATHSIG).
+            with contextlib.suppress(Exception):
+                pid = await read_pid_file(layout.conmon_pidfile)
+                if pid > 0 and process_alive(pid):
+                    await asyncio.wait_for(kill_conmon(pid), 10)
 
 
 async def remove_session_dir(session_dir: str) -> None:

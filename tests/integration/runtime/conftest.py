@@ -7,6 +7,7 @@ then checks nothing is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -94,6 +95,12 @@ class Harness:
         if leftovers:
             problems.append(f"runtime state left: {leftovers}")
         runtimes.remove_empty_cgroup(self.cgroup_parent)
+        top = self.cgroup_parent.strip("/").split("/")[0]
+        for h in Path("/sys/fs/cgroup").iterdir():
+            # Only the shared top dir itself, and only if empty: another
+            # test run may be using it.
+            with contextlib.suppress(OSError):
+                (h / top).rmdir()
         for h in Path("/sys/fs/cgroup").iterdir():
             if (h / self.cgroup_parent.strip("/")).exists():
                 problems.append(f"cgroup left in {h}")
