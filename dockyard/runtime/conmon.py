@@ -28,7 +28,7 @@ import signal
 from dataclasses import dataclass
 
 from dockyard.errors import SystemError_
-from dockyard.runtime.commands import ContainerCreateError
+from dockyard.runtime.commands import ContainerCreateError, delete
 from dockyard.runtime.pipes import InboundPipe
 from dockyard.runtime.process import runtime_error_message
 from dockyard.runtime.runtimes import OCIRuntime
@@ -391,8 +391,6 @@ async def reopen_log(layout: ContainerLayout) -> None:
 
 async def abandon(runtime: OCIRuntime, layout: ContainerLayout, container_id: str) -> None:
     """Best-effort teardown of a half-created container (cleanup paths only)."""
-    from dockyard.runtime.commands import delete
-
     with contextlib.suppress(Exception):
         pid = await read_pid_file(layout.conmon_pidfile)
         if pid > 0:

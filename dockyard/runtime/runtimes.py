@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from dockyard.errors import InvalidParameter
 from dockyard.runtime.process import run
 
 # Runtimes dockyard knows by name, in order of preference for the default:
@@ -72,8 +73,6 @@ class RuntimeSet:
     unusable: dict[str, str] = field(default_factory=dict)  # name -> reason
 
     def get(self, name: str | None) -> OCIRuntime:
-        from dockyard.errors import InvalidParameter
-
         key = name or self.default
         if key is None or key not in self.runtimes:
             raise InvalidParameter(f"unknown or invalid runtime name: {name or ''}")

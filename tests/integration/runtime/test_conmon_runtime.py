@@ -343,3 +343,21 @@ def test_leave_stdin_open_survives_client_hangup(harness):
         assert await conmon.wait_for_exit(c) == 137
         assert b"one\n" in Path(c.layout.log_path).read_bytes()
     run(body())
+
+
+def test_attach_socket_beyond_sun_path_limit(harness):
+    """Bundles live deep under the data root; 108 bytes is easy to exceed."""
+    async def body():
+        cid = harness.new_id()
+        deep = harness.tmp / ("d" * 60) / ("e" * 60)
+        deep.mkdir(parents=True)
+        layout = harness.bundle(cid, ["/bin/sh", "-c", "echo deep"])
+        layout = conmon.ContainerLayout.in_bundle(str(Path(layout.bundle).rename(deep / cid)))
+        assert len(layout.attach_socket) > 108
+        harness.created.append(cid)
+        c = await conmon.create_container(harness.runtime, harness.settings, cid, layout)
+        harness.conmon_pids.append(c.conmon_pid)
+        conn = await start_attached(harness, c)
+        assert await conn.read_all() == (b"deep\n", b"")
+        assert await conmon.wait_for_exit(c) == 0
+    run(body())
