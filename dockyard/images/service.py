@@ -5,8 +5,8 @@ Every mutation runs under one asyncio.Lock (the store is a single-writer
 structure) and its disk work in a thread, so the event loop never blocks on
 tar or fsync.  Events are emitted from the loop after the work is done.
 
-Lookups (`get`, `lower_dirs`, `image_config`) are synchronous: they only
-read in-memory state.
+Lookups (`get`, `inspect`, `list_records`, `lower_dirs`, `image_config`)
+are synchronous: they only read in-memory state.
 """
 
 from __future__ import annotations
@@ -56,6 +56,10 @@ class ImageService:
     def get(self, name: str) -> ImageRecord:
         """Resolve a name, reference, ID or ID prefix as dockerd's GetImage."""
         return self.store.resolve(name)
+
+    def list_records(self) -> list[ImageRecord]:
+        """Every visible image (for counts in /info and engine bookkeeping)."""
+        return [r for r in self.store.images.values() if not r.hidden]
 
     def lower_dirs(self, image_id: str) -> list[str]:
         """Overlay lowerdirs of an image, top layer first."""
@@ -369,7 +373,8 @@ class ImageService:
     def _layer_dirs(self, rec: ImageRecord) -> list[Path]:
         return [self.store.layer_dir(c) for c in reversed(rec.chain_ids)]
 
-    async def inspect(self, name: str) -> dict[str, Any]:
+    def inspect(self, name: str) -> dict[str, Any]:
+        """Docker's ImageInspect; synchronous (in-memory) like get()."""
         rec = self.get(name)
         return shapes.inspect_shape(rec, self._layer_dirs(rec))
 
