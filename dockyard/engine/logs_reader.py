@@ -255,3 +255,37 @@ class _Follower:
             if (st.st_dev, st.st_ino) == cur.ino:
                 return
             self.close()
+            # Several rotations may have happened since the last look: the
+            # files between ours and the new current one are read whole.
+            newer = await asyncio.to_thread(_open_newer_rotated, self.path, cur.ino)
+            try:
+                for f in newer:
+                    async with aclosing(_emit_range(f, 0, None, flt)) as items:
+                        async for item in items:
+                            if not isinstance(item, int):
+                                yield item
+                    if flt.ended:
+                        return
+            finally:
+                for f in newer:
+                    os.close(f.fd)
+
+
+def _open_newer_rotated(path: Path, ino: tuple[int, int]) -> list[_OpenFile]:
+    """The rotated files newer than the one with inode `ino` (which now sits
+    at `<path>.k`): `.k-1` ... `.1`, oldest first.  Empty when that file is
+    gone (rotated out); those records are lost to this follower, as with
+    dockerd under very frequent rotation."""
+    names: list[Path] = []
+    i = 1
+    while True:
+        candidate = Path(f"{path}.{i}")
+        try:
+            st = os.stat(candidate)
+        except FileNotFoundError:
+            return []
+        if (st.st_dev, st.st_ino) == ino:
+            break
+        names.append(candidate)
+        i += 1
+    return _open_all(list(reversed(names)))
