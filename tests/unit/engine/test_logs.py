@@ -469,3 +469,31 @@ def test_follow_across_rotation(paths: tuple[Path, Path]) -> None:
     got = asyncio.run(asyncio.wait_for(go(), 10))
     assert [p[:3] for p in got] == [f"r{i:02d}".encode() for i in range(15)]
     assert Path(f"{jlog}.1").exists()
+
+
+def test_iter_lines_backward_small_blocks(tmp_path: Path) -> None:
+    import random
+
+    from dockyard.engine.logs_files import iter_lines_backward
+
+    rng = random.Random(7)
+    for trial in range(30):
+        lines = [b"x" * rng.randrange(0, 40) for _ in range(rng.randrange(0, 12))]
+        data = b"".join(ln + b"\n" for ln in lines) + (b"torn" if trial % 2 else b"")
+        path = tmp_path / f"f{trial}"
+        path.write_bytes(data)
+        expect, off = [], 0
+        for ln in lines:
+            expect.append((off, ln))
+            off += len(ln) + 1
+        for block in (1, 3, 7, 64):
+            got = list(iter_lines_backward(path, block_size=block))
+            assert got == expect[::-1], (trial, block)
+
+
+def test_reader_skips_garbage_lines(paths: tuple[Path, Path]) -> None:
+    _conmon, jlog = paths
+    jlog.write_bytes(encode_json_record("stdout", b"ok\n", T0) + b"not json\n"
+                     + encode_json_record("stderr", b"ok2\n", T0 + 1) + b'{"log":"to')
+    assert collect([jlog]) == [(1, b"ok\n"), (2, b"ok2\n")]
+    assert collect([jlog], tail=1) == [(2, b"ok2\n")]
