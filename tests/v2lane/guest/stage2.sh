@@ -130,21 +130,24 @@ cd "$CHECKOUT" || setup_fail "cd $CHECKOUT"
 cat /proc/uptime >$CTL/t_job_start
 say "guest up in $(cut -d' ' -f1 /proc/uptime) s; job: ${ARGV[*]}"
 # The job's stdin is /dev/null (the console is the lane's log, not a
-# terminal); its output goes to the console and to ctl/job.log.
-# setsid: the job gets its own session, so whatever it leaves behind can be
-# told apart from PID 1 below.
-setsid -w "${ARGV[@]}" </dev/null 2>&1 | tee $CTL/job.log
-rc=${PIPESTATUS[0]}
+# terminal); its output goes to the console and to ctl/job.log through tee
+# on a fifo, so PID 1 waits for the job itself, not for whatever background
+# process still holds its stdout.
+# setsid: the job gets its own session, apart from PID 1.
+mkfifo /run/v2lane-job.out
+tee $CTL/job.log </run/v2lane-job.out &
+teepid=$!
+setsid -w "${ARGV[@]}" </dev/null >/run/v2lane-job.out 2>&1
+rc=$?
 echo "$rc" >$CTL/rc.tmp && mv $CTL/rc.tmp $CTL/rc
 cat /proc/uptime >$CTL/t_job_end
-say "job exited $rc after $(awk -v a="$(cut -d' ' -f1 $CTL/t_job_start)" '{printf "%.1f", $1 - a}' /proc/uptime) s"
+mark job-end
 
-# Leftovers (a daemon the job forgot) must not keep files open on the disk.
-leftovers() { # pids of user processes other than PID 1 and this subshell
-    local p c                            # (kernel threads have no cmdline)
+leftovers() { # pids of user processes other than PID 1, tee and this subshell
+    local p c                                  # (kernel threads have no cmdline)
     for p in /proc/[0-9]*; do
         p=${p#/proc/}
-        [[ $p == 1 || $p == "$BASHPID" ]] && continue
+        [[ $p == 1 || $p == "$BASHPID" || $p == "$teepid" ]] && continue
         c=
         { IFS= read -r -d '' c <"/proc/$p/cmdline"; } 2>/dev/null
         [[ -n $c ]] && echo "$p"
@@ -152,13 +155,18 @@ leftovers() { # pids of user processes other than PID 1 and this subshell
 }
 left=$(leftovers)
 if [[ -n $left ]]; then
+    # Leftovers (a daemon the job forgot) must not keep files open on the
+    # disk, nor the job's output pipe open.
     say "job left processes behind; terminating:" $left
-    kill -TERM -1 2>/dev/null
+    kill -TERM $left 2>/dev/null
     for _ in $(seq 25); do
-        [[ -z $(leftovers) ]] && break
+        left=$(leftovers)
+        [[ -z $left ]] && break
         sleep 0.2
     done
-    kill -KILL -1 2>/dev/null
+    [[ -n $left ]] && kill -KILL $left 2>/dev/null
 fi
+wait $teepid   # tee ends when the last writer of the fifo is gone
+say "job exited $rc after $(awk -v a="$(cut -d' ' -f1 $CTL/t_job_start)" '{printf "%.1f", $1 - a}' $CTL/t_job_end) s"
 $BB dmesg >$CTL/dmesg.txt 2>/dev/null
 halt
