@@ -56,7 +56,7 @@ lane_fail() { # rc message
 # lane.conf is line-based; a checkout path with either is refused, not mangled.
 [[ $CHECKOUT != *,* && $CHECKOUT != *$'\n'* ]] || lane_fail 125 "checkout path $CHECKOUT contains ',' or a newline"
 case $CHECKOUT in
-    /usr|/usr/*|/etc|/etc/*|/proc*|/sys*|/dev*|/.v2lane*) lane_fail 125 "checkout $CHECKOUT is under a path the guest mounts itself" ;;
+    /|/usr|/usr/*|/etc|/etc/*|/proc|/proc/*|/sys|/sys/*|/dev|/dev/*|/.v2lane|/.v2lane/*|/var/lib/dockyard-v2|/var/lib/dockyard-v2/*) lane_fail 125 "checkout $CHECKOUT is under a path the guest mounts itself" ;;
 esac
 
 t_start=$(date +%s%N)

@@ -39,6 +39,20 @@ else
     bad "no data disk"
 fi
 
+# io.max throttles direct reads of the data disk: 3 MiB at 1 MiB/s must take
+# well over a second (unthrottled it takes a few ms).
+if [[ -n ${V2LANE_DATA_MAJMIN:-} ]]; then
+    G=/sys/fs/cgroup/v2lane-smoke-io
+    mkdir -p $G
+    echo "$V2LANE_DATA_MAJMIN rbps=1048576" >$G/io.max
+    t1=$(date +%s%N)
+    (echo $BASHPID >$G/cgroup.procs && exec dd if="$V2LANE_DATA_DEV" of=/dev/null bs=64k count=48 iflag=direct status=none)
+    ms=$(( ($(date +%s%N) - t1) / 1000000 ))
+    rmdir $G
+    ((ms >= 1500)) && ok "io.max rbps=1MiB/s on $V2LANE_DATA_DEV: 3 MiB direct read took $ms ms" \
+        || bad "io.max not enforced: 3 MiB direct read took $ms ms"
+fi
+
 # ------------------------------------------------------------- overlayfs
 for base in /tmp "${V2LANE_DATA:-/tmp}"; do
     d=$(mktemp -d "$base/ovl.XXXXXX")

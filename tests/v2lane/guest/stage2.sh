@@ -47,8 +47,7 @@ while IFS='=' read -r k v; do
 done <$CTL/lane.conf
 
 # ------------------------------------------------------------ basic mounts
-mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run || setup_fail "/run"
-mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp || setup_fail "/tmp"
+# /run, /tmp and /var/lib are tmpfs mounts made by stage 1 (see there why).
 mkdir -p /dev/pts /dev/shm /dev/mqueue /run/lock
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts || setup_fail "devpts"
 [[ -e /dev/ptmx ]] || ln -s pts/ptmx /dev/ptmx
@@ -62,9 +61,6 @@ ln -sfn /proc/self/fd/2 /dev/stderr
 mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
-# /var/lib gets its own tmpfs (as on a host where it is a separate fs); the
-# data disk is mounted below it.
-mount -t tmpfs -o mode=0755 varlib /var/lib || setup_fail "/var/lib"
 $BB hostname v2lane
 echo v2lane >/etc/hostname
 $BB ip link set lo up || setup_fail "loopback"
