@@ -144,7 +144,7 @@ timing="prepare ${t_prep} ms, VM ${t_vm} ms (guest: stage1 done $(ctl_time t_sta
 if [[ -n $OUT ]]; then
     mkdir -p "$OUT"
     cp -a "$CTL/out/." "$OUT/" 2>/dev/null || true
-    for f in job.log rc dmesg.txt marks t_stage1 t_job_start t_job_end leftovers setup.err stage1.err qemu.err; do
+    for f in job.log rc dmesg.txt marks t_stage1 t_job_start t_job_end setup.err stage1.err qemu.err; do
         [[ -e $CTL/$f ]] && cp "$CTL/$f" "$OUT/$f"
         [[ -e $RUN/$f ]] && cp "$RUN/$f" "$OUT/$f"
     done

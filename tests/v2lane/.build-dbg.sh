@@ -1,1 +1,0 @@
-cat /.v2lane/ctl/marks; ps -ef
