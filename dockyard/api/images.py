@@ -135,7 +135,7 @@ async def _pull(req: Request, image: str, tag: str) -> Response:
         ref = parse_normalized_named(f"{ref.name}@{tag}" if ":" in tag else f"{ref.name}:{tag}")
     ref = ref.with_default_tag()
     try:
-        rec = req.engine.images.get(str(ref))
+        req.engine.images.get(str(ref))
     except NotFound:
         raise NotFound(
             f"pull access denied for {ref.familiar_name}, repository does not exist or may "
@@ -144,8 +144,7 @@ async def _pull(req: Request, image: str, tag: str) -> Response:
     shown = ref.tag or ref.digest
 
     async def gen() -> AsyncIterator[dict[str, Any]]:
-        yield {"status": f"Pulling from {ref.familiar_name}", "id": shown}
-        yield {"status": f"Digest: {rec.id}"}
+        yield {"status": f"Pulling from {ref.path}", "id": shown}
         yield {"status": f"Status: Image is up to date for {ref.familiar()}"}
 
     return json_stream_response(gen())

@@ -198,7 +198,11 @@ class _Extractor:
         target = _clean_name(ti.linkname)
         if not target:
             raise LayerError(f"invalid hardlink {ti.name!r} -> {ti.linkname!r}")
-        sfd = self._open_parent(target, create=False)
+        try:
+            sfd = self._open_parent(target, create=False)
+        except FileNotFoundError as e:
+            raise LayerError(
+                f"invalid hardlink {ti.name!r}: target {ti.linkname!r} not in layer") from e
         try:
             os.link(target[-1], name, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
         except FileNotFoundError as e:
