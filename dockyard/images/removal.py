@@ -94,7 +94,7 @@ class Remover:
             self._delete_helper(rec, records, force, prune, quiet=True)
             return records
         if _is_single_reference(refs):
-            self._check_conflict(rec, force, references=not force)
+            self._check_conflict(rec, force, references=False)
             for r in refs:
                 self._untag(r, rec, records)
         self._delete_helper(rec, records, force, prune, quiet=False)
