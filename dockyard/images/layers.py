@@ -327,66 +327,59 @@ def _tarinfo(tf: tarfile.TarFile, path: str, arcname: str) -> tarfile.TarInfo:
     return ti
 
 
-class _Drain(io.RawIOBase):
-    """A write-only sink whose buffered bytes the generator hands out."""
+def _header(ti: tarfile.TarInfo) -> bytes:
+    return ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
-    def __init__(self) -> None:
-        self.buf = bytearray()
 
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b: bytes) -> int:  # type: ignore[override]
-        self.buf += b
-        return len(b)
-
-    def take(self) -> bytes:
-        out = bytes(self.buf)
-        self.buf.clear()
-        return out
+def _file_entry(ti: tarfile.TarInfo, path: str) -> Iterator[bytes]:
+    """Header, then the file in chunks: a big file is never held in memory."""
+    yield _header(ti)
+    remaining = ti.size
+    with open(path, "rb") as f:
+        while remaining > 0:
+            chunk = f.read(min(1 << 20, remaining))
+            if not chunk:
+                raise LayerError(f"{path} shrank while being archived")
+            remaining -= len(chunk)
+            yield chunk
+    yield b"\0" * (-ti.size % 512)
 
 
 def tar_from_upper_dir(upper: Path) -> Iterator[bytes]:
     """Stream a layer tar (PAX) from an overlay upper dir, whiteouts as `.wh.`."""
-    sink = _Drain()
-    with tarfile.open(fileobj=sink, mode="w|",  # type: ignore[call-overload]
-                      format=tarfile.PAX_FORMAT) as tf:
-        seen_inodes: dict[tuple[int, int], str] = {}
-        root = str(upper)
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            rel_dir = os.path.relpath(dirpath, root)
-            prefix = "" if rel_dir == "." else rel_dir + "/"
-            if prefix and _dir_is_opaque(dirpath):
-                ti = tarfile.TarInfo(prefix + WHITEOUT_OPAQUE)
-                tf.addfile(ti)
-            # os.walk lists symlinks to directories among dirnames (not followed)
-            links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
-            dirnames[:] = [d for d in dirnames if d not in links]
-            for d in dirnames:
-                tf.addfile(_tarinfo(tf, os.path.join(dirpath, d), prefix + d))
-                yield sink.take()
-            entries = sorted(filenames + links)
-            for name in entries:
-                full = os.path.join(dirpath, name)
-                st = os.lstat(full)
-                if _is_whiteout(st):
-                    tf.addfile(tarfile.TarInfo(prefix + WHITEOUT_PREFIX + name))
+    # a TarFile only for gettarinfo(); entries are serialised by hand so
+    # file contents stream through in chunks
+    tf = tarfile.TarFile(fileobj=io.BytesIO(), mode="w", format=tarfile.PAX_FORMAT)
+    seen_inodes: dict[tuple[int, int], str] = {}
+    root = str(upper)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel_dir = os.path.relpath(dirpath, root)
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        if prefix and _dir_is_opaque(dirpath):
+            yield _header(tarfile.TarInfo(prefix + WHITEOUT_OPAQUE))
+        # os.walk lists symlinks to directories among dirnames (not followed)
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        dirnames[:] = [d for d in dirnames if d not in links]
+        for d in dirnames:
+            yield _header(_tarinfo(tf, os.path.join(dirpath, d), prefix + d))
+        for name in sorted(filenames + links):
+            full = os.path.join(dirpath, name)
+            st = os.lstat(full)
+            if _is_whiteout(st):
+                yield _header(tarfile.TarInfo(prefix + WHITEOUT_PREFIX + name))
+                continue
+            arc = prefix + name
+            ti = _tarinfo(tf, full, arc)
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                key = (st.st_dev, st.st_ino)
+                if key in seen_inodes:
+                    ti.type, ti.linkname, ti.size = tarfile.LNKTYPE, seen_inodes[key], 0
+                    yield _header(ti)
                     continue
-                arc = prefix + name
-                if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
-                    key = (st.st_dev, st.st_ino)
-                    if key in seen_inodes:
-                        ti = _tarinfo(tf, full, arc)
-                        ti.type, ti.linkname, ti.size = tarfile.LNKTYPE, seen_inodes[key], 0
-                        tf.addfile(ti)
-                        continue
-                    seen_inodes[key] = arc
-                ti = _tarinfo(tf, full, arc)
-                if ti.isreg():
-                    with open(full, "rb") as f:
-                        tf.addfile(ti, f)
-                else:
-                    tf.addfile(ti)
-                yield sink.take()
-    yield sink.take()
+                seen_inodes[key] = arc
+            if ti.isreg():
+                yield from _file_entry(ti, full)
+            else:
+                yield _header(ti)
+    yield b"\0" * 1024
