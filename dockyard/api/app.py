@@ -127,6 +127,6 @@ class App:
         for s in self._servers:
             try:
                 await asyncio.wait_for(s.wait_closed(), 1)
-            except (asyncio.TimeoutError, Exception):  # noqa: BLE001
+            except (TimeoutError, Exception):  # noqa: BLE001
                 pass
         self._servers.clear()

@@ -9,6 +9,7 @@ the connection makes all three plain code instead of framework internals.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -197,7 +198,7 @@ class Response:
     status: int = 200
     headers: dict[str, str]
 
-    async def send(self, conn: "Connection", req: Request) -> bool:
+    async def send(self, conn: Connection, req: Request) -> bool:
         """Write the response; return False if the connection must close."""
         raise NotImplementedError
 
@@ -211,7 +212,7 @@ class BytesResponse(Response):
         if content_type:
             self.headers["Content-Type"] = content_type
 
-    async def send(self, conn: "Connection", req: Request) -> bool:
+    async def send(self, conn: Connection, req: Request) -> bool:
         body = b"" if self.status in (204, 304) or req.method == "HEAD" else self.body
         h = dict(self.headers)
         if self.status not in (204, 304):
@@ -237,7 +238,7 @@ class StreamResponse(Response):
         self.headers = dict(headers or {})
         self.headers["Content-Type"] = content_type
 
-    async def send(self, conn: "Connection", req: Request) -> bool:
+    async def send(self, conn: Connection, req: Request) -> bool:
         h = dict(self.headers)
         h["Transfer-Encoding"] = "chunked"
         conn.write_head(self.status, h)
@@ -274,6 +275,8 @@ class StreamResponse(Response):
             return False
         finally:
             watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
             aclose = getattr(it, "aclose", None)
             if aclose is not None:
                 try:
@@ -283,16 +286,16 @@ class StreamResponse(Response):
 
 
 async def _watch_eof(reader: asyncio.StreamReader, gone: asyncio.Event) -> None:
-    """Mark the client gone when it closes its side during a streamed response."""
+    """Mark the client gone when it closes its side during a streamed response.
+
+    Waits without consuming: a keep-alive client may already be sending its
+    next request, which must stay in the buffer for the connection loop."""
     try:
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                gone.set()
-                return
-    except (ConnectionError, asyncio.CancelledError):
-        if not reader.at_eof():
-            return
+        if not reader._buffer and not reader.at_eof():  # noqa: SLF001
+            await reader._wait_for_data("watch_eof")  # noqa: SLF001
+    except (ConnectionError, RuntimeError):
+        pass
+    if reader.at_eof() or reader.exception() is not None:
         gone.set()
 
 
@@ -310,7 +313,7 @@ class HijackResponse(Response):
         self.content_type = content_type
         self.headers = dict(extra or {})
 
-    async def send(self, conn: "Connection", req: Request) -> bool:
+    async def send(self, conn: Connection, req: Request) -> bool:
         await req.body.drain()
         if req.wants_upgrade:
             h = {"Content-Type": self.content_type, "Connection": "Upgrade", "Upgrade": "tcp"}
@@ -480,7 +483,7 @@ async def serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamW
                 return
     except (ConnectionError, asyncio.IncompleteReadError):
         pass
-    except Exception:  # noqa: BLE001 - one bad connection must not take the daemon down
+    except Exception:
         log.exception("connection failed")
     finally:
         try:

@@ -6,8 +6,14 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-from dockyard.api.http import BytesResponse, Request, Response, Router, json_response, \
-    stream_response
+from dockyard.api.http import (
+    BytesResponse,
+    Request,
+    Response,
+    Router,
+    json_response,
+    stream_response,
+)
 from dockyard.engine.events import validate_event_filters
 from dockyard.errors import InvalidParameter
 

@@ -7,6 +7,7 @@ in `lifecycle.py`; this module owns the records and their files.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -68,7 +69,8 @@ class ContainerManager(Lifecycle):
         c.save(self.dir(c))
 
     # ------------------------------------------------------------ start-up
-    async def start(self) -> None:
+    async def open(self) -> None:
+        """Load every record and reattach to what still runs (daemon start)."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o710)
         self.bundles.mkdir(parents=True, exist_ok=True, mode=0o700)
         await self.start_lifecycle()
@@ -88,7 +90,7 @@ class ContainerManager(Lifecycle):
     def get(self, ref: str) -> Container:
         if ref in self.by_id:
             return self.by_id[ref]
-        name = ref[1:] if ref.startswith("/") else ref
+        name = ref.removeprefix("/")
         if name in self.names:
             return self.by_id[self.names[name]]
         if ref and all(ch in "0123456789abcdef" for ref_ch in [ref] for ch in ref_ch):
@@ -133,7 +135,7 @@ class ContainerManager(Lifecycle):
                     "able to reuse that name.")
         image = self.engine.images.get(image_ref)
         image_config = self.engine.images.image_config(image.id)
-        check_platform(platform, image_config)
+        check_platform(platform, image_config, image_ref)
         merged = merge_image_config(config, image_config)
         host_config, warnings = prepare_create(self.engine, merged, host_config, networking)
         cid = secrets.token_hex(32)
@@ -143,15 +145,13 @@ class ContainerManager(Lifecycle):
             name = generate_name(frozenset(self.names))
         if not merged.get("Hostname"):
             merged["Hostname"] = cid[:12]
-        entry = list(merged.get("Entrypoint") or [])
-        cmd = list(merged.get("Cmd") or [])
-        argv = entry + cmd
-        if not argv:
-            raise InvalidParameter("No command specified")
+        from dockyard.oci.normalize import command_of
+
+        path, args = command_of(merged)
         c = Container(
             id=cid, name=name, created=time.time_ns(), image_ref=image_ref, image_id=image.id,
             config=merged, host_config=host_config, networking_config=networking,
-            path=argv[0], args=argv[1:],
+            path=path, args=args,
             runtime=self.engine.runtimes.get(host_config.get("Runtime") or None).name,
             platform="linux", warnings=warnings,
         )
@@ -188,6 +188,34 @@ class ContainerManager(Lifecycle):
     def list(self, all_: bool, limit: int | None, size: bool, filters: dict[str, list[str]]
              ) -> list[dict[str, Any]]:
         return listing.list_containers(self, all_, limit, size, filters)
+
+    # ------------------------------------------------------------ tty and logs
+    async def resize(self, ref: str, height: int, width: int) -> None:
+        from dockyard.runtime import conmon
+
+        c = self.get(ref)
+        if not c.state.running:
+            raise Conflict(f"container {c.id} is not running")
+        if c.config.get("Tty"):
+            try:
+                await conmon.resize(self.layout(c), height, width)
+            except OSError:
+                raise Conflict(f"container {c.id} is not running") from None
+        self.emit(c, "resize", height=str(height), width=str(width))
+
+    def read_logs(self, c: Container, *, stdout: bool, stderr: bool, since_ns: int | None,
+                  until_ns: int | None, tail: int | None, timestamps: bool, follow: bool
+                  ) -> Any:
+        from dockyard.engine.logs import read_logs
+
+        d = self.dir(c)
+        base = self.log_path(c)
+        rotated = sorted((p for p in d.glob(base.name + ".*") if p.suffix[1:].isdigit()),
+                         key=lambda p: -int(p.suffix[1:]))
+        return read_logs(rotated + [base], stdout=stdout, stderr=stderr, since_ns=since_ns,
+                         until_ns=until_ns, tail=tail, timestamps=timestamps, follow=follow,
+                         is_running=lambda: c.state.running or c.state.status == "restarting",
+                         pump=self._log_pumps.get(c.id))
 
     # ------------------------------------------------------------ rename
     async def rename(self, ref: str, new_name: str) -> None:
@@ -238,6 +266,9 @@ class ContainerManager(Lifecycle):
             if self.names.get(c.name) == c.id:
                 self.names.pop(c.name, None)
             self._locks.pop(c.id, None)
+        for hook in self._attach_hooks.pop(c.id, []):
+            with contextlib.suppress(Exception):
+                await hook(None)
         self.emit(c, "destroy")
         self.notify_removed(c)
 
@@ -277,7 +308,7 @@ class ContainerManager(Lifecycle):
         await self.stop_lifecycle()
 
 
-def check_platform(platform: str | None, image_config: dict[str, Any]) -> None:
+def check_platform(platform: str | None, image_config: dict[str, Any], ref: str) -> None:
     """`--platform`: the image must match it (no pulling of other variants)."""
     if not platform:
         return
@@ -293,9 +324,9 @@ def check_platform(platform: str | None, image_config: dict[str, Any]) -> None:
     if (want_os and want_os != have_os) or (want_arch and want_arch != have_arch) or (
             want_variant and have_variant and want_variant != have_variant):
         have = "/".join(x for x in (have_os, have_arch, have_variant) if x)
-        raise NotFound(f"image with reference {image_config.get('_ref', '')} was found but "
+        raise NotFound(f"image with reference {ref} was found but "
                        f"does not match the specified platform: wanted {platform}, "
                        f"actual: {have}")
 
 
-__all__ = ["ContainerManager", "State", "rfc3339", "DEFAULT_PATH_ENV"]
+__all__ = ["DEFAULT_PATH_ENV", "ContainerManager", "State", "rfc3339"]

@@ -91,7 +91,7 @@ class Engine:
         except ImportError:
             return
         self.containers = ContainerManager(self)
-        await self.containers.start()
+        await self.containers.open()
 
     async def shutdown(self) -> None:
         if self.containers is not None:

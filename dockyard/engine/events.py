@@ -133,7 +133,7 @@ class EventBus:
                     timeout = max(0.0, (until_ns - time.time_ns()) / 1e9)
                 try:
                     ev = await asyncio.wait_for(q.get(), timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     return
                 if until_ns is not None and ev.time_nano > until_ns:
                     return

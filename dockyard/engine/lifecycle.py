@@ -104,8 +104,10 @@ class Lifecycle:
         # Attach clients that came before start get the stream now, so the
         # first bytes the process writes are not lost.
         for hook in self._attach_hooks.pop(c.id, []):
-            with contextlib.suppress(Exception):
+            try:
                 await hook(layout)
+            except Exception:  # noqa: BLE001 - one attach client must not fail the start
+                log.exception("attaching to %s failed", c.id[:12])
         try:
             await rtcmd.start(rt, c.id)
         except DockyardError as e:
@@ -185,7 +187,7 @@ class Lifecycle:
             pump_task.cancel()
         if pump:
             with contextlib.suppress(Exception):
-                await pump.pump_once()
+                await pump.pump_once(final=True)
         oom = conmon.oom_killed(mon.layout)
         finished = _mtime_ns(mon.exit_file) or time.time_ns()
         await self._on_exit(c, code, oom, finished)
@@ -229,7 +231,7 @@ class Lifecycle:
         for c in list(self.by_id.values()):
             try:
                 await self._restore(c)
-            except Exception:  # noqa: BLE001 - one broken record must not stop the daemon
+            except Exception:
                 log.exception("restoring container %s failed", c.id)
         if hasattr(self, "restart_on_daemon_start"):
             await self.restart_on_daemon_start()
@@ -257,7 +259,7 @@ class Lifecycle:
         pump = self._log_pumps.get(c.id)
         if pump:
             with contextlib.suppress(Exception):
-                await pump.pump_once()
+                await pump.pump_once(final=True)
         await self._on_exit(c, 255 if code is None else code, conmon.oom_killed(layout),
                             finished)
 
@@ -325,7 +327,7 @@ class Lifecycle:
         try:
             await asyncio.wait_for(asyncio.shield(fut), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     async def stop(self: ContainerManager, ref: str, timeout: int | None,  # type: ignore[misc]

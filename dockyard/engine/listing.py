@@ -32,6 +32,10 @@ def dir_size(path: Path) -> int:
     return total
 
 
+def image_size(m: ContainerManager, c: Container) -> int:
+    return sum(dir_size(Path(p)) for p in m.engine.images.lower_dirs(c.image_id))
+
+
 def network_settings(m: ContainerManager, c: Container, api: tuple[int, int]) -> dict[str, Any]:
     mode = c.host_config.get("NetworkMode") or "bridge"
     networks: dict[str, Any] = {}
@@ -102,7 +106,7 @@ def inspect_shape(m: ContainerManager, c: Container, size: bool, api: tuple[int,
     if size:
         rw = dir_size(d / "upper")
         out["SizeRw"] = rw
-        out["SizeRootFs"] = rw + m.engine.images.inspect(c.image_id).get("Size", 0)
+        out["SizeRootFs"] = rw + image_size(m, c)
     return out
 
 
@@ -137,7 +141,7 @@ def summary_shape(m: ContainerManager, c: Container, size: bool, api: tuple[int,
     if size:
         rw = dir_size(m.dir(c) / "upper")
         out["SizeRw"] = rw
-        out["SizeRootFs"] = rw + m.engine.images.inspect(c.image_id).get("Size", 0)
+        out["SizeRootFs"] = rw + image_size(m, c)
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ def rfc3339(ns: int | None) -> str:
     if not ns:
         return ZERO_TIME
     sec, frac = divmod(ns, 1_000_000_000)
-    base = datetime.fromtimestamp(sec, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    base = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     f = f"{frac:09d}".rstrip("0")
     return f"{base}.{f}Z" if f else f"{base}Z"
 

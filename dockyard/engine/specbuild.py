@@ -9,7 +9,6 @@ start:  mount the rootfs, write /etc files, make the netns, read the
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import os
 import stat
@@ -28,70 +27,23 @@ if TYPE_CHECKING:
 
 
 def merge_image_config(config: dict[str, Any], image_config: dict[str, Any]) -> dict[str, Any]:
-    """Docker's merge of the request's Config with the image's (daemon create)."""
-    img = image_config.get("config") or {}
-    c = copy.deepcopy(config)
-    for key in ("Hostname", "Domainname", "User", "WorkingDir", "StopSignal"):
+    """Docker's merge of the request's Config with the image's, plus the
+    defaults inspect shows for fields the request left out."""
+    from dockyard.oci.normalize import merge_image_config as merge
+
+    for item in config.get("Env") or []:
+        if not isinstance(item, str) or item.split("=", 1)[0] == "":
+            raise InvalidParameter(f"invalid environment variable: {item}")
+    c = merge(config, image_config.get("config") or {})
+    for key in ("Hostname", "Domainname", "User", "WorkingDir"):
         c.setdefault(key, "")
     for key in ("AttachStdin", "AttachStdout", "AttachStderr", "Tty", "OpenStdin",
                 "StdinOnce"):
         c[key] = bool(c.get(key, False))
-    if not c.get("User"):
-        c["User"] = img.get("User", "")
-    if not c.get("WorkingDir"):
-        c["WorkingDir"] = img.get("WorkingDir", "")
-    if not c.get("StopSignal") and img.get("StopSignal"):
-        c["StopSignal"] = img["StopSignal"]
     if not c.get("StopSignal"):
         c.pop("StopSignal", None)
-    # Env: the image's, then the request's, by key.
-    env: dict[str, str] = {}
-    order: list[str] = []
-    for item in list(img.get("Env") or []) + list(c.get("Env") or []):
-        if not isinstance(item, str):
-            raise InvalidParameter("invalid environment variable: must be a string")
-        k = item.split("=", 1)[0]
-        if k == "":
-            raise InvalidParameter(f"invalid environment variable: {item}")
-        if k not in env:
-            order.append(k)
-        env[k] = item
-    c["Env"] = [env[k] for k in order]
-    labels = dict(img.get("Labels") or {})
-    labels.update(c.get("Labels") or {})
-    c["Labels"] = labels
-    ports = dict(img.get("ExposedPorts") or {})
-    ports.update(c.get("ExposedPorts") or {})
-    if ports:
-        c["ExposedPorts"] = ports
-    vols = dict(img.get("Volumes") or {})
-    vols.update(c.get("Volumes") or {})
-    c["Volumes"] = vols or None
-    # An Entrypoint given in the request drops the image's Cmd too.
-    if not c.get("Entrypoint"):
-        if not c.get("Cmd"):
-            c["Cmd"] = img.get("Cmd")
-        if c.get("Entrypoint") is None:
-            c["Entrypoint"] = img.get("Entrypoint")
-    hc = c.get("Healthcheck")
-    ihc = img.get("Healthcheck")
-    if ihc:
-        if hc is None:
-            c["Healthcheck"] = copy.deepcopy(ihc)
-        else:
-            if not hc.get("Test"):
-                hc["Test"] = ihc.get("Test")
-            for k in ("Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"):
-                if not hc.get(k) and ihc.get(k):
-                    hc[k] = ihc[k]
-    if img.get("OnBuild") and c.get("OnBuild") is None:
-        c["OnBuild"] = img["OnBuild"]
-    if img.get("Shell") and not c.get("Shell"):
-        c["Shell"] = img["Shell"]
-    c.setdefault("Cmd", None)
-    c.setdefault("Entrypoint", None)
-    c.setdefault("OnBuild", None)
-    c.setdefault("Image", config.get("Image"))
+    for key in ("Cmd", "Entrypoint", "OnBuild", "Volumes"):
+        c.setdefault(key, None)
     return c
 
 
@@ -101,7 +53,9 @@ def prepare_create(engine: Engine, config: dict[str, Any], host_config: dict[str
 
     warnings = validate.validate_create(config, host_config, networking, engine.host,
                                         engine.engine_options())
-    hc = validate.normalize_host_config(host_config, engine.host, engine.engine_options())
+    from dockyard.oci.normalize import normalize_host_config
+
+    hc = normalize_host_config(host_config, engine.host, engine.engine_options())
     for mode_key in ("IpcMode", "PidMode", "NetworkMode"):
         mode = hc.get(mode_key) or ""
         if mode.startswith("container:"):
@@ -130,24 +84,27 @@ async def prepare_rootfs_and_spec(m: ContainerManager, c: Container) -> None:
     devices = await asyncio.to_thread(_resolve_devices, hc)
     from dockyard.oci import spec as ocispec
 
+    if netns is not None:
+        ns_paths["network"] = str(netns)
+    host_devices = await asyncio.to_thread(_host_devices) if hc.get("Privileged") else []
     inp = ocispec.SpecInput(
         container_id=c.id,
         config=c.config,
         host_config=hc,
         host=m.engine.host,
-        options=m.engine.engine_options(),
+        opts=m.engine.engine_options(),
         rootfs=str(rootfs),
-        passwd_text=passwd,
-        group_text=group,
+        passwd=passwd,
+        group=group,
         hostname_path=str(d / "hostname"),
         hosts_path=str(d / "hosts"),
         resolv_conf_path=str(d / "resolv.conf"),
-        shm_path=None,
-        netns_path=str(netns) if netns else None,
         namespace_paths=ns_paths,
-        devices=devices,
+        devices=devices[0],
+        host_devices=host_devices,
+        blkio_devices=devices[1],
         seccomp_profile=m.engine.seccomp_profile(),
-        init_path=m.engine.init_path(),
+        init_path=m.engine.init_path() or "",
         cgroups_path=f"{m.engine.config.cgroup_parent.rstrip('/')}/{c.id}",
     )
     spec = ocispec.build_runtime_spec(inp)
@@ -259,30 +216,70 @@ def _joined_namespaces(m: ContainerManager, c: Container) -> dict[str, str]:
     return out
 
 
-def _resolve_devices(hc: dict[str, Any]) -> dict[str, Any]:
-    """stat() every device path the request names (Devices, blkio throttles)."""
-    from dockyard.oci.spec import DeviceInfo
+def _stat_device(path: str) -> os.stat_result:
+    try:
+        return os.stat(path)
+    except OSError as e:
+        raise InvalidParameter(f"error gathering device information while adding custom "
+                               f"device \"{path}\": {(e.strerror or str(e)).lower()}") from None
 
-    out: dict[str, DeviceInfo] = {}
-    paths: list[str] = []
+
+def _resolve_devices(hc: dict[str, Any]) -> tuple[list[Any], dict[str, tuple[int, int]]]:
+    """stat() every device the request names: Devices, and blkio throttles."""
+    from dockyard.oci.spec import DeviceNode
+
+    nodes: list[Any] = []
     for dev in hc.get("Devices") or []:
-        paths.append(dev.get("PathOnHost", ""))
+        src = dev.get("PathOnHost", "")
+        st = _stat_device(src)
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
+        else:
+            raise InvalidParameter(f"error gathering device information while adding custom "
+                                   f"device \"{src}\": not a device node")
+        nodes.append(DeviceNode(path=dev.get("PathInContainer") or src, type=kind,
+                                major=os.major(st.st_rdev), minor=os.minor(st.st_rdev),
+                                file_mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
+                                gid=st.st_gid,
+                                permissions=dev.get("CgroupPermissions") or "rwm"))
+    blkio: dict[str, tuple[int, int]] = {}
     for key in ("BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
                 "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps"):
         for item in hc.get(key) or []:
-            paths.append(item.get("Path", ""))
-    for p in paths:
-        if not p or p in out:
-            continue
-        try:
-            st = os.stat(p)
-        except OSError as e:
-            raise InvalidParameter(f"error gathering device information while adding custom "
-                                   f"device \"{p}\": {e.strerror.lower()}") from None
-        kind = "c" if stat.S_ISCHR(st.st_mode) else "b" if stat.S_ISBLK(st.st_mode) else ""
-        out[p] = DeviceInfo(path=p, type=kind, major=os.major(st.st_rdev),
-                            minor=os.minor(st.st_rdev), mode=stat.S_IMODE(st.st_mode),
-                            uid=st.st_uid, gid=st.st_gid)
+            p = item.get("Path", "")
+            if p in blkio:
+                continue
+            st = _stat_device(p)
+            if not stat.S_ISBLK(st.st_mode):
+                raise InvalidParameter(f"{p} is not a block device")
+            blkio[p] = (os.major(st.st_rdev), os.minor(st.st_rdev))
+    return nodes, blkio
+
+
+_SKIP_DEV = ("/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/fd", "/dev/console", "/dev/.lxc",
+             "/dev/.udev", "/dev/core")
+
+
+def _host_devices() -> list[Any]:
+    """Every device node of the host, for privileged containers."""
+    from dockyard.oci.spec import DeviceNode
+
+    out: list[Any] = []
+    for root, dirs, files in os.walk("/dev"):
+        dirs[:] = [x for x in dirs if os.path.join(root, x) not in _SKIP_DEV]
+        for f in files:
+            p = os.path.join(root, f)
+            if p in _SKIP_DEV:
+                continue
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                out.append(DeviceNode(path=p, type="c" if stat.S_ISCHR(st.st_mode) else "b",
+                                      major=os.major(st.st_rdev), minor=os.minor(st.st_rdev),
+                                      file_mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
+                                      gid=st.st_gid))
     return out
 
 

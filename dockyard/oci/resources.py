@@ -234,7 +234,7 @@ def _blkio_devs(devs: list | None, src: str, dst: str,
 
 
 def linux_resources(r: Mapping, blkio_devices: Mapping[str, tuple[int, int]] | None = None,
-                    ) -> dict:
+                    update: bool = False) -> dict:
     """The memory/cpu/pids/blockIO part of `linux.resources` (devices apart)."""
     devmap = blkio_devices or {}
     out: dict = {}
@@ -275,8 +275,10 @@ def linux_resources(r: Mapping, blkio_devices: Mapping[str, tuple[int, int]] | N
     if cpu:
         out["cpu"] = cpu
     pids = r.get("PidsLimit")
-    if pids is not None:
-        # dockerd: <= 0 means unlimited, which runc wants as -1
+    if pids is not None and (pids > 0 or update):
+        # <= 0 means unlimited.  A new cgroup already is, and crun 1.8 on
+        # cgroup v1 refuses to write -1, so the limit is left out at create;
+        # an update must say -1 ("max") to lift an earlier limit.
         out["pids"] = {"limit": pids if pids > 0 else -1}
     blkio: dict = {}
     if r.get("BlkioWeight"):
