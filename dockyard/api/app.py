@@ -38,7 +38,7 @@ def build_router() -> Router:
     import importlib
 
     r = Router()
-    for name in ("system", "images", "containers", "execs"):
+    for name in ("system", "images", "containers", "container_ops", "container_fs", "execs"):
         importlib.import_module(f"dockyard.api.{name}").register(r)
     return r
 

@@ -215,14 +215,7 @@ def register(r: Router) -> None:
     r.add("POST", "/containers/{id}/attach", attach)
     r.add("GET", "/containers/{id}/logs", logs)
     r.add("DELETE", "/containers/{id}", remove)
-    for method, path in (("GET", "/containers/{id}/top"), ("GET", "/containers/{id}/stats"),
-                         ("POST", "/containers/{id}/update"),
-                         ("GET", "/containers/{id}/changes"),
-                         ("GET", "/containers/{id}/export"),
-                         ("GET", "/containers/{id}/archive"),
-                         ("PUT", "/containers/{id}/archive"),
-                         ("GET", "/containers/{id}/attach/ws")):
-        r.add(method, path, not_yet)
+    r.add("GET", "/containers/{id}/attach/ws", not_yet)
 
 
 __all__ = ["Conflict", "register"]

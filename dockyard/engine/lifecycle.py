@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -75,11 +76,18 @@ class Lifecycle:
         if c.state.removal:
             raise Conflict("container is marked for removal and cannot be started")
         self.cancel_restart(c)
-        async with self.lock(c):
-            if c.state.running:
-                raise NotModified("container is already running")
-            c.state.manually_stopped = False
-            await self._start_locked(c)
+        try:
+            async with self.lock(c):
+                if c.state.running:
+                    raise NotModified("container is already running")
+                c.state.manually_stopped = False
+                await self._start_locked(c)
+        except DockyardError as e:
+            if not isinstance(e, NotModified) and c.host_config.get("AutoRemove"):
+                # as dockerd: a --rm container that cannot start is removed
+                with contextlib.suppress(DockyardError):
+                    await self.destroy(c)
+            raise
 
     async def _start_locked(self: ContainerManager, c: Container) -> None:  # type: ignore[misc]
         from dockyard.engine.specbuild import prepare_rootfs_and_spec
@@ -93,8 +101,9 @@ class Lifecycle:
                 leave_stdin_open=not (c.config.get("StdinOnce") and not c.config.get("Tty")))
             mon = await conmon.create_container(rt, self._conmon, c.id, layout, io, name=c.name)
         except ContainerCreateError as e:
-            await self._start_failed(c, e.message, start_error_exit_code(e.message))
-            raise InvalidParameter(e.message) from None
+            msg = docker_start_error(e.message)
+            await self._start_failed(c, msg, start_error_exit_code(msg))
+            raise InvalidParameter(msg) from None
         except DockyardError as e:
             await self._start_failed(c, e.message, None)
             raise
@@ -438,6 +447,20 @@ class Lifecycle:
                     self.save(c)
 
         self._restart_timers[c.id] = asyncio.create_task(later())
+
+
+_CRUN_NOT_FOUND = re.compile(r"executable file `(.*)` not found in \$PATH(: No such file or "
+                             r"directory)?")
+
+
+def docker_start_error(runtime_message: str) -> str:
+    """The runtime's create error in dockerd's words, which clients match on
+    (`docker run` exits 127 on "executable file not found")."""
+    msg = runtime_message.strip()
+    m = _CRUN_NOT_FOUND.search(msg)
+    if m:
+        msg = f'exec: "{m.group(1)}": executable file not found in $PATH'
+    return f"failed to create task for container: OCI runtime create failed: {msg}: unknown"
 
 
 async def _pump_loop(pump: Any) -> None:
