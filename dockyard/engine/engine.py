@@ -36,6 +36,7 @@ class Engine:
         self.host: HostFacts = HostFacts()
         self.images: Any = None
         self.containers: Any = None
+        self.execs: Any = None
         self.runtimes: Any = None
         self.started_at = time.time()
         self._lock_fd: int | None = None
@@ -91,6 +92,12 @@ class Engine:
         except ImportError:
             return
         self.containers = ContainerManager(self)
+        try:
+            from dockyard.engine.execs import ExecManager
+        except ImportError:
+            ExecManager = None  # noqa: N806
+        if ExecManager is not None:
+            self.execs = ExecManager(self)
         await self.containers.open()
 
     async def shutdown(self) -> None:
