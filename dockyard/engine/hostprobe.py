@@ -44,9 +44,9 @@ def cap_bounding_mask() -> int:
 
 
 def cap_names_from_mask(mask: int) -> frozenset[str]:
-    from dockyard.oci.caps import CAPABILITIES_BY_BIT  # type: ignore[attr-defined]
+    from dockyard.oci.caps import caps_from_mask
 
-    return frozenset(name for bit, name in CAPABILITIES_BY_BIT.items() if mask >> bit & 1)
+    return caps_from_mask(mask)
 
 
 def rlimit_ceilings() -> dict[str, int]:
@@ -65,10 +65,7 @@ def probe_host() -> HostFacts:
 
     info = cgdetect.detect_cgroups()
     fields = cgdetect.cgroup_fact_fields(info)
-    try:
-        caps = cap_names_from_mask(cap_bounding_mask())
-    except ImportError:
-        caps = frozenset()
+    caps = cap_names_from_mask(cap_bounding_mask())
     apparmor = read_text("/sys/module/apparmor/parameters/enabled").strip() == "Y"
     selinux = os.path.exists("/sys/fs/selinux/enforce")
     return HostFacts(
