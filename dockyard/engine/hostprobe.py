@@ -60,6 +60,24 @@ def rlimit_ceilings() -> dict[str, int]:
     return out
 
 
+def thermal_throttle_paths() -> tuple[str, ...]:
+    """Docker masks each CPU's thermal_throttle dir where one exists."""
+    base = Path("/sys/devices/system/cpu")
+    try:
+        cpus = sorted(p for p in base.iterdir() if p.name[3:].isdigit() and
+                      p.name.startswith("cpu"))
+    except OSError:
+        return ()
+    return tuple(str(p / "thermal_throttle") for p in cpus
+                 if (p / "thermal_throttle").exists())
+
+
+def running_in_userns() -> bool:
+    """True unless uid_map is the initial namespace's full identity map."""
+    fields = read_text("/proc/self/uid_map").split()
+    return fields[:3] != ["0", "0", "4294967295"] if fields else False
+
+
 def probe_host() -> HostFacts:
     from dockyard.cgroups import detect as cgdetect
 
@@ -78,6 +96,13 @@ def probe_host() -> HostFacts:
         apparmor=apparmor,
         selinux=selinux,
         seccomp="Seccomp:" in read_text("/proc/self/status"),
+        cgroup_namespaces=os.path.exists("/proc/self/ns/cgroup"),
+        ipv4_forwarding=read_text("/proc/sys/net/ipv4/ip_forward").strip() == "1",
+        thermal_throttle_paths=thermal_throttle_paths(),
+        has_ping_group_range=os.path.exists("/proc/sys/net/ipv4/ping_group_range"),
+        has_ip_unprivileged_port_start=os.path.exists(
+            "/proc/sys/net/ipv4/ip_unprivileged_port_start"),
+        running_in_userns=running_in_userns(),
         **fields,
     )
 
