@@ -56,6 +56,7 @@ async def run_daemon(cfg: DaemonConfig) -> int:
     from dockyard.engine.engine import Engine
 
     t0 = time.perf_counter()
+    _become_subreaper()
     engine = Engine(cfg)
     try:
         await engine.start()
@@ -104,6 +105,18 @@ async def run_daemon(cfg: DaemonConfig) -> int:
         except OSError:
             pass
     return 0
+
+
+def _become_subreaper() -> None:
+    """Orphaned conmons reparent to us instead of PID 1, which on some hosts
+    never reaps them; the monitor reaps each one when it exits."""
+    import ctypes
+
+    PR_SET_CHILD_SUBREAPER = 36  # noqa: N806
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        log.warning("could not become a child subreaper: exited monitors may linger")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -347,6 +347,13 @@ async def wait_pid_exit(pid: int, poll_interval: float = 0.05) -> None:
     finally:
         loop.remove_reader(fd)
         os.close(fd)
+    # The daemon is a child subreaper, so conmons launched by this daemon
+    # process become its children when they daemonize: reap them here, or
+    # they stay zombies until the daemon exits.
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
 
 
 async def wait_for_exit(container: MonitoredContainer) -> int:
