@@ -64,11 +64,14 @@ class Daemon:
 
 
 def start_daemon(base: Path, extra_args: list[str] | None = None) -> Daemon:
-    tag = uuid.uuid4().hex[:8]
+    # the same base gets the same exec root, as a restarted daemon would
+    tag = base.name.rsplit("-", 1)[-1][:12]
     sock = str(base / "dockyard.sock")
     data = base / "data"
     execr = Path(f"/run/dockyard-test-{tag}")
     log_path = base / "daemon.log"
+    if os.path.exists(sock):
+        os.unlink(sock)  # left by a daemon that was killed
     logf = open(log_path, "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "dockyard.cli", "daemon", "-H", f"unix://{sock}",
