@@ -55,6 +55,8 @@ class Lifecycle:
             t.cancel()
         for t in list(self._restart_timers.values()):
             t.cancel()
+        if hasattr(self, "health_stop_all"):
+            self.health_stop_all()
         for pump in list(self._log_pumps.values()):
             with contextlib.suppress(Exception):
                 await pump.pump_once()
@@ -81,6 +83,8 @@ class Lifecycle:
                 if c.state.running:
                     raise NotModified("container is already running")
                 c.state.manually_stopped = False
+                if hasattr(self, "restart_reset"):
+                    self.restart_reset(c)
                 await self._start_locked(c)
         except DockyardError as e:
             if not isinstance(e, NotModified) and c.host_config.get("AutoRemove"):
@@ -204,6 +208,8 @@ class Lifecycle:
     async def _on_exit(self: ContainerManager, c: Container, code: int, oom: bool,  # type: ignore[misc]
                        finished_ns: int) -> None:
         self._monitors.pop(c.id, None)
+        if hasattr(self, "health_stop"):
+            self.health_stop(c)
         st = c.state
         st.exit_code = code
         st.oom_killed = oom
@@ -313,8 +319,8 @@ class Lifecycle:
         sig = parse_signal(signal) if signal else 9
         if not c.state.running:
             raise Conflict(f"cannot kill container: {ref}: container {c.id} is not running")
-        if sig == 9:
-            c.state.manually_stopped = c.state.manually_stopped or False
+        if hasattr(self, "note_user_kill"):
+            self.note_user_kill(c, sig)
         await self._signal(c, sig)
         self.emit(c, "kill", signal=str(sig))
         if sig == 9:
@@ -398,6 +404,8 @@ class Lifecycle:
         self.cancel_restart(c)
         async with self.lock(c):
             c.state.manually_stopped = False
+            if hasattr(self, "restart_reset"):
+                self.restart_reset(c)
             await self._start_locked(c)
         self.emit(c, "restart")
 
