@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dockyard.engine import listing
+from dockyard.engine.health import HealthChecks
 from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.names import generate_name, validate_name
 from dockyard.engine.record import Container, State, rfc3339
+from dockyard.engine.restart import RestartPolicy
 from dockyard.errors import Conflict, InvalidParameter, NotFound
 from dockyard.network.netns import remove_netns
 from dockyard.util.mount import umount
@@ -32,7 +34,7 @@ log = logging.getLogger("dockyard.containers")
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-class ContainerManager(Lifecycle):
+class ContainerManager(Lifecycle, RestartPolicy, HealthChecks):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.root = engine.data_root / "containers"
