@@ -43,6 +43,7 @@ class Engine:
         self._options: Any = None
         self.runtime_versions: dict[str, str] = {}
         self._seccomp: dict[str, Any] | None = None
+        self.emulation: Any = None
         self.name = socket.gethostname()
 
     # ----- life cycle -------------------------------------------------
@@ -65,6 +66,11 @@ class Engine:
         self.lock_data_root()
         self.exec_root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.host = await asyncio.to_thread(probe_host)
+        from dockyard.engine.emulation import Emulation
+
+        # binfmt_misc for foreign images (a daemon option; see emulation.py)
+        self.emulation = Emulation(self.config.emulation, self.host.arch)
+        await asyncio.to_thread(self.emulation.setup)
         from dockyard.images.service import ImageService
 
         self.images = ImageService(self.data_root, self._emit_image_event, self._containers_using)
