@@ -135,12 +135,25 @@ async def _pull(req: Request, image: str, tag: str) -> Response:
         ref = parse_normalized_named(f"{ref.name}@{tag}" if ":" in tag else f"{ref.name}:{tag}")
     ref = ref.with_default_tag()
     try:
-        req.engine.images.get(str(ref))
+        local = req.engine.images.get(str(ref))
     except NotFound:
         raise NotFound(
             f"pull access denied for {ref.familiar_name}, repository does not exist or may "
             "require 'docker login': dockyard cannot pull images yet (no registry client); "
             "use 'docker load' or 'docker import'") from None
+    platform = req.query_get("platform") or ""
+    if platform:
+        # `docker run --platform` pulls after a platform mismatch; answering
+        # "up to date" would only make the CLI repeat the mismatch after
+        # claiming a pull, so say why no other variant can come.
+        from dockyard.engine.containers import check_platform
+
+        try:
+            check_platform(platform, req.engine.images.image_config(local.id), ref.familiar())
+        except NotFound as e:
+            raise NotFound(f"{e.message}; dockyard cannot pull other platforms' variants "
+                           "(no registry client): use 'docker load' or 'docker import "
+                           f"--platform {platform}'") from None
     shown = ref.tag or ref.digest
 
     async def gen() -> AsyncIterator[dict[str, Any]]:

@@ -99,6 +99,8 @@ class Lifecycle:
         rt = self.runtime_for(c)
         layout = self.layout(c)
         try:
+            # a foreign-architecture image nothing can run: say so, not ENOEXEC
+            self.engine.emulation.check_can_run(self.engine.images.image_config(c.image_id))
             await prepare_rootfs_and_spec(self, c)
             io = conmon.ContainerIO(
                 stdin=bool(c.config.get("OpenStdin")), tty=bool(c.config.get("Tty")),
