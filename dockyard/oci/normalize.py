@@ -65,6 +65,9 @@ def normalize_host_config(host_config: Mapping | None, host: HostFacts,
     rp["Name"] = rp.get("Name") or "no"
     rp.setdefault("MaximumRetryCount", 0)
     hc["RestartPolicy"] = rp
+    # postContainersCreate: 0 and any negative mean "unlimited", stored as null
+    if hc.get("PidsLimit") is not None and hc["PidsLimit"] <= 0:
+        hc["PidsLimit"] = None
     # verifyPlatformContainerResources drops what the host cannot enforce
     _, hc = verify_resources(hc, host)
     if not hc.get("Runtime"):

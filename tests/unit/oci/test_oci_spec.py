@@ -136,9 +136,9 @@ def test_blkio():
     assert b == {"weight": 300, "weightDevice": [{"major": 8, "minor": 0, "weight": 200}],
                  "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}],
                  "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 100}]}
-    # v1 host without blkio weight: dropped at normalize time
-    assert "weight" not in spec({"BlkioWeight": 300}, host=V1_HOST)["linux"]["resources"][
-        "blockIO"]
+    # v1 host without blkio weight: refused at create time (not silently dropped)
+    with pytest.raises(InvalidParameter, match="Block I/O weight"):
+        spec({"BlkioWeight": 300}, host=V1_HOST)
 
 
 def test_devices_and_cgroup_rules():

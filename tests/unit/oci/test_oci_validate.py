@@ -128,9 +128,12 @@ def test_memory_swap_minus_one_is_fine():
 
 
 def test_blkio_weight():
-    assert check({"BlkioWeight": 300}, host=V1_HOST) == [
-        ("Your kernel does not support Block I/O weight or the cgroup is not mounted. "
-        "Weight discarded.")]
+    # no weight support: an error, not dockerd's silent discard
+    assert err({"BlkioWeight": 300}, host=V1_HOST).startswith(
+        "Your kernel does not support Block I/O weight or the cgroup is not mounted")
+    assert err({"BlkioWeight": 5}, host=V1_HOST) == "Range of blkio weight is from 10 to 1000"
+    assert err({"BlkioWeightDevice": [{"Path": "/dev/vda", "Weight": 300}]},
+               host=V1_HOST).startswith("Your kernel does not support Block I/O weight_device")
     assert err({"BlkioWeight": 5}, host=V2_HOST) == "Range of blkio weight is from 10 to 1000"
     assert check({"BlkioWeight": 500}, host=V2_HOST) == []
 
