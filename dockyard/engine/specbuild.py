@@ -19,7 +19,15 @@ from dockyard.engine.record import Container
 from dockyard.errors import Conflict, InvalidParameter, NotFound
 from dockyard.network.netns import create_netns
 from dockyard.util.atomic import atomic_write
-from dockyard.util.mount import is_mountpoint, mount_overlay
+from dockyard.util.mount import (
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    is_mountpoint,
+    mount,
+    mount_overlay,
+    umount,
+)
 
 if TYPE_CHECKING:
     from dockyard.engine.containers import ContainerManager
@@ -56,6 +64,9 @@ def prepare_create(engine: Engine, config: dict[str, Any], host_config: dict[str
     from dockyard.oci.normalize import normalize_host_config
 
     hc = normalize_host_config(host_config, engine.host, engine.engine_options())
+    if (hc.get("NetworkMode") == "host" and not config.get("Hostname")):
+        # as dockerd's newContainer: a host-network container is named like the host
+        config["Hostname"] = os.uname().nodename
     for mode_key in ("IpcMode", "PidMode", "NetworkMode"):
         mode = hc.get(mode_key) or ""
         if mode.startswith("container:"):
@@ -81,6 +92,7 @@ async def prepare_rootfs_and_spec(m: ContainerManager, c: Container) -> None:
     passwd, group = await asyncio.to_thread(_read_user_db, rootfs)
     await asyncio.to_thread(_write_etc_files, m, c, d)
     ns_paths = _joined_namespaces(m, c)
+    shm_path = await asyncio.to_thread(_prepare_shm, m, c)
     devices = await asyncio.to_thread(_resolve_devices, hc)
     from dockyard.oci import spec as ocispec
 
@@ -103,6 +115,7 @@ async def prepare_rootfs_and_spec(m: ContainerManager, c: Container) -> None:
         devices=devices[0],
         host_devices=host_devices,
         blkio_devices=devices[1],
+        shm_path=shm_path,
         seccomp_profile=m.engine.seccomp_profile(),
         init_path=m.engine.init_path() or "",
         cgroups_path=f"{m.engine.config.cgroup_parent.rstrip('/')}/{c.id}",
@@ -115,6 +128,56 @@ async def prepare_rootfs_and_spec(m: ContainerManager, c: Container) -> None:
         await asyncio.to_thread(_ensure_workdir, rootfs, workdir, spec)
     await asyncio.to_thread(atomic_write, bundle / "config.json",
                             json.dumps(spec).encode(), 0o600)
+
+
+def shm_dir(m: ContainerManager, c: Container) -> Path:
+    """Where a shareable IPC container's /dev/shm lives on the host."""
+    return m.dir(c) / "mounts" / "shm"
+
+
+def _prepare_shm(m: ContainerManager, c: Container) -> str:
+    """The host directory bound at /dev/shm, or "" for the spec's own tmpfs.
+
+    A private /dev/shm is a tmpfs the runtime mounts.  Sharing needs one
+    that outlives any single mount namespace: `shareable` gets a tmpfs on
+    the host (as dockerd's setupIpcDirs), `container:` binds the donor's,
+    `host` binds the host's /dev/shm.
+    """
+    hc = c.host_config
+    mode = hc.get("IpcMode") or "private"
+    if mode == "host":
+        return "/dev/shm"
+    if mode == "shareable":
+        d = shm_dir(m, c)
+        if not is_mountpoint(str(d)):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            size = hc.get("ShmSize") or m.engine.engine_options().default_shm_size
+            mount("shm", str(d), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  f"mode=1777,size={size}")
+        return str(d)
+    ref = mode.split(":", 1)[1] if mode.startswith("container:") else None
+    if ref is None:
+        return ""
+    donor = m.get(ref)
+    donor_mode = donor.host_config.get("IpcMode") or "private"
+    if donor_mode == "host":
+        return "/dev/shm"
+    d = shm_dir(m, donor)
+    if not is_mountpoint(str(d)):
+        raise InvalidParameter(f"container {ref}: non-shareable IPC (hint: use "
+                               "IpcMode:shareable for the donor container)")
+    return str(d)
+
+
+def release_host_mounts(m: ContainerManager, c: Container) -> None:
+    """Undo what start mounted on the host besides the rootfs (the shareable
+    /dev/shm); called when the container stops, fails to start or is removed."""
+    d = shm_dir(m, c)
+    umount(str(d))
+    try:
+        d.rmdir()
+    except OSError:
+        pass
 
 
 def _mount_rootfs(lower: list[str], d: Path, rootfs: Path) -> None:
