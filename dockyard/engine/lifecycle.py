@@ -242,6 +242,9 @@ class Lifecycle:
             await rtcmd.delete(self.runtime_for(c), c.id, force=True)
         self._log_pumps.pop(c.id, None)
         await asyncio.to_thread(umount, str(self.rootfs(c)))
+        from dockyard.engine.specbuild import release_host_mounts
+
+        await asyncio.to_thread(release_host_mounts, self, c)
 
     # ----------------------------------------------------------- restore
     async def restore_all(self: ContainerManager) -> None:  # type: ignore[misc]
