@@ -25,3 +25,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 # The API socket belongs to group docker, as dockerd's does.
 getent group docker >/dev/null || groupadd --system docker
+if [ "${DOCKYARD_TEST_PKGS:-0}" = 1 ]; then
+  # the arm64 test image's package (Debian's arm64 busybox-static), fetched
+  # once into a cache so the platform tests need no network while they run
+  bash "$(dirname "$0")/../tests/fixtures/arm64-busybox.sh" fetch \
+    || echo "setup: could not fetch busybox-static:arm64; the emulation tests will skip"
+fi
