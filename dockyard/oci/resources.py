@@ -270,6 +270,10 @@ def linux_resources(r: Mapping, blkio_devices: Mapping[str, tuple[int, int]] | N
         cpu["period"] = r["CpuPeriod"]
     if r.get("CpuQuota"):
         cpu["quota"] = r["CpuQuota"]
+        if r["CpuQuota"] < 0 and not update:
+            # -1 is "no quota", which a new cgroup already has (it also
+            # overrides NanoCpus, as in dockerd); crun 1.8 fails to write it.
+            del cpu["quota"]
     if r.get("CpuRealtimePeriod"):
         cpu["realtimePeriod"] = r["CpuRealtimePeriod"]
     if r.get("CpuRealtimeRuntime"):
