@@ -119,3 +119,22 @@ def test_sigterm_removes_socket_and_pidfile():
         assert not pidfile.exists()
     finally:
         stop_daemon(d)
+
+
+def test_config_file_and_flags():
+    base = Path(tempfile.mkdtemp(prefix="dockyard-it-", dir="/var/tmp"))
+    cfg = base / "daemon.json"
+    cfg.write_text(json.dumps({"default-runtime": "runc", "log-level": "warn"}))
+    d = start_daemon(base, ["--config-file", str(cfg)])
+    try:
+        assert d.out("info", "--format", "{{.DefaultRuntime}}").strip() == "runc"
+        assert d.out("run", "--rm", "busybox", "echo", "ok").strip() == "ok"
+    finally:
+        stop_daemon(d)
+    bad = base / "bad.json"
+    bad.write_text(json.dumps({"no-such-key": 1}))
+    res = subprocess.run([sys.executable, "-m", "dockyard.cli", "daemon", "--config-file",
+                          str(bad), "--data-root", str(base / "d2")], capture_output=True,
+                         timeout=30)
+    assert res.returncode != 0
+    assert b"no-such-key" in res.stderr
