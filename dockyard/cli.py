@@ -112,7 +112,7 @@ def _become_subreaper() -> None:
     never reaps them; the monitor reaps each one when it exits."""
     import ctypes
 
-    PR_SET_CHILD_SUBREAPER = 36  # noqa: N806
+    PR_SET_CHILD_SUBREAPER = 36
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     except (OSError, AttributeError):

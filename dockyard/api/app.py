@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -82,7 +83,7 @@ class App:
         req.path = path
         if req.method == "OPTIONS":
             return text_response("", 200)
-        handler, params, known = self.router.match(req.method, path)
+        handler, params, _known = self.router.match(req.method, path)
         if handler is None:
             return error_response(404, "page not found")
         req.params = params
@@ -125,8 +126,6 @@ class App:
         for s in self._servers:
             s.close()
         for s in self._servers:
-            try:
+            with contextlib.suppress(TimeoutError, OSError):
                 await asyncio.wait_for(s.wait_closed(), 1)
-            except (TimeoutError, Exception):  # noqa: BLE001
-                pass
         self._servers.clear()

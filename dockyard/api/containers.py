@@ -144,9 +144,9 @@ async def attach(req: Request) -> Response:
     tty = bool(c.config.get("Tty"))
     multiplexed = not tty
     ctype = MUX if multiplexed and req.api_version >= (1, 42) else RAW
-    opts = dict(stdin=req.query_bool("stdin"), stdout=req.query_bool("stdout"),
-                stderr=req.query_bool("stderr"), stream=req.query_bool("stream"),
-                logs=req.query_bool("logs"))
+    opts = {"stdin": req.query_bool("stdin"), "stdout": req.query_bool("stdout"),
+                "stderr": req.query_bool("stderr"), "stream": req.query_bool("stream"),
+                "logs": req.query_bool("logs")}
 
     def replay() -> AsyncIterator[tuple[int, bytes]]:
         return m.read_logs(c, stdout=True, stderr=True, since_ns=None, until_ns=None,

@@ -255,10 +255,10 @@ class StreamResponse(Response):
                                              return_when=asyncio.FIRST_COMPLETED)
                 if nxt not in done:
                     nxt.cancel()
-                    try:
+                    # the client left: whatever the stream raises now is moot
+                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration,
+                                             Exception):
                         await nxt
-                    except (asyncio.CancelledError, StopAsyncIteration, Exception):
-                        pass
                     return False
                 gone_wait.cancel()
                 try:
@@ -279,10 +279,8 @@ class StreamResponse(Response):
                 await watcher
             aclose = getattr(it, "aclose", None)
             if aclose is not None:
-                try:
+                with contextlib.suppress(Exception):  # closing a finished stream
                     await aclose()
-                except Exception:  # noqa: BLE001 - closing a finished stream
-                    pass
 
 
 async def _watch_eof(reader: asyncio.StreamReader, gone: asyncio.Event) -> None:
@@ -291,8 +289,8 @@ async def _watch_eof(reader: asyncio.StreamReader, gone: asyncio.Event) -> None:
     Waits without consuming: a keep-alive client may already be sending its
     next request, which must stay in the buffer for the connection loop."""
     try:
-        if not reader._buffer and not reader.at_eof():  # noqa: SLF001
-            await reader._wait_for_data("watch_eof")  # noqa: SLF001
+        if not reader._buffer and not reader.at_eof():
+            await reader._wait_for_data("watch_eof")
     except (ConnectionError, RuntimeError):
         pass
     if reader.at_eof() or reader.exception() is not None:
@@ -486,7 +484,5 @@ async def serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamW
     except Exception:
         log.exception("connection failed")
     finally:
-        try:
+        with contextlib.suppress(Exception):
             writer.close()
-        except Exception:  # noqa: BLE001
-            pass

@@ -101,7 +101,7 @@ class Engine:
         try:
             from dockyard.engine.execs import ExecManager
         except ImportError:
-            ExecManager = None  # noqa: N806
+            ExecManager = None
         if ExecManager is not None:
             self.execs = ExecManager(self)
         await self.containers.open()

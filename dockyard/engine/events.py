@@ -87,9 +87,8 @@ def event_matches(ev: Event, filters: dict[str, list[str]]) -> bool:
                 return False
             if not any_of(key, values):
                 return False
-        elif key == "scope":
-            if "local" not in values:
-                return False
+        elif key == "scope" and "local" not in values:
+            return False
     return True
 
 

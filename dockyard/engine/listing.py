@@ -57,7 +57,7 @@ def network_settings(m: ContainerManager, c: Container, api: tuple[int, int]) ->
     ns: dict[str, Any] = {
         "SandboxID": c.id if running else "",
         "SandboxKey": str(m.netns_path(c)) if running and mode not in ("host",) else "",
-        "Ports": {} if running else {},
+        "Ports": {},
         "Networks": networks,
     }
     if api < (1, 52):
@@ -176,7 +176,7 @@ def parse_until(values: list[str] | None) -> int | None:
     from datetime import datetime
 
     try:
-        return int(datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp() * 1e9)
+        return int(datetime.fromisoformat(v).timestamp() * 1e9)
     except ValueError:
         raise InvalidParameter(f"invalid filter 'until={v}'") from None
 

@@ -158,7 +158,7 @@ def human_duration(seconds: float) -> str:
         return "About a minute"
     if m < 60:
         return f"{m} minutes"
-    h = int(round(seconds / 3600))
+    h = round(seconds / 3600)
     if h == 1:
         return "About an hour"
     if h < 48:
