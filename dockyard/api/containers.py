@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,6 +13,7 @@ from dockyard.api.http import (
     Request,
     Response,
     Router,
+    UpgradeResponse,
     empty_response,
     json_response,
     stream_response,
@@ -194,6 +197,74 @@ async def logs(req: Request) -> Response:
     return stream_response(gen(), RAW if tty else MUX)
 
 
+async def attach_ws(req: Request) -> Response:
+    """Attach over a websocket: raw stdout/stderr (never multiplexed), binary
+    frames from API 1.28, text before; stdin from the client's frames."""
+    from dockyard.api import websocket as ws
+
+    m = _mgr(req)
+    c = m.get(req.params["id"])
+    check_attachable(c)
+    lines = ws.handshake_headers(req.headers)
+    keys = parse_detach_keys(req.query_get("detachKeys"))
+    old = req.api_version < (1, 42)
+    opts = {"stdin": old or req.query_bool("stdin"), "stdout": old or req.query_bool("stdout"),
+                "stderr": old or req.query_bool("stderr"), "stream": req.query_bool("stream"),
+                "logs": req.query_bool("logs")}
+    opcode = ws.OP_BINARY if req.api_version >= (1, 28) else ws.OP_TEXT
+
+    def replay() -> AsyncIterator[tuple[int, bytes]]:
+        return m.read_logs(c, stdout=True, stderr=True, since_ns=None, until_ns=None,
+                           tail=None, timestamps=False, follow=False)
+
+    async def run(reader: Any, writer: Any) -> None:
+        await attach_session(m, c, _WsReader(reader, writer), _WsWriter(writer, opcode),
+                             detach_keys=keys, multiplexed=False, replay=replay, **opts)
+        with contextlib.suppress(Exception):
+            writer.write(ws.encode_frame(b"", ws.OP_CLOSE))
+            await writer.drain()
+
+    return UpgradeResponse(lines, run)
+
+
+class _WsWriter:
+    def __init__(self, writer: Any, opcode: int) -> None:
+        self._w = writer
+        self._op = opcode
+
+    def write(self, data: bytes) -> None:
+        from dockyard.api.websocket import encode_frame
+
+        self._w.write(encode_frame(data, self._op))
+
+    async def drain(self) -> None:
+        await self._w.drain()
+
+
+class _WsReader:
+    """Client frames in, payload bytes out; a close frame is the end of stdin."""
+
+    def __init__(self, reader: Any, writer: Any) -> None:
+        self._r = reader
+        self._w = writer
+
+    async def read(self, n: int = -1) -> bytes:
+        from dockyard.api import websocket as ws
+
+        while True:
+            try:
+                op, data = await ws.read_frame(self._r)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return b""
+            if op == ws.OP_CLOSE:
+                return b""
+            if op == ws.OP_PING:
+                self._w.write(ws.encode_frame(data, ws.OP_PONG))
+                continue
+            if op in (ws.OP_TEXT, ws.OP_BINARY, ws.OP_CONT) and data:
+                return data
+
+
 async def not_yet(req: Request) -> Response:
     raise NotImplementedByEngine(f"{req.method} {req.path} is not implemented by dockyard yet")
 
@@ -215,7 +286,7 @@ def register(r: Router) -> None:
     r.add("POST", "/containers/{id}/attach", attach)
     r.add("GET", "/containers/{id}/logs", logs)
     r.add("DELETE", "/containers/{id}", remove)
-    r.add("GET", "/containers/{id}/attach/ws", not_yet)
+    r.add("GET", "/containers/{id}/attach/ws", attach_ws)
 
 
 __all__ = ["Conflict", "register"]

@@ -326,6 +326,22 @@ class HijackResponse(Response):
         return False
 
 
+class UpgradeResponse(Response):
+    """Take over the connection after a status block of our own (websocket)."""
+
+    def __init__(self, lines: list[str], fn: HijackFn) -> None:
+        self.lines = lines
+        self.fn = fn
+        self.headers = {}
+
+    async def send(self, conn: Connection, req: Request) -> bool:
+        await req.body.drain()
+        conn.writer.write(("\r\n".join(self.lines) + "\r\n\r\n").encode())
+        await conn.writer.drain()
+        await self.fn(req.reader, conn.writer)
+        return False
+
+
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     body = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
     return BytesResponse(body, status, "application/json", headers)
