@@ -9,6 +9,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,11 @@ from tests.integration.conftest import Daemon, start_daemon, stop_daemon
 def inspect(daemon: Daemon, name: str) -> dict[str, Any]:
     out: dict[str, Any] = json.loads(daemon.out("inspect", name))[0]
     return out
+
+
+def unix_seconds(rfc3339: str) -> int:
+    return int(datetime.strptime(rfc3339[:19], "%Y-%m-%dT%H:%M:%S")
+               .replace(tzinfo=UTC).timestamp())
 
 
 def wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:
@@ -243,8 +249,10 @@ def test_always_container_that_died_while_daemon_was_down(own_daemon):
     wait_for(lambda: health_status(d, "rh") == "healthy", 10, "healthy")
     stop_daemon(d, cleanup=False)
     time.sleep(4)
+    back_at = int(time.time()) + 1
     d = own_daemon["d"] = restart(own_daemon)
     wait_for(lambda: inspect(d, "ra")["State"]["Status"] == "running", 15, "always restarted")
     # health checks resume for the container that kept running
-    assert health_status(d, "rh") == "starting"
-    wait_for(lambda: health_status(d, "rh") == "healthy", 10, "healthy after restart")
+    wait_for(lambda: unix_seconds(inspect(d, "rh")["State"]["Health"]["Log"][-1]["End"])
+             >= back_at, 10, "a probe after the daemon restart")
+    assert health_status(d, "rh") == "healthy"
