@@ -85,6 +85,10 @@ def probe_host() -> HostFacts:
     fields = cgdetect.cgroup_fact_fields(info)
     caps = cap_names_from_mask(cap_bounding_mask())
     apparmor = read_text("/sys/module/apparmor/parameters/enabled").strip() == "Y"
+    # "name (mode)" lines; no securityfs to look in: assume it is loaded
+    aa_profiles = "/sys/kernel/security/apparmor/profiles"
+    apparmor_default_loaded = not apparmor or not os.path.exists(aa_profiles) or any(
+        ln.split(" (")[0] == "docker-default" for ln in read_text(aa_profiles).splitlines())
     selinux = os.path.exists("/sys/fs/selinux/enforce")
     return HostFacts(
         ncpu=os.cpu_count() or 1,
@@ -94,6 +98,7 @@ def probe_host() -> HostFacts:
         cap_bounding=caps,
         rlimit_ceilings=rlimit_ceilings(),
         apparmor=apparmor,
+        apparmor_default_loaded=apparmor_default_loaded,
         selinux=selinux,
         seccomp="Seccomp:" in read_text("/proc/self/status"),
         cgroup_namespaces=os.path.exists("/proc/self/ns/cgroup"),

@@ -27,6 +27,11 @@ class HostFacts:
     # hard rlimit ceilings the host can grant, by Docker's ulimit name ("nofile")
     rlimit_ceilings: dict[str, int] = field(default_factory=dict)
     apparmor: bool = False
+    # docker-default is loaded in the kernel.  dockerd loads it at start; we
+    # do not (yet), and runc fails every container (ENOENT on attr/exec) if
+    # the spec names a profile the kernel lacks, e.g. on a stock Debian kernel
+    # without docker.io installed.  False: no profile unless asked for one.
+    apparmor_default_loaded: bool = True
     selinux: bool = False
     seccomp: bool = True
     # what the cgroup setup supports (as `docker info` reports)

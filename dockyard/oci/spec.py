@@ -314,7 +314,7 @@ def build_runtime_spec(inp: SpecInput) -> dict:
     console = hc.get("ConsoleSize") or [0, 0]
     if cfg.get("Tty") and (console[0] > 0 or console[1] > 0):
         process["consoleSize"] = {"height": console[0], "width": console[1]}
-    if host.apparmor:
+    if host.apparmor and (so.apparmor_profile or privileged or host.apparmor_default_loaded):
         process["apparmorProfile"] = so.apparmor_profile or (
             APPARMOR_UNCONFINED if privileged else APPARMOR_DEFAULT)
     if inp.process_label and not so.label_disabled:

@@ -298,6 +298,13 @@ def test_security_options_in_spec():
     assert spec({"SecurityOpt": ["apparmor=mine"]}, host=aa)["process"]["apparmorProfile"] == \
         "mine"
     assert "apparmorProfile" not in spec({})["process"]
+    # AppArmor on, docker-default not loaded (no dockerd ever ran): runc would
+    # fail every container, so only explicit profiles are named
+    bare = HostFacts(apparmor=True, apparmor_default_loaded=False)
+    assert "apparmorProfile" not in spec({}, host=bare)["process"]
+    assert spec({"SecurityOpt": ["apparmor=mine"]}, host=bare)["process"]["apparmorProfile"] == \
+        "mine"
+    assert spec({"Privileged": True}, host=bare)["process"]["apparmorProfile"] == "unconfined"
 
 
 def test_systempaths_unconfined_and_explicit_paths():
