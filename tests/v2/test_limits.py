@@ -1,0 +1,169 @@
+"""HostConfig resources on cgroup v2: each option read back inside the
+container (its own group through the private cgroup namespace) and in the
+API.  The v2 file and value differ from v1 for nearly every option: memory
+swap is memory.swap.max (swap minus memory), shares become cpu.weight,
+quota/period one cpu.max line, throttles io.max lines, weight io.weight."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from v2util import MB, cat_in, io_weight, runc_weight
+
+
+def test_memory_limit_and_default_swap(docker):
+    got = cat_in(docker, "--memory", "64m", files=("memory.max", "memory.swap.max", "memory.low"))
+    assert got["memory.max"] == str(64 * MB)
+    # dockerd defaults MemorySwap to 2 x Memory; v2 holds swap alone.
+    assert got["memory.swap.max"] == str(64 * MB)
+    assert got["memory.low"] == "0"
+
+
+def test_memory_unlimited_by_default(docker):
+    got = cat_in(docker, files=("memory.max", "memory.swap.max", "pids.max", "cpu.max",
+                                "cpu.weight", "io.max"))
+    assert got == {"memory.max": "max", "memory.swap.max": "max", "pids.max": "max",
+                   "cpu.max": "max 100000", "cpu.weight": "100", "io.max": ""}
+
+
+@pytest.mark.parametrize("swap,expected", [
+    ("96m", str(32 * MB)),     # total 96m -> 32m of swap on top of 64m
+    ("64m", "0"),              # swap == memory: no swap at all
+    ("-1", "max"),             # unlimited swap
+])
+def test_memory_swap(docker, swap, expected):
+    got = cat_in(docker, "--memory", "64m", "--memory-swap", swap,
+                 files=("memory.max", "memory.swap.max"))
+    assert got == {"memory.max": str(64 * MB), "memory.swap.max": expected}
+
+
+def test_memory_reservation_is_memory_low(docker, name):
+    got = cat_in(docker, "--name", name, "--memory", "64m", "--memory-reservation", "32m",
+                 files=("memory.low", "memory.max"))
+    assert got == {"memory.low": str(32 * MB), "memory.max": str(64 * MB)}
+
+
+def test_memory_in_api(docker, name):
+    docker.out("create", "--name", name, "--memory", "64m", "--memory-reservation", "32m",
+               "busybox", "true")
+    hc = docker.inspect(name)["HostConfig"]
+    assert (hc["Memory"], hc["MemorySwap"], hc["MemoryReservation"]) == (64 * MB, 128 * MB,
+                                                                        32 * MB)
+
+
+def test_cpus_is_cpu_max(docker, name):
+    got = cat_in(docker, "--name", name, "--cpus", "0.5", files=("cpu.max",))
+    assert got["cpu.max"] == "50000 100000"
+
+
+def test_cpu_quota_period(docker):
+    got = cat_in(docker, "--cpu-quota", "25000", "--cpu-period", "50000", files=("cpu.max",))
+    assert got["cpu.max"] == "25000 50000"
+    got = cat_in(docker, "--cpu-period", "50000", files=("cpu.max",))
+    assert got["cpu.max"] == "max 50000"
+
+
+@pytest.mark.parametrize("shares", [512, 2048])
+def test_cpu_shares_is_cpu_weight(docker, shares):
+    got = cat_in(docker, "--cpu-shares", str(shares), files=("cpu.weight",))
+    assert got["cpu.weight"] == str(runc_weight(shares))
+
+
+def test_cpuset(docker, info):
+    if info["NCPU"] < 2:
+        pytest.skip("needs 2 CPUs")
+    out = docker.out("run", "--rm", "--cpuset-cpus", "1", "--cpuset-mems", "0", "busybox", "sh",
+                     "-c", "cat /sys/fs/cgroup/cpuset.cpus /sys/fs/cgroup/cpuset.cpus.effective "
+                     "/sys/fs/cgroup/cpuset.mems; grep Cpus_allowed_list /proc/self/status; nproc")
+    assert out.split() == ["1", "1", "0", "Cpus_allowed_list:", "1", "1"]
+
+
+def test_pids_limit_enforced(docker):
+    got = cat_in(docker, "--pids-limit", "20", files=("pids.max",))
+    assert got["pids.max"] == "20"
+    # 30 background sleeps in a group allowing 20 tasks: fork fails.
+    res = docker.run("run", "--rm", "--pids-limit", "20", "busybox", "sh", "-c",
+                     "i=0; while [ $i -lt 30 ]; do sleep 5 & i=$((i + 1)); done; echo all forked")
+    assert "all forked" not in res.stdout
+    assert "can't fork" in res.stderr, res.stderr
+
+
+def test_io_throttle_lines(docker, data_dev):
+    dev, majmin = data_dev
+    got = cat_in(docker, "--device-read-bps", f"{dev}:1mb", "--device-write-iops", f"{dev}:100",
+                 files=("io.max",))
+    assert got["io.max"] == f"{majmin} rbps=1048576 wbps=max riops=max wiops=100"
+
+
+def test_io_read_bps_enforced(docker, data_dev):
+    dev, _ = data_dev
+    # 2 MiB of direct reads at 1 MiB/s: well over a second (unthrottled: ms).
+    t0 = time.monotonic()
+    res = docker.run("run", "--rm", "--device", dev, "--device-read-bps", f"{dev}:1mb",
+                     "busybox", "dd", f"if={dev}", "of=/dev/null", "bs=64k", "count=32",
+                     "iflag=direct")
+    took = time.monotonic() - t0
+    assert res.returncode == 0, res.stderr
+    assert took >= 1.5, f"2 MiB read at 1 MiB/s took only {took:.2f} s"
+
+
+def test_blkio_weight(docker, info):
+    res = docker.run("run", "--rm", "--blkio-weight", "300", "busybox", "sh", "-c",
+                     "cat /sys/fs/cgroup/io.bfq.weight 2>/dev/null || cat /sys/fs/cgroup/io.weight")
+    if "WARNING: No blkio weight support" in info["Warnings"]:
+        # The daemon found no io.weight/io.bfq.weight: the weight is discarded
+        # with dockerd's warning, and the container still runs.
+        assert res.returncode == 0, res.stderr
+        assert "Weight discarded" in res.stderr
+        return
+    assert res.returncode == 0, res.stderr
+    # runc writes io.bfq.weight as is when BFQ is there, else io.weight converted.
+    assert res.stdout.split()[:2] in (["default", "300"], ["default", str(io_weight(300))]), \
+        res.stdout
+
+
+def test_ulimits(docker):
+    out = docker.out("run", "--rm", "--ulimit", "nofile=1024:2048", "--ulimit", "nproc=500",
+                     "busybox", "sh", "-c", "ulimit -Sn; ulimit -Hn; ulimit -u")
+    assert out.split() == ["1024", "2048", "500"]
+
+
+def test_oom_score_adj(docker):
+    out = docker.out("run", "--rm", "--oom-score-adj", "200", "busybox",
+                     "cat", "/proc/self/oom_score_adj")
+    assert out.strip() == "200"
+
+
+def test_oom_kill_reported(docker, name):
+    # No swap in the VM and memory.swap.max 0: the pipe's tail buffers 200 MB
+    # of newline-free input and is OOM-killed in its 32 MB group.
+    res = docker.run("run", "--name", name, "--memory", "32m", "--memory-swap", "32m",
+                     "busybox", "sh", "-c", "head -c 200m /dev/zero | tail")
+    assert res.returncode == 137, (res.returncode, res.stderr)
+    st = docker.inspect(name)["State"]
+    assert st["OOMKilled"] is True, st
+    assert st["ExitCode"] == 137
+
+
+def test_docker_py_resources(client, data_dev):
+    dev, majmin = data_dev
+    out = client.containers.run(
+        "busybox", ["sh", "-c", "cd /sys/fs/cgroup && cat memory.max cpu.max pids.max io.max"],
+        remove=True, mem_limit="48m", nano_cpus=250_000_000, pids_limit=33,
+        device_write_bps=[{"Path": dev, "Rate": 2 * MB}])
+    assert out.decode().splitlines() == [
+        str(48 * MB), "25000 100000", "33", f"{majmin} rbps=max wbps={2 * MB} riops=max wiops=max"]
+
+
+def test_other_runtimes(docker, info):
+    """Every runtime the daemon offers creates limited containers on v2
+    (crun takes no hybrid-host detour here)."""
+    runtimes = sorted(info["Runtimes"])
+    assert info["DefaultRuntime"] in runtimes
+    for rt in runtimes:
+        got = cat_in(docker, "--runtime", rt, "--memory", "64m", "--cpus", "0.5",
+                     "--cpu-shares", "512", "--pids-limit", "20",
+                     files=("memory.max", "cpu.max", "cpu.weight", "pids.max"))
+        assert got == {"memory.max": str(64 * MB), "cpu.max": "50000 100000",
+                       "cpu.weight": str(runc_weight(512)), "pids.max": "20"}, rt
