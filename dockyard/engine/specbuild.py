@@ -81,6 +81,12 @@ async def prepare_rootfs_and_spec(m: ContainerManager, c: Container) -> None:
     d = m.dir(c)
     rootfs = m.rootfs(c)
     lower = m.engine.images.lower_dirs(c.image_id)
+    # -- userns-remap (engine/userns.py): layers with shifted ids, owned dirs
+    remap = getattr(m.engine, "userns", None)
+    remap = remap if remap is not None and remap.applies(c.host_config) else None
+    if remap is not None:
+        lower = await remap.prepare_layers(lower, d)
+    # --
     await asyncio.to_thread(_mount_rootfs, lower, d, rootfs)
     hc = c.host_config
     net_mode = hc.get("NetworkMode") or "bridge"
@@ -98,6 +104,16 @@ async def prepare_rootfs_and_spec(m: ContainerManager, c: Container) -> None:
 
     if netns is not None:
         ns_paths["network"] = str(netns)
+    # -- userns-remap (engine/userns.py): mappings, owned /etc files
+    uid_maps: list[Any] = []
+    gid_maps: list[Any] = []
+    if remap is not None:
+        await asyncio.to_thread(remap.own_files, [d / "hostname", d / "hosts", d / "resolv.conf"])
+        uid_maps, gid_maps = remap.spec_maps()
+        joined = remap.joined_user_ns(_joined_namespaces(m, c))
+        if joined:
+            ns_paths["user"] = joined
+    # --
     host_devices = await asyncio.to_thread(_host_devices) if hc.get("Privileged") else []
     inp = ocispec.SpecInput(
         container_id=c.id,
@@ -119,8 +135,12 @@ async def prepare_rootfs_and_spec(m: ContainerManager, c: Container) -> None:
         seccomp_profile=m.engine.seccomp_profile(),
         init_path=m.engine.init_path() or "",
         cgroups_path=f"{m.engine.config.cgroup_parent.rstrip('/')}/{c.id}",
+        uid_mappings=uid_maps,
+        gid_mappings=gid_maps,
     )
     spec = ocispec.build_runtime_spec(inp)
+    if remap is not None and netns is not None:
+        await remap.apply_net_sysctls(spec, str(netns))   # userns-remap, see userns.py
     bundle = m.bundle(c)
     bundle.mkdir(parents=True, exist_ok=True, mode=0o700)
     workdir = c.config.get("WorkingDir") or ""
