@@ -44,6 +44,7 @@ class Engine:
         self.runtime_versions: dict[str, str] = {}
         self._seccomp: dict[str, Any] | None = None
         self.emulation: Any = None
+        self.userns: Any = None
         self.name = socket.gethostname()
 
     # ----- life cycle -------------------------------------------------
@@ -71,6 +72,12 @@ class Engine:
         # binfmt_misc for foreign images (a daemon option; see emulation.py)
         self.emulation = Emulation(self.config.emulation, self.host.arch)
         await asyncio.to_thread(self.emulation.setup)
+        if self.config.userns_remap:
+            from dockyard.engine.userns import UsernsRemap
+
+            # userns-remap: resolve (and for "default" create) the remap user
+            self.userns = UsernsRemap(self.config.userns_remap, self.data_root)
+            await self.userns.setup()
         from dockyard.images.service import ImageService
 
         self.images = ImageService(self.data_root, self._emit_image_event, self._containers_using)
