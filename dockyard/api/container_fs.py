@@ -1,9 +1,89 @@
-"""container_fs routes."""
+"""Container filesystem routes: export, changes, archive (docker cp), commit."""
 
 from __future__ import annotations
 
-from dockyard.api.http import Router
+import base64
+import json
+from typing import Any
+
+from dockyard.api.http import (
+    Request,
+    Response,
+    Router,
+    empty_response,
+    json_response,
+    stream_response,
+)
+from dockyard.errors import InvalidParameter
+
+STAT_HEADER = "X-Docker-Container-Path-Stat"
+
+
+def _fs(req: Request) -> Any:
+    from dockyard.engine.fsops import FsOps
+
+    return FsOps(req.engine)
+
+
+def _path(req: Request) -> str:
+    path = req.query_get("path") or ""
+    if not path:
+        raise InvalidParameter("bad parameter: path cannot be empty")
+    return path
+
+
+def _stat_header(stat: dict[str, Any]) -> dict[str, str]:
+    raw = json.dumps(stat, separators=(",", ":")).encode()
+    return {STAT_HEADER: base64.b64encode(raw).decode()}
+
+
+async def export(req: Request) -> Response:
+    chunks = await _fs(req).export(req.params["id"])
+    return stream_response(chunks, "application/x-tar")
+
+
+async def changes(req: Request) -> Response:
+    out = await _fs(req).changes(req.params["id"])
+    # moby answers null, not [], when nothing changed
+    return json_response(out or None)
+
+
+async def get_archive(req: Request) -> Response:
+    path = _path(req)
+    fs = _fs(req)
+    if req.method == "HEAD":
+        stat = await fs.stat_path(req.params["id"], path)
+        return empty_response(200, _stat_header(stat))
+    stat, chunks = await fs.archive_path(req.params["id"], path)
+    return stream_response(chunks, "application/x-tar", headers=_stat_header(stat))
+
+
+async def put_archive(req: Request) -> Response:
+    path = _path(req)
+    await _fs(req).extract_to_dir(
+        req.params["id"], path, req.body_chunks(),
+        copy_uid_gid=req.query_bool("copyUIDGID"),
+        no_overwrite_dir_non_dir=req.query_bool("noOverwriteDirNonDir"))
+    return empty_response(200)
+
+
+async def commit(req: Request) -> Response:
+    body = await req.json()
+    if body is not None and not isinstance(body, dict):
+        raise InvalidParameter("invalid JSON: config must be an object")
+    container = req.query_get("container") or ""
+    # an absent or empty `pause` means pause (API >= 1.13)
+    pause = (req.query_get("pause") or "") == "" or req.query_bool("pause")
+    image_id = await _fs(req).commit(
+        container, repo=req.query_get("repo") or "", tag=req.query_get("tag") or "",
+        comment=req.query_get("comment") or "", author=req.query_get("author") or "",
+        pause=pause, changes=req.query_all("changes"), config=body)
+    return json_response({"Id": image_id}, 201)
 
 
 def register(r: Router) -> None:
-    pass
+    r.add("GET", "/containers/{id}/export", export)
+    r.add("GET", "/containers/{id}/changes", changes)
+    r.add("GET", "/containers/{id}/archive", get_archive)
+    r.add("PUT", "/containers/{id}/archive", put_archive)
+    r.add("POST", "/commit", commit)

@@ -12,6 +12,7 @@ are synchronous: they only read in-memory state.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -40,6 +41,8 @@ EmitEvent = Callable[[str, str, dict[str, str]], None]
 ContainersUsing = Callable[[str], list[tuple[str, bool]]]
 Event = tuple[str, str, dict[str, str]]
 SPOOL_BUFFER = 4 << 20
+# the digest of an empty tar (two zero blocks): a commit without changes
+EMPTY_TAR_DIFF_ID = ("sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef")
 
 
 class ImageService:
@@ -287,6 +290,55 @@ class ImageService:
             st.set_ref(ref, rec.id)
         return rec
 
+    # -- commit --------------------------------------------------------------------
+
+    async def commit_layer(self, parent_id: str, layer: Iterator[bytes],
+                           child: dict[str, Any]) -> str:
+        """A new image: the layer tar stream `layer` on top of `parent_id`.
+
+        `child` carries config, container, container_config, author, comment
+        and created_by; the image config is built as moby's NewChildImage (an
+        empty layer is recorded as an empty_layer history entry only).
+        The generator is consumed in a worker thread."""
+        async with self._lock:
+            rec = await asyncio.to_thread(self._commit_sync, parent_id, layer, child)
+        return rec.id
+
+    def _commit_sync(self, parent_id: str, layer: Iterator[bytes],
+                     child: dict[str, Any]) -> ImageRecord:
+        st = self.store
+        parent = st.images.get(parent_id)
+        if parent is None:
+            raise NotFound(f"No such image: {parent_id}")
+        pcfg = json.loads(parent.config_bytes)
+        tmp = st.new_temp("commit")
+        try:
+            digest = hashlib.sha256()
+            with open(tmp, "wb") as out:
+                for chunk in layer:
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            diff_id = "sha256:" + digest.hexdigest()
+            empty = diff_id == EMPTY_TAR_DIFF_ID
+            diff_ids = list(parent.diff_ids)
+            try:
+                if not empty:
+                    diff_ids.append(diff_id)
+                    chains = chain_ids(diff_ids)
+                    st.add_layer(tmp, diff_id, chains[-1],
+                                 chains[-2] if len(chains) > 1 else "",
+                                 self._privileged_layers)
+                rec, _new = st.add_image(
+                    _child_config(pcfg, child, diff_ids, empty), parent=parent_id)
+            except BaseException:
+                st.gc_layers()
+                raise
+        finally:
+            tmp.unlink(missing_ok=True)
+        return rec
+
     # -- tag -----------------------------------------------------------------------
 
     async def tag(self, source: str, repo: str, tag: str = "") -> str:
@@ -422,3 +474,32 @@ class ImageService:
                                                   "config": cfg.decode()})
         st.set_ref(parse_normalized_named("busybox:latest"), rec.id)
         return rec
+
+
+def _child_config(parent: dict[str, Any], child: dict[str, Any], diff_ids: list[str],
+                  empty: bool) -> bytes:
+    """moby's NewChildImage: the parent's history plus one entry, new rootfs."""
+    created = now_rfc3339()
+    hist: dict[str, Any] = {"created": created}
+    if child.get("author"):
+        hist["author"] = child["author"]
+    hist["created_by"] = child.get("created_by", "")
+    if child.get("comment"):
+        hist["comment"] = child["comment"]
+    if empty:
+        hist["empty_layer"] = True
+    cfg: dict[str, Any] = {"architecture": parent.get("architecture", go_arch())}
+    if child.get("author"):
+        cfg["author"] = child["author"]
+    cfg.update({"config": child.get("config") or {}, "container": child.get("container", ""),
+                "container_config": child.get("container_config") or {},
+                "created": created, "docker_version": "dockyard"})
+    if parent.get("variant"):
+        cfg["variant"] = parent["variant"]
+    cfg["history"] = [*(parent.get("history") or []), hist]
+    cfg["os"] = parent.get("os", "linux")
+    for k in ("os.version", "os.features"):
+        if parent.get(k):
+            cfg[k] = parent[k]
+    cfg["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
+    return json.dumps(cfg, separators=(",", ":")).encode()
