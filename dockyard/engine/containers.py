@@ -140,6 +140,7 @@ class ContainerManager(Lifecycle, RestartPolicy, HealthChecks):
         check_platform(platform, image_config, image_ref)
         merged = merge_image_config(config, image_config)
         host_config, warnings = prepare_create(self.engine, merged, host_config, networking)
+        check_log_config(host_config)
         cid = secrets.token_hex(32)
         while cid in self.by_id or cid[:12] in (c[:12] for c in self.by_id):
             cid = secrets.token_hex(32)
@@ -308,6 +309,24 @@ class ContainerManager(Lifecycle, RestartPolicy, HealthChecks):
 
     async def shutdown(self) -> None:
         await self.stop_lifecycle()
+
+
+SUPPORTED_LOG_DRIVERS = ("json-file", "none")
+
+
+def check_log_config(host_config: dict[str, Any]) -> None:
+    """Only the drivers dockyard implements; others are refused, not ignored."""
+    from dockyard.engine.logs_format import parse_json_file_opts
+
+    lc = host_config.get("LogConfig") or {}
+    driver = lc.get("Type") or "json-file"
+    if driver not in SUPPORTED_LOG_DRIVERS:
+        raise InvalidParameter(f"logger: no log driver named '{driver}' is registered")
+    if driver == "json-file":
+        parse_json_file_opts(lc.get("Config") or {})
+    elif lc.get("Config"):
+        key = next(iter(lc["Config"]))
+        raise InvalidParameter(f"unknown log opt '{key}' for {driver} log driver")
 
 
 def check_platform(platform: str | None, image_config: dict[str, Any], ref: str) -> None:
