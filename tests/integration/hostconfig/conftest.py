@@ -17,20 +17,22 @@ from hc_util import traces_of
 def failed_run(daemon):  # type: ignore[no-untyped-def]
     """`failed_run(*args)` runs `docker run --rm --name N ARGS busybox true`,
     asserts it failed, checks that the container it may have created left no
-    trace, and returns (exit code, stderr)."""
+    trace, and returns (exit code, stderr); `.last_ids` holds the IDs of the
+    containers it created."""
 
     def go(*args: str, image: str = "busybox", cmd: tuple[str, ...] = ("true",)
            ) -> tuple[int, str]:
         name = f"f-{uuid.uuid4().hex[:10]}"
-        since = int(time.time())
+        since = f"{time.time() - 0.001:.6f}"
         res = daemon.docker("run", "--rm", "--name", name, *args, image, *cmd, timeout=60)
         err = res.stderr.decode()
         assert res.returncode != 0, f"expected failure, got: {res.stdout!r}"
-        ids = set(daemon.out("events", "--since", str(since), "--until",
-                             str(int(time.time()) + 1), "--filter", f"container={name}",
+        ids = set(daemon.out("events", "--since", since, "--until", f"{time.time():.6f}",
+                             "--filter", f"container={name}",
                              "--format", "{{.Actor.ID}}").split())
         for cid in ids:
             assert traces_of(daemon, cid) == [], f"{args}: left behind"
+        go.last_ids = ids  # type: ignore[attr-defined]
         return res.returncode, err
 
     return go
