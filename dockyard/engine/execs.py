@@ -35,7 +35,9 @@ from dockyard.oci.caps import host_caps
 from dockyard.oci.spec import container_env, replace_or_append_env
 from dockyard.oci.users import resolve_user
 from dockyard.runtime.attach import STDERR, STDOUT
+from dockyard.runtime.conmon import wait_pid_exit
 from dockyard.runtime.exec import ExecSession, ExecStartError, exec_process, remove_session_dir
+from dockyard.runtime.logs import iter_log_entries
 
 if TYPE_CHECKING:
     from dockyard.engine.engine import Engine
@@ -73,8 +75,10 @@ class ExecConfig:
     session: ExecSession | None = field(default=None, repr=False)
     # Set once a start attempt has finished (process running, or failed).
     started: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-    # Set once the exit code is recorded and the session cleaned up.
+    # Set once the exit code is recorded.
     done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    # Set once no attached client reads the session's files any more.
+    released: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property
     def command(self) -> str:
@@ -184,6 +188,52 @@ def build_exec_process(base: dict[str, Any], ec: ExecConfig, *, user: Any,
         caps = list(all_caps)
         p["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
     return p
+
+
+@dataclass
+class _Seen:
+    """What one stream delivered over the attach socket: its size and head."""
+
+    size: int = 0
+    head: bytes = b""
+
+    def add(self, data: bytes) -> None:
+        if len(self.head) < 4096:
+            self.head += data[:4096 - len(self.head)]
+        self.size += len(data)
+
+
+def missing_prefix(logged: bytes, seen: _Seen) -> bytes:
+    """The part of `logged` the socket did not deliver.
+
+    The socket misses only a prefix (the output before conmon accepted us),
+    so what it delivered must be the log's tail; if not (a truncated log),
+    nothing is recovered."""
+    lost = len(logged) - seen.size
+    if lost <= 0 or logged[lost:lost + len(seen.head)] != seen.head:
+        return b""
+    return logged[:lost]
+
+
+def _missed_output(log_path: str, seen: dict[int, _Seen]) -> list[tuple[int, bytes]]:
+    try:
+        with open(log_path, "rb") as f:
+            blob = f.read()
+    except OSError:
+        return []
+    try:
+        entries = iter_log_entries(blob)
+    except ValueError:
+        return []
+    logged = {STDOUT: bytearray(), STDERR: bytearray()}
+    for e in entries:
+        logged[STDERR if e.stream == "stderr" else STDOUT] += e.data
+    out = []
+    for stream_no in (STDOUT, STDERR):
+        data = missing_prefix(bytes(logged[stream_no]), seen[stream_no])
+        if data:
+            out.append((stream_no, data))
+    return out
 
 
 class ExecManager:
@@ -397,14 +447,21 @@ class ExecManager:
         ec.exit_code = code
         ec.running = False
         self._unregister_from_container(ec)
-        session.close()
-        await remove_session_dir(str(self.root / ec.id))
         ec.done.set()
         self._emit(c, "exec_die", execID=ec.id, exitCode=str(code))
+        session.close()
+        # conmon reports the code before it has finished with its files:
+        # remove the directory only once it is gone, or it leaves fifos behind.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wait_pid_exit(session.conmon_pid), 30)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ec.released.wait(), 30)
+        await remove_session_dir(str(self.root / ec.id))
 
     async def start_detached(self, exec_id: str, console_size: list[int] | None) -> None:
         ec = self.get_startable(exec_id)
         c = self._claim(ec)
+        ec.released.set()
         await self._launch(ec, c, console_size or ec.console_size, attach=False)
 
     async def start_attached(self, exec_id: str, reader: asyncio.StreamReader,
@@ -422,16 +479,20 @@ class ExecManager:
             if data:
                 writer.write(frame(stream_no, data) if multiplexed else data)
 
+        ec: ExecConfig | None = None
         try:
-            ec = self.get_startable(exec_id)
-            c = self._claim(ec)
+            found = self.get_startable(exec_id)
+            c = self._claim(found)
+            ec = found   # ours now: release its files when done
             session = await self._launch(ec, c, console_size or ec.console_size, attach=True)
+            await self._bridge(ec, c, session, reader, writer, out)
         except DockyardError as e:
             out(STDOUT, f"{e.message}\r\n".encode())
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.drain()
-            return
-        await self._bridge(ec, c, session, reader, writer, out)
+        finally:
+            if ec is not None:
+                ec.released.set()
 
     async def _bridge(self, ec: ExecConfig, c: Container, session: ExecSession,
                       reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -465,15 +526,29 @@ class ExecManager:
                 with contextlib.suppress(ConnectionError, OSError):
                     await conn.close_stdin()
 
+        seen = {STDOUT: _Seen(), STDERR: _Seen()}
+
+        def wanted(stream_no: int) -> bool:
+            return (stream_no == STDOUT and ec.open_stdout) or (
+                stream_no == STDERR and ec.open_stderr)
+
         async def pump_out() -> None:
             while True:
                 chunk = await conn.receive()
                 if chunk is None:
-                    return
-                if (chunk.stream == STDOUT and ec.open_stdout) or (
-                        chunk.stream == STDERR and ec.open_stderr):
+                    break
+                seen[chunk.stream].add(chunk.data)
+                if wanted(chunk.stream):
                     out(chunk.stream, chunk.data)
                     await writer.drain()
+            # conmon accepts attach clients in its main loop, which may first
+            # read (and only log) the output of a quick process: send what
+            # the socket missed from the session's log.
+            missed = await asyncio.to_thread(_missed_output, session.layout.log_path, seen)
+            for stream_no, data in missed:
+                if wanted(stream_no):
+                    out(stream_no, data)
+            await writer.drain()
 
         out_task = asyncio.ensure_future(pump_out())
         in_task = asyncio.ensure_future(pump_in()) if ec.open_stdin else None
