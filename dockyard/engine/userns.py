@@ -250,6 +250,22 @@ def shift_tree(root: Path, mapping: IDMapping) -> None:
             one(os.path.join(dirpath, n))
 
 
+def check_traversable(data_root: Path) -> None:
+    """The runtime reaches a container's rootfs as the remap root, so every
+    directory above the data root must let others through (dockerd refuses
+    to start in the same case)."""
+    for p in [data_root.resolve(), *data_root.resolve().parents]:
+        try:
+            mode = os.stat(p).st_mode
+        except FileNotFoundError:
+            continue
+        if not mode & stat.S_IXOTH:
+            raise InvalidParameter(
+                f"userns-remap: a directory in the data root's path ({p}) restricts access "
+                "to the remapped root uid/gid; please fix by allowing 'o+x' permissions on "
+                "existing directories")
+
+
 @dataclass
 class UsernsRemap:
     """The daemon's remapping: which containers it applies to, their id
@@ -269,6 +285,7 @@ class UsernsRemap:
         self.mapping = await asyncio.to_thread(resolve_mapping, self.setting)
         m = self.mapping
         log.info("userns-remap: container root is %d:%d on the host", m.root_uid, m.root_gid)
+        await asyncio.to_thread(check_traversable, self.data_root)
         await asyncio.to_thread(self._prune_cache)
 
     def applies(self, host_config: dict[str, Any]) -> bool:

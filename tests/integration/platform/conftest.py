@@ -38,9 +38,14 @@ def private_daemon(request: pytest.FixtureRequest) -> Iterator[Any]:
     it = _integration_conftest(request.config)
     started: list[tuple[Any, Path]] = []
 
-    def start(extra_args: list[str]) -> Any:
+    def start(extra_args: list[str], base_mode: int = 0o711) -> Any:
         base = Path(tempfile.mkdtemp(prefix="dockyard-plat-", dir="/var/tmp"))
-        d = it.start_daemon(base, extra_args)
+        base.chmod(base_mode)      # 0o711: a userns-remap root must reach its containers
+        try:
+            d = it.start_daemon(base, extra_args)
+        except BaseException:
+            shutil.rmtree(base, ignore_errors=True)
+            raise
         started.append((d, base))
         return d
 
