@@ -318,8 +318,9 @@ class FsOps:
             child = {"config": new_config, "container": c.id,
                      "container_config": c.config, "author": author, "comment": comment,
                      "created_by": " ".join(c.config.get("Cmd") or [])}
+            lowers = self.engine.images.lower_dirs(c.image_id)
             image_id = await self.engine.images.commit_layer(
-                c.image_id, commit_tar(upper, skips), child)
+                c.image_id, commit_tar(upper, lowers, skips), child)
         finally:
             if paused_here:
                 with contextlib.suppress(DockyardError):

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import copy
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dockyard.engine.fsops_diff import Skips
+from dockyard.engine.fsops_diff import LowerView, Skips
 from dockyard.engine.fsops_tar import END_OF_ARCHIVE, TarStreamer
 from dockyard.errors import InvalidParameter
 from dockyard.images.changes import apply_changes
@@ -85,11 +86,22 @@ def build_commit_config(body: dict[str, Any] | None, container_config: dict[str,
     return merge_config(apply_changes(base, changes), container_config)
 
 
-def commit_tar(upper: Path, skips: Skips) -> Iterator[bytes]:
-    """The upper dir as a layer tar: whiteouts as `.wh.`, mount points left out."""
+def commit_tar(upper: Path, lowers: list[str], skips: Skips) -> Iterator[bytes]:
+    """The upper dir as a layer tar: whiteouts as `.wh.`, mount points left out,
+    and directories the runtime only touched to create mount points too."""
+    lower = LowerView(lowers)
+
+    def keep_dir(cpath: str, st: os.stat_result) -> bool:
+        if cpath not in skips.ancestors:
+            return True
+        low = lower.lstat(cpath)
+        return low is None or not stat.S_ISDIR(low.st_mode) or (
+            (low.st_mode, low.st_uid, low.st_gid) != (st.st_mode, st.st_uid, st.st_gid))
+
     fd = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        streamer = TarStreamer(all_xattrs=True, overlay_whiteouts=True, skip=skips)
+        streamer = TarStreamer(all_xattrs=True, overlay_whiteouts=True, skip=skips,
+                               keep_dir=keep_dir)
         yield from streamer.dir_tree(fd, "", "/", include_self=False)
         yield END_OF_ARCHIVE
     finally:

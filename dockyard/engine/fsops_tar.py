@@ -69,7 +69,17 @@ class TarStreamer:
     # commit: overlay whiteouts / opaque dirs become `.wh.` entries
     overlay_whiteouts: bool = False
     skip: SkipFn | None = None
+    # keep_dir(container_path, stat) -> False: the directory's header is held
+    # back until something below it is written (commit: a directory copied up
+    # only because the runtime put a mount point in it is no change)
+    keep_dir: Callable[[str, os.stat_result], bool] | None = None
     _links: dict[tuple[int, int], str] = field(default_factory=dict)
+    _pending: list[bytes] = field(default_factory=list)
+
+    def _flush(self) -> Iterator[bytes]:
+        if self._pending:
+            yield from self._pending
+            self._pending.clear()
 
     def _xattrs(self, ti: tarfile.TarInfo, fd: int) -> None:
         try:
@@ -118,21 +128,31 @@ class TarStreamer:
                  include_self: bool = True) -> Iterator[bytes]:
         st = st or os.fstat(fd)
         prefix = "" if arcname in ("", "/") else arcname.rstrip("/") + "/"
+        mark = len(self._pending)
         if include_self and prefix:
             ti = self._info(st, prefix)
             ti.type = tarfile.DIRTYPE
             self._xattrs(ti, fd)
-            yield header(ti)
-            if self.overlay_whiteouts and is_opaque(fd):
+            hdrs = [header(ti)]
+            opaque = self.overlay_whiteouts and is_opaque(fd)
+            if opaque:
                 wo = self._info(st, prefix + WHITEOUT_OPAQUE)
                 wo.mode, wo.mtime = 0o644, 0
-                yield header(wo)
+                hdrs.append(header(wo))
+            if opaque or self.keep_dir is None or self.keep_dir(cpath, st):
+                yield from self._flush()
+                yield from hdrs
+            else:
+                self._pending.extend(hdrs)
         base = cpath.rstrip("/")
         for child in sorted(os.listdir(fd)):
             yield from self.entry_tree(fd, child, prefix + child, f"{base}/{child}")
+        del self._pending[mark:]        # nothing below it was written
 
     def _non_dir(self, parent_fd: int, name: str, arcname: str, st: os.stat_result
                  ) -> Iterator[bytes]:
+        if not stat.S_ISSOCK(st.st_mode):
+            yield from self._flush()
         if self.overlay_whiteouts and is_whiteout(st):
             d, _, base = arcname.rpartition("/")
             wo = self._info(st, (d + "/" if d else "") + WHITEOUT_PREFIX + base)
