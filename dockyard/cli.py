@@ -39,13 +39,13 @@ def build_config(ns: argparse.Namespace) -> DaemonConfig:
     explicit = {k for k in ("hosts", "data_root", "exec_root", "pidfile", "default_runtime",
                             "log_level", "debug", "group", "emulation")
                 if getattr(ns, k, None) is not None}
+    for k in explicit:
+        setattr(cfg, k, getattr(ns, k))
     default_file = Path("/etc/dockyard/daemon.json")
     cfg_file = ns.config_file or (default_file if default_file.exists() else None)
     if cfg_file is not None:
         cfg.config_file = cfg_file
         cfg.apply_file(cfg_file, explicit)
-    for k in explicit:
-        setattr(cfg, k, getattr(ns, k))
     if cfg.debug:
         cfg.log_level = "debug"
     return cfg
