@@ -96,7 +96,17 @@ async def prepare_rootfs_and_spec(m: ContainerManager, c: Container) -> None:
         if not netns.exists() or not is_mountpoint(str(netns)):
             await create_netns(netns)
     passwd, group = await asyncio.to_thread(_read_user_db, rootfs)
-    await asyncio.to_thread(_write_etc_files, m, c, d)
+    etc_dir = d
+    if net_mode.startswith("container:"):
+        # As dockerd's initializeNetworking: the container takes the donor's
+        # name and its hostname/hosts/resolv.conf files, since it lives in
+        # the donor's network.
+        donor = m.get(net_mode.split(":", 1)[1])
+        c.config["Hostname"] = donor.config.get("Hostname") or donor.id[:12]
+        c.config["Domainname"] = donor.config.get("Domainname") or ""
+        etc_dir = m.dir(donor)
+    else:
+        await asyncio.to_thread(_write_etc_files, m, c, d)
     ns_paths = _joined_namespaces(m, c)
     shm_path = await asyncio.to_thread(_prepare_shm, m, c)
     devices = await asyncio.to_thread(_resolve_devices, hc)
@@ -124,9 +134,9 @@ async def prepare_rootfs_and_spec(m: ContainerManager, c: Container) -> None:
         rootfs=str(rootfs),
         passwd=passwd,
         group=group,
-        hostname_path=str(d / "hostname"),
-        hosts_path=str(d / "hosts"),
-        resolv_conf_path=str(d / "resolv.conf"),
+        hostname_path=str(etc_dir / "hostname"),
+        hosts_path=str(etc_dir / "hosts"),
+        resolv_conf_path=str(etc_dir / "resolv.conf"),
         namespace_paths=ns_paths,
         devices=devices[0],
         host_devices=host_devices,
@@ -293,9 +303,6 @@ def _joined_namespaces(m: ContainerManager, c: Container) -> dict[str, str]:
                            f"container {other.id} is not running")
         name = {"network": "net"}.get(ns, ns)
         out[ns] = f"/proc/{other.state.pid}/ns/{name}"
-        if ns == "network":
-            # the UTS namespace goes with the network namespace, as in Docker
-            out["uts"] = f"/proc/{other.state.pid}/ns/uts"
     return out
 
 

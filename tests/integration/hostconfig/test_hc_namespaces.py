@@ -157,3 +157,20 @@ def test_sysctl(daemon):
 def test_net_sysctl_refused_with_host_network(daemon, failed_run):
     code, err = failed_run("--network", "host", "--sysctl", "net.ipv4.ip_forward=1")
     assert code != 0 and "net.ipv4.ip_forward" in err
+
+
+def test_network_container(daemon, name, failed_run):
+    daemon.out("run", "-d", "--name", name, "-h", "donorhost", "--dns", "9.9.9.9", "busybox",
+               "sleep", "30")
+    try:
+        pid = daemon.out("inspect", "-f", "{{.State.Pid}}", name).strip()
+        out = run_out(daemon, "--network", f"container:{name}", "busybox", "sh", "-c",
+                      "readlink /proc/self/ns/net; hostname; grep ^nameserver /etc/resolv.conf")
+        ns, hostname, _, server = out.split()
+        # the donor's network, name and resolv.conf
+        assert ns == os.readlink(f"/proc/{pid}/ns/net")
+        assert (hostname, server) == ("donorhost", "9.9.9.9")
+        _code, err = failed_run("--network", f"container:{name}", "-h", "x")
+        assert "conflicting options: hostname and the network mode" in err
+    finally:
+        daemon.docker("rm", "-f", name)
