@@ -108,6 +108,7 @@ async def prepare_rootfs_and_spec(m: ContainerManager, c: Container) -> None:
     else:
         await asyncio.to_thread(_write_etc_files, m, c, d)
     ns_paths = _joined_namespaces(m, c)
+    await asyncio.to_thread(_check_rt_budget, m, c)
     shm_path = await asyncio.to_thread(_prepare_shm, m, c)
     devices = await asyncio.to_thread(_resolve_devices, hc)
     from dockyard.oci import spec as ocispec
@@ -158,6 +159,26 @@ async def prepare_rootfs_and_spec(m: ContainerManager, c: Container) -> None:
         await asyncio.to_thread(_ensure_workdir, rootfs, workdir, spec)
     await asyncio.to_thread(atomic_write, bundle / "config.json",
                             json.dumps(spec).encode(), 0o600)
+
+
+def _check_rt_budget(m: ContainerManager, c: Container) -> None:
+    """A real-time runtime needs a budget in every ancestor cgroup (v1
+    RT group scheduling).  dockerd hands the parent its --cpu-rt-runtime;
+    without one the runtime fails with a bare EINVAL, so say why first."""
+    want = c.host_config.get("CpuRealtimeRuntime") or 0
+    if want <= 0 or m.engine.host.cgroup_version != 1:
+        return
+    parent = (c.host_config.get("CgroupParent") or m.engine.config.cgroup_parent or
+              "/docker").strip("/")
+    budget_file = Path("/sys/fs/cgroup/cpu") / parent / "cpu.rt_runtime_us"
+    try:
+        budget = int(budget_file.read_text())
+    except (OSError, ValueError):
+        budget = 0  # the runtime would create the parent with no RT budget
+    if budget < want:
+        raise InvalidParameter(
+            f"cpu real-time runtime {want}us is more than the cgroup parent /{parent} grants "
+            f"({budget}us in {budget_file}); give the parent a real-time budget first")
 
 
 def shm_dir(m: ContainerManager, c: Container) -> Path:

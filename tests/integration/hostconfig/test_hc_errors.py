@@ -121,3 +121,16 @@ def test_daemon_texts_through_the_api(client, hc, text):
     assert e.value.status_code == 400
     assert text in str(e.value.explanation)
     assert len(client.api.containers(all=True)) == before
+
+
+def test_cpu_rt_runtime_without_parent_budget(failed_run):
+    from pathlib import Path
+
+    budget = Path("/sys/fs/cgroup/cpu/dockyard/cpu.rt_runtime_us")
+    if not Path("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists():
+        pytest.skip("no v1 RT group scheduling here")
+    if budget.exists() and int(budget.read_text()) > 0:
+        pytest.skip("the cgroup parent has a real-time budget")
+    code, err = failed_run("--cpu-rt-runtime", "1000")
+    assert code == 125
+    assert "cpu real-time runtime 1000us is more than the cgroup parent /dockyard grants" in err
