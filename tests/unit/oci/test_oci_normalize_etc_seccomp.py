@@ -207,3 +207,13 @@ def test_seccomp_profile_errors():
     sc = build_seccomp({"defaultAction": "SCMP_ACT_ALLOW",
                         "syscalls": [{"name": "a", "action": "SCMP_ACT_ERRNO"}]}, DEFAULT_CAPS)
     assert sc["syscalls"] == [{"names": ["a"], "action": "SCMP_ACT_ERRNO"}]
+
+
+@pytest.mark.parametrize("given", [0, -1, -5])
+def test_pids_limit_unlimited_is_stored_as_null(given):
+    # postContainersCreate: 0 and any negative value mean "no limit"
+    assert normalize_host_config({"PidsLimit": given}, V1_HOST)["PidsLimit"] is None
+
+
+def test_pids_limit_kept_when_positive():
+    assert normalize_host_config({"PidsLimit": 20}, V1_HOST)["PidsLimit"] == 20
