@@ -88,10 +88,10 @@ def test_wait_conditions(client, name):
         c.remove(force=True)
 
 
-def test_rm_wait_removed(daemon):
-    res = daemon.docker("run", "--rm", "busybox", "sh", "-c", "exit 4")
+def test_rm_wait_removed(daemon, name):
+    res = daemon.docker("run", "--rm", "--name", name, "busybox", "sh", "-c", "exit 4")
     assert res.returncode == 4
-    assert daemon.out("ps", "-aq") == ""
+    assert daemon.docker("inspect", name).returncode == 1
 
 
 def test_rename(daemon, name):
