@@ -356,6 +356,11 @@ class Lifecycle:
         self.cancel_restart(c)
         if c.state.status == "restarting":
             c.state.manually_stopped = True
+            # A restart already past its delay holds the lock while it
+            # starts the container: let it finish, then stop what it started.
+            async with self.lock(c):
+                pass
+        if c.state.status == "restarting":
             c.state.status = "exited"
             self.save(c)
             self._wake_exit_waiters(c)
@@ -390,7 +395,12 @@ class Lifecycle:
         self.cancel_restart(c)
         c.state.manually_stopped = True
         if c.state.status == "restarting":
+            async with self.lock(c):   # see stop(): a restart may be mid-start
+                pass
+        if c.state.status == "restarting":
             c.state.status = "exited"
+            return
+        if not c.state.running:
             return
         if c.state.status == "paused":
             with contextlib.suppress(DockyardError):
@@ -450,8 +460,12 @@ class Lifecycle:
             self._restart_timers.pop(c.id, None)
             if c.id not in self.by_id or c.state.manually_stopped:
                 return
-            c.state.restart_count += 1
             async with self.lock(c):
+                # stop/kill may have come while we waited for the lock
+                if c.state.manually_stopped or c.state.status != "restarting" or \
+                        c.id not in self.by_id:
+                    return
+                c.state.restart_count += 1
                 try:
                     await self._start_locked(c)
                 except DockyardError as e:
