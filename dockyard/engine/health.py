@@ -263,7 +263,9 @@ class HealthChecks:
         exec_id = secrets.token_hex(32)
         session_dir = str(self.bundle(c) / "health" / exec_id[:16])
         attrs = {"execID": exec_id}
-        self.emit(c, f"exec_create: {' '.join(probe.argv)}", **attrs)
+        # dockerd's action text: entrypoint, a space, the joined args.
+        action_cmd = f"{probe.argv[0]} {' '.join(probe.argv[1:])}"
+        self.emit(c, f"exec_create: {action_cmd}", **attrs)
         try:
             spec = await asyncio.to_thread(_read_spec_process, str(self.bundle(c) / "config.json"))
             process = probe_process(spec, probe.argv)
@@ -278,7 +280,7 @@ class HealthChecks:
             except (TimeoutError, OSError) as e:
                 return _result(-1, f"timed out starting health check for container {c.id}"
                                if isinstance(e, TimeoutError) else str(e))
-            self.emit(c, f"exec_start: {' '.join(probe.argv)}", **attrs)
+            self.emit(c, f"exec_start: {action_cmd}", **attrs)
             output = LimitedOutput()
             try:
                 code = await asyncio.wait_for(_collect(sess, output), probe.timeout_ns / NS)
