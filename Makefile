@@ -25,6 +25,11 @@ run: setup
 
 test: setup-test
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/integration
+	@bash tests/v2lane/suite.sh --if-installable
+
+# cgroup v2: the v2 suite against a daemon in a pure cgroup v2 VM (tests/v2lane)
+test-v2: setup-test
+	@bash tests/v2lane/suite.sh
 
 test-unit: $(VENV)/.stamp
 	$(VENV)/bin/python -m pytest -q tests/unit
