@@ -38,7 +38,8 @@ ENGINE_MOUNT_POINTS = ("/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/dev/mq
 
 
 def _clean(p: str) -> str:
-    return posixpath.normpath("/" + p) if p else ""
+    # normpath keeps a leading "//" (POSIX allows it a meaning): not for us
+    return "/" + posixpath.normpath("/" + p).lstrip("/") if p else ""
 
 
 def mount_points(config: dict[str, Any], host_config: dict[str, Any]) -> frozenset[str]:
@@ -73,7 +74,7 @@ class Skips:
         anc = set()
         for p in ps:
             d = posixpath.dirname(p)
-            while d and d != "/":
+            while d.startswith("/") and d != "/":
                 anc.add(d)
                 d = posixpath.dirname(d)
             anc.add("/")
