@@ -22,7 +22,7 @@ import logging
 import os
 import secrets
 import stat
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,6 +96,48 @@ async def _iterate(gen: Iterator[bytes]) -> AsyncIterator[bytes]:
             await asyncio.to_thread(close)
 
 
+class ViewStream:
+    """An async byte stream over a blocking tar generator that owns a view.
+
+    A plain async generator's `finally` never runs if it is closed before
+    its first step (a client gone before the first chunk), which would leave
+    a temporary mount behind; `aclose` here always releases the view."""
+
+    def __init__(self, gen: Iterator[bytes], view: View,
+                 close_view: Callable[[View], Awaitable[None]]) -> None:
+        self._gen = gen
+        self._view = view
+        self._close_view = close_view
+        self._it: AsyncIterator[bytes] | None = None
+        self._closed = False
+
+    def __aiter__(self) -> ViewStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._closed:
+            raise StopAsyncIteration
+        if self._it is None:
+            self._it = _iterate(self._gen).__aiter__()
+        try:
+            return await self._it.__anext__()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._it is not None:
+                await self._it.aclose()  # type: ignore[attr-defined]
+            else:
+                await asyncio.to_thread(self._gen.close)  # type: ignore[attr-defined]
+        finally:
+            await self._close_view(self._view)
+
+
 class FsOps:
     """Stateless: everything lives on the engine's managers."""
 
@@ -150,13 +192,8 @@ class FsOps:
         self.mgr.emit(c, "export")
         return self._stream_then_close(tar(), view)
 
-    async def _stream_then_close(self, gen: Iterator[bytes], view: View
-                                 ) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in _iterate(gen):
-                yield chunk
-        finally:
-            await self._close_view(view)
+    def _stream_then_close(self, gen: Iterator[bytes], view: View) -> ViewStream:
+        return ViewStream(gen, view, self._close_view)
 
     # ------------------------------------------------------------ diff
     async def changes(self, ref: str) -> list[dict[str, Any]]:
