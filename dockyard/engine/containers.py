@@ -86,6 +86,11 @@ class ContainerManager(Lifecycle, RestartPolicy, HealthChecks):
                 continue
             self.by_id[c.id] = c
             self.names[c.name] = c.id
+            # temporary views of stopped containers (cp, export) that a
+            # crash left mounted
+            for view in d.glob("fsview-*"):
+                umount(str(view))
+                shutil.rmtree(view, ignore_errors=True)
         await self.restore_all()
 
     # ------------------------------------------------------------ lookup
