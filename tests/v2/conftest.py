@@ -100,4 +100,4 @@ def name(docker: Docker) -> Iterator[str]:
     """A unique container name; the container is removed after the test."""
     n = f"v2-{uuid.uuid4().hex[:10]}"
     yield n
-    docker.run("rm", "-f", n)
+    docker.remove(n)
