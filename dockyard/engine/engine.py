@@ -41,6 +41,7 @@ class Engine:
         self.started_at = time.time()
         self._lock_fd: int | None = None
         self._options: Any = None
+        self._reaper: asyncio.Task[None] | None = None
         self.runtime_versions: dict[str, str] = {}
         self._seccomp: dict[str, Any] | None = None
         self.emulation: Any = None
@@ -98,6 +99,9 @@ class Engine:
             log.error("no OCI runtime can create containers here: %s", self.runtimes.unusable)
         self._options = self._build_engine_options()
         await self._start_containers()
+        from dockyard.engine.reaper import reaper_loop
+
+        self._reaper = asyncio.create_task(reaper_loop())
 
     async def _start_containers(self) -> None:
         try:
@@ -114,6 +118,8 @@ class Engine:
         await self.containers.open()
 
     async def shutdown(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
         if self.containers is not None:
             await self.containers.shutdown()
         if self._lock_fd is not None:
