@@ -91,8 +91,9 @@ def start_daemon(base: Path, extra_args: list[str] | None = None) -> Daemon:
 
 
 def stop_daemon(d: Daemon, cleanup: bool = True) -> None:
+    """Stop the daemon; with cleanup, also remove its containers (they
+    outlive the daemon by design), its exec root and its base directory."""
     if d.proc.poll() is None:
-        # Containers outlive the daemon by design: remove them first.
         if cleanup:
             res = d.docker("ps", "-aq", timeout=30)
             ids = res.stdout.decode().split()
@@ -104,6 +105,10 @@ def stop_daemon(d: Daemon, cleanup: bool = True) -> None:
         except subprocess.TimeoutExpired:
             d.proc.kill()
             d.proc.wait()
+    if cleanup:
+        subprocess.run(["umount", "-l", str(d.exec_root / "netns")], capture_output=True)
+        shutil.rmtree(d.exec_root, ignore_errors=True)
+        shutil.rmtree(d.data_root.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -114,9 +119,6 @@ def daemon() -> Iterator[Daemon]:
         yield d
     finally:
         stop_daemon(d)
-        subprocess.run(["umount", "-l", str(d.exec_root / "netns")], capture_output=True)
-        shutil.rmtree(d.exec_root, ignore_errors=True)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -131,10 +131,11 @@ def test_config_file_and_flags():
         assert d.out("run", "--rm", "busybox", "echo", "ok").strip() == "ok"
     finally:
         stop_daemon(d)
-    bad = base / "bad.json"
-    bad.write_text(json.dumps({"no-such-key": 1}))
-    res = subprocess.run([sys.executable, "-m", "dockyard.cli", "daemon", "--config-file",
-                          str(bad), "--data-root", str(base / "d2")], capture_output=True,
-                         timeout=30)
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as other:
+        bad = Path(other) / "bad.json"
+        bad.write_text(json.dumps({"no-such-key": 1}))
+        res = subprocess.run([sys.executable, "-m", "dockyard.cli", "daemon", "--config-file",
+                              str(bad), "--data-root", str(Path(other) / "d2")],
+                             capture_output=True, timeout=30)
     assert res.returncode != 0
     assert b"no-such-key" in res.stderr
