@@ -245,6 +245,11 @@ class Lifecycle:
         from dockyard.engine.specbuild import release_host_mounts
 
         await asyncio.to_thread(release_host_mounts, self, c)
+        # a create that failed half way can leave the runtime's cgroup dirs
+        from dockyard.runtime.runtimes import remove_empty_cgroup
+
+        await asyncio.to_thread(remove_empty_cgroup,
+                                f"{self.engine.config.cgroup_parent.rstrip('/')}/{c.id}")
 
     # ----------------------------------------------------------- restore
     async def restore_all(self: ContainerManager) -> None:  # type: ignore[misc]
