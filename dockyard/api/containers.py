@@ -120,12 +120,13 @@ async def wait(req: Request) -> Response:
 
 
 async def resize(req: Request) -> Response:
-    h, w = _size(req)
+    h, w = resize_size(req)
     await _mgr(req).resize(req.params["id"], h, w)
     return empty_response(200)
 
 
-def _size(req: Request) -> tuple[int, int]:
+def resize_size(req: Request) -> tuple[int, int]:
+    """The `h` and `w` of a resize request, with Docker's error texts."""
     out = []
     for key, word in (("h", "height"), ("w", "width")):
         raw = req.query_get(key) or "0"

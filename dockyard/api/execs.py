@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from dockyard import API_VERSION, __version__
+from dockyard.api.containers import resize_size
 from dockyard.api.http import (
     HijackResponse,
     Request,
@@ -65,22 +66,8 @@ async def start(req: Request) -> Response:
     return HijackResponse(run, ctype, _hijack_headers())
 
 
-def _size(req: Request) -> tuple[int, int]:
-    out = []
-    for key, word in (("h", "height"), ("w", "width")):
-        raw = req.query_get(key) or "0"
-        try:
-            v = int(raw)
-            if v < 0 or v > 0xFFFFFFFF:
-                raise ValueError
-        except ValueError:
-            raise InvalidParameter(f'invalid resize {word} "{raw}"') from None
-        out.append(v)
-    return out[0], out[1]
-
-
 async def resize(req: Request) -> Response:
-    h, w = _size(req)
+    h, w = resize_size(req)
     await _execs(req).resize(req.params["id"], h, w)
     return empty_response(200)
 
