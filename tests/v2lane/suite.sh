@@ -15,8 +15,12 @@ CHECKOUT=$(cd "$HERE/../.." && pwd -P)
 
 if [[ ${1:-} == --if-installable ]]; then
     shift
-    if ! command -v qemu-system-x86_64 >/dev/null \
-        && ! apt-cache policy qemu-system-x86 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    candidate() { apt-cache policy qemu-system-x86 2>/dev/null | grep -q 'Candidate: [0-9]'; }
+    # A fresh machine may have empty apt lists: refresh once before deciding.
+    if ! command -v qemu-system-x86_64 >/dev/null && ! candidate && ((EUID == 0)); then
+        apt-get update -q >/dev/null 2>&1 || true
+    fi
+    if ! command -v qemu-system-x86_64 >/dev/null && ! candidate; then
         echo "v2lane: SKIPPED: QEMU is neither installed nor installable here (apt has no" \
              "qemu-system-x86 candidate): cgroup v2 was NOT tested" >&2
         exit 0
