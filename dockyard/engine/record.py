@@ -127,11 +127,11 @@ class Container:
         st = self.state
         if st.status in ("running", "paused"):
             s = f"Up {human_duration(now - st.started_at / 1e9)}"
+            if st.status == "paused":
+                return s + " (Paused)"
             if st.health is not None:
                 s += {"starting": " (health: starting)", "healthy": " (healthy)",
                       "unhealthy": " (unhealthy)"}.get(st.health.status, "")
-            if st.status == "paused":
-                s += " (Paused)"
             return s
         if st.status == "restarting":
             return f"Restarting ({st.exit_code}) {human_duration(now - st.finished_at / 1e9)} ago"
