@@ -65,7 +65,7 @@ done
 echo "job-suite: daemon ready after $(ms) ms"
 
 # -p no:cacheprovider: nothing written to the checkout's .pytest_cache.
-# -rfEx: list failures, errors and xfails with reasons in the summary.
+# -rfExX: list failures, errors, xfails (with reasons) and xpasses in the summary.
 set +e
 "$PY" -m pytest tests/v2 -q -p no:cacheprovider -rfExX --durations=8 "$@"
 rc=$?
