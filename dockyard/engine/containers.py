@@ -24,6 +24,7 @@ from dockyard.engine.record import Container, State, rfc3339
 from dockyard.engine.restart import RestartPolicy
 from dockyard.errors import Conflict, InvalidParameter, NotFound
 from dockyard.network.netns import remove_netns
+from dockyard.oci.schema import check_create_body
 from dockyard.util.mount import umount
 
 if TYPE_CHECKING:
@@ -123,8 +124,9 @@ class ContainerManager(Lifecycle, RestartPolicy, HealthChecks):
                      ) -> tuple[str, list[str]]:
         from dockyard.engine.specbuild import merge_image_config, prepare_create
 
-        if not isinstance(body, dict):
+        if body is None:
             raise InvalidParameter("config cannot be empty in order to create a container")
+        check_create_body(body)
         config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
         host_config = body.get("HostConfig") or {}
         networking = body.get("NetworkingConfig") or {}
