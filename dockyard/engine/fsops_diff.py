@@ -3,18 +3,16 @@
 The upper dir is an exact record of what a container changed: a 0/0
 character device is a deletion (whiteout), a directory with
 trusted.overlay.opaque=y replaced the image's directory of that name.  The
-walk follows moby's `changes()` (pkg/archive/changes.go): lexical order,
-a path that exists in the image is Modified (directories only when size,
-mode or mtime differ), otherwise Added; the parent of an Added or Deleted
-path is reported Modified once.  Unlike moby's per-layer os.Stat, "exists in
-the image" is the merged view of the layers (whiteouts and opaque
-directories of lower layers honoured), and an opaque directory reports each
-image entry it hides as Deleted.
+result is that of moby's `ChangesDirs` (the container's tree against the
+image's, which overlay2's Changes uses): see compute_changes.  "The image"
+is the merged view of the layers (whiteouts and opaque directories of lower
+layers honoured), and an opaque directory reports each image entry it hides
+as Deleted.
 
 Docker never shows the mount points its init layer creates (/etc/hosts,
 /dev, /proc, ...).  Here the runtime creates them in the upper dir, so they
-are skipped, and a directory that holds one is compared without its mtime
-and size (creating the stub changed those).
+are skipped, and a directory the runtime created only to hold one is not
+itself a change.
 """
 
 from __future__ import annotations
@@ -110,13 +108,20 @@ class LowerView:
             hidden = hidden or _opaque(cur)
         return os.lstat(layer), False
 
-    def lstat(self, path: str) -> os.stat_result | None:
+    def find(self, path: str) -> tuple[Path, os.stat_result] | None:
+        """The image's entry at `path`: its path in the layer holding it, its lstat."""
         comps = [c for c in path.split("/") if c]
         for layer in self.lowers:
             st, hidden = self._in_layer(layer, comps)
-            if st is not None or hidden:
-                return st
+            if st is not None:
+                return layer.joinpath(*comps), st
+            if hidden:
+                return None
         return None
+
+    def lstat(self, path: str) -> os.stat_result | None:
+        found = self.find(path)
+        return found[1] if found is not None else None
 
     def listdir(self, path: str) -> set[str]:
         """Names visible in the image's directory `path`."""
@@ -153,61 +158,91 @@ def _opaque(path: Path) -> bool:
         return False
 
 
-def _same_dir(a: os.stat_result, b: os.stat_result, strict: bool) -> bool:
-    if a.st_mode != b.st_mode:
-        return False
-    if not strict:
-        return a.st_uid == b.st_uid and a.st_gid == b.st_gid
-    # moby's sameFsTime: equal seconds and nanoseconds
-    return a.st_size == b.st_size and a.st_mtime_ns == b.st_mtime_ns
+CAPABILITY_XATTR = "security.capability"
+
+
+def _capability(path: Path) -> bytes:
+    try:
+        return os.getxattr(path, CAPABILITY_XATTR, follow_symlinks=False)
+    except OSError:
+        return b""
+
+
+def _same_fs_time(a_ns: int, b_ns: int) -> bool:
+    """moby's sameFsTime: equal, or equal seconds with one side lacking nanoseconds."""
+    if a_ns == b_ns:
+        return True
+    return a_ns // 10**9 == b_ns // 10**9 and (a_ns % 10**9 == 0 or b_ns % 10**9 == 0)
+
+
+def _stat_different(old: os.stat_result, new: os.stat_result) -> bool:
+    """moby's statDifferent: mode, owner and rdev; size and mtime for non-directories
+    only (a directory's mtime and size are not a measure of change)."""
+    if (old.st_mode, old.st_uid, old.st_gid, old.st_rdev) != (
+            new.st_mode, new.st_uid, new.st_gid, new.st_rdev):
+        return True
+    return not stat.S_ISDIR(old.st_mode) and (
+        old.st_size != new.st_size or not _same_fs_time(old.st_mtime_ns, new.st_mtime_ns))
 
 
 def compute_changes(upper: Path, lowers: list[str], skips: Skips) -> list[dict[str, Any]]:
-    """Docker's `[{Path, Kind}]` for the upper dir against the image layers."""
+    """Docker's `[{Path, Kind}]` for the upper dir against the image layers.
+
+    moby's ChangesDirs (what overlay2's naive Changes runs) compares the
+    container's tree with the image's: an entry is Added when the image lacks
+    it (and so is everything below it), Modified when statDifferent or its
+    security.capability differs, Deleted when only the image has it; and every
+    directory with a change below it is reported Modified too, before its
+    entries.  Entries the upper dir lacks are unchanged, so only the upper dir
+    is walked, in lexical order.
+    """
     lower = LowerView(lowers)
     changes: list[dict[str, Any]] = []
-    changed_dirs: set[str] = set()
 
-    def record(path: str, kind: int, is_dir: bool) -> None:
-        if is_dir:
-            changed_dirs.add(path)
-        if kind in (CHANGE_ADD, CHANGE_DELETE):
-            parent = posixpath.dirname(path)
-            if parent != "/" and parent not in changed_dirs:
-                changes.append({"Path": parent, "Kind": CHANGE_MODIFY})
-                changed_dirs.add(parent)
+    def change(path: str, kind: int) -> None:
         changes.append({"Path": path, "Kind": kind})
 
-    def walk(dir_path: Path, cpath: str, hides_lower: bool) -> None:
+    def walk(dir_path: Path, cpath: str, hides_lower: bool, compare: bool) -> None:
+        """compare: the image has a directory at cpath to compare entries with."""
         names = set(os.listdir(dir_path))
         deleted: set[str] = set()
-        if hides_lower:
+        if hides_lower and compare:
             deleted = lower.listdir(cpath) - names
         for name in sorted(names | deleted):
             child = posixpath.join(cpath, name)
             if skips(child):
                 continue
             if name in deleted:
-                record(child, CHANGE_DELETE, False)
+                change(child, CHANGE_DELETE)
                 continue
             full = dir_path / name
             st = os.lstat(full)
             if is_whiteout(st):
                 if not hides_lower:
-                    record(child, CHANGE_DELETE, False)
+                    change(child, CHANGE_DELETE)
                 continue
             is_dir = stat.S_ISDIR(st.st_mode)
-            low = lower.lstat(child)
-            opaque = is_dir and _opaque(full)
-            if low is None:
-                record(child, CHANGE_ADD, is_dir)
-            elif (is_dir and stat.S_ISDIR(low.st_mode) and not opaque and not hides_lower
-                  and _same_dir(st, low, strict=child not in skips.ancestors)):
-                pass                    # only a parent of changes: not changed itself
+            found = lower.find(child) if compare else None
+            if found is None:
+                if is_dir and child in skips.ancestors:
+                    # made only to hold mount points: Docker's init layer has it
+                    reported = False
+                else:
+                    change(child, CHANGE_ADD)
+                    reported = True
             else:
-                record(child, CHANGE_MODIFY, is_dir)
+                low_path, low = found
+                reported = (_stat_different(low, st)
+                            or _capability(low_path) != _capability(full))
+                if reported:
+                    change(child, CHANGE_MODIFY)
             if is_dir:
-                walk(full, child, hides_lower or (opaque and low is not None))
+                mark = len(changes)
+                opaque = _opaque(full)
+                walk(full, child, hides_lower or (opaque and found is not None),
+                     found is not None and stat.S_ISDIR(found[1].st_mode))
+                if len(changes) > mark and not reported:
+                    changes.insert(mark, {"Path": child, "Kind": CHANGE_MODIFY})
 
-    walk(upper, "/", False)
+    walk(upper, "/", False, True)
     return changes

@@ -68,14 +68,53 @@ def test_walk_order_and_parent_rule(trees):
     mk(upper, "tmp/new", "")
     freeze(lower, upper)
     assert diff(upper, [lower]) == [
-        "C /etc/passwd", "A /opt", "A /opt/app", "A /opt/app/bin", "C /tmp", "A /tmp/new"]
+        "C /etc", "C /etc/passwd", "A /opt", "A /opt/app", "A /opt/app/bin", "C /tmp", "A /tmp/new"]
 
 
 def test_changed_directory_metadata(trees):
     lower, upper = trees
     mk(upper, "var/log", mode=0o700)
     freeze(lower, upper)
-    assert diff(upper, [lower]) == ["C /var/log"]
+    assert diff(upper, [lower]) == ["C /var", "C /var/log"]
+
+
+def test_every_ancestor_of_a_change_is_modified(trees):
+    # mkdir /var/spool/newdir: Docker (ChangesDirs) reports /var as well
+    lower, upper = trees
+    mk(lower, "var/spool")
+    mk(upper, "var/spool/newdir")
+    freeze(lower, upper)
+    os.utime(upper / "var/spool", (T0 + 5, T0 + 5))
+    assert diff(upper, [lower]) == ["C /var", "C /var/spool", "A /var/spool/newdir"]
+
+
+def test_directory_mtime_alone_is_not_a_change(trees):
+    # a file made and removed again leaves only a newer mtime on its directory
+    lower, upper = trees
+    mk(upper, "tmp")
+    freeze(lower)
+    os.utime(upper / "tmp", (T0 + 5, T0 + 5))
+    assert diff(upper, [lower]) == []
+
+
+def test_file_compared_by_stat(trees):
+    lower, upper = trees
+    mk(upper, "etc/passwd", "root\n")           # copied up, unchanged
+    mk(upper, "etc/group", "ROOT\n")            # same size, newer mtime
+    freeze(lower, upper)
+    os.utime(upper / "etc/group", (T0 + 1, T0 + 1))
+    assert diff(upper, [lower]) == ["C /etc", "C /etc/group"]
+
+
+def test_mount_point_parent_missing_from_image(tmp_path):
+    # a scratch-like image: the runtime made /etc only to hold the stubs
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    mk(lower, "app", "x")
+    mk(upper, "etc/hosts", "")
+    skips = Skips.of(mount_points({}, {}))
+    assert diff(upper, [lower], skips) == []
+    mk(upper, "etc/new", "")
+    assert diff(upper, [lower], skips) == ["C /etc", "A /etc/new"]
 
 
 def test_mount_point_stubs_are_not_changes(trees):
@@ -104,7 +143,7 @@ def test_lower_layers_merge(tmp_path):
     mk(upper, "a/old", "changed")
     mk(upper, "a/new", "changed")
     freeze(base, mid, upper)
-    assert diff(upper, [mid, base]) == ["C /a/new", "C /a/old"]
+    assert diff(upper, [mid, base]) == ["C /a", "C /a/new", "C /a/old"]
 
 
 @pytest.mark.root
