@@ -110,9 +110,9 @@ async def wait(req: Request) -> Response:
         raise InvalidParameter(f"invalid condition: {condition!r}")
 
     async def gen() -> AsyncIterator[bytes]:
-        code, err = await m.wait(c.id, condition)
-        body: dict[str, Any] = {"StatusCode": code}
-        body["Error"] = {"Message": err} if err else None
+        code, _err = await m.wait(c.id, condition)
+        # dockerd reports a failed start through the start call, not here
+        body: dict[str, Any] = {"StatusCode": code, "Error": None}
         yield (json.dumps(body) + "\n").encode()
 
     # The header goes out at once: `docker run` waits for it before start.

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard.engine.record import Container
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotModified, SystemError_
-from dockyard.oci.signals import parse_signal
+from dockyard.oci.signals import check_kill_signal, parse_signal
 from dockyard.runtime import commands as rtcmd
 from dockyard.runtime import conmon
 from dockyard.runtime.commands import ContainerCreateError, start_error_exit_code
@@ -326,7 +326,7 @@ class Lifecycle:
     # ----------------------------------------------------------- signals
     async def kill(self: ContainerManager, ref: str, signal: str | None) -> None:  # type: ignore[misc]
         c = self.get(ref)
-        sig = parse_signal(signal) if signal else 9
+        sig = check_kill_signal(signal) if signal else 9
         if not c.state.running:
             raise Conflict(f"cannot kill container: {ref}: container {c.id} is not running")
         if hasattr(self, "note_user_kill"):
@@ -492,6 +492,10 @@ def docker_start_error(runtime_message: str) -> str:
     m = _CRUN_NOT_FOUND.search(msg)
     if m:
         msg = f'exec: "{m.group(1)}": executable file not found in $PATH'
+    elif "open executable: Operation not permitted" in msg or "Permission denied" in msg:
+        # crun's words for what runc calls "permission denied" (exit 126)
+        msg = msg.replace("Operation not permitted", "permission denied").replace(
+            "Permission denied", "permission denied")
     return f"failed to create task for container: OCI runtime create failed: {msg}: unknown"
 
 

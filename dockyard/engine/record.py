@@ -118,8 +118,9 @@ class Container:
         return self.id[:12]
 
     def command_string(self) -> str:
-        parts = [self.path, *self.args] if self.path else list(self.args)
-        return " ".join(parts)
+        """`docker ps` COMMAND: arguments with spaces in single quotes, as dockerd."""
+        args = [f"'{a}'" if " " in a else a for a in self.args]
+        return " ".join([self.path, *args]) if args else self.path
 
     def status_text(self, now: float | None = None) -> str:
         """`docker ps` STATUS column text."""

@@ -145,6 +145,7 @@ async def prepare_rootfs_and_spec(m: ContainerManager, c: Container) -> None:
         shm_path=shm_path,
         seccomp_profile=m.engine.seccomp_profile(),
         init_path=m.engine.init_path() or "",
+        mounts=[_dockerenv_mount(d)],
         cgroups_path=f"{m.engine.config.cgroup_parent.rstrip('/')}/{c.id}",
         uid_mappings=uid_maps,
         gid_mappings=gid_maps,
@@ -229,6 +230,16 @@ def release_host_mounts(m: ContainerManager, c: Container) -> None:
         d.rmdir()
     except OSError:
         pass
+
+
+def _dockerenv_mount(d: Path) -> Any:
+    """`/.dockerenv`: tools detect a Docker container by this empty file."""
+    from dockyard.oci.mounts import MountSpec
+
+    marker = d / "dockerenv"
+    if not marker.exists():
+        marker.touch(mode=0o755)
+    return MountSpec(destination="/.dockerenv", source=str(marker), read_only=True)
 
 
 def _mount_rootfs(lower: list[str], d: Path, rootfs: Path) -> None:

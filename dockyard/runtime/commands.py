@@ -83,7 +83,11 @@ def start_error_exit_code(message: str) -> int | None:
 def signal_name(sig: int | str) -> str:
     """Normalise a signal for the runtime CLI: 9, "9", "KILL", "SIGKILL" -> "KILL"."""
     if isinstance(sig, int) or str(sig).isdigit():
-        return signal_module.Signals(int(sig)).name.removeprefix("SIG")
+        try:
+            return signal_module.Signals(int(sig)).name.removeprefix("SIG")
+        except ValueError:
+            # realtime signals have no name in Python; runtimes take numbers
+            return str(int(sig))
     name = str(sig).upper()
     return name.removeprefix("SIG")
 
