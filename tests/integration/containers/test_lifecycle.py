@@ -155,3 +155,38 @@ def test_autoremove_detached(daemon, name):
     while time.time() < deadline and daemon.docker("inspect", name).returncode == 0:
         time.sleep(0.1)
     assert daemon.docker("inspect", name).returncode == 1
+
+
+def test_realtime_signal_and_range(daemon, name):
+    daemon.out("run", "-d", "--name", name, "busybox", "sh", "-c",
+               'trap "echo got37; exit 0" 37; while :; do sleep 0.1; done')
+    try:
+        res = daemon.docker("kill", "-s", "99", name)
+        assert "does not support signal 99" in res.stderr.decode()
+        daemon.out("kill", "-s", "RTMIN+3", name)
+        assert daemon.out("wait", name).strip() == "0"
+        assert daemon.out("logs", name) == "got37\n"
+    finally:
+        daemon.docker("rm", "-f", name)
+
+
+def test_ps_command_quotes_and_dockerenv(daemon, name):
+    daemon.docker("run", "--name", name, "busybox", "sh", "-c", "test -f /.dockerenv")
+    try:
+        assert daemon.out("inspect", "-f", "{{.State.ExitCode}}", name).strip() == "0"
+        assert daemon.out("ps", "-a", "--no-trunc", "--filter", f"name={name}", "--format",
+                          "{{.Command}}").strip() == "\"sh -c 'test -f /.dockerenv'\""
+        assert daemon.out("diff", name) == ""
+    finally:
+        daemon.docker("rm", name)
+
+
+def test_wrong_json_types_are_400(client):
+    api = client.api
+    before = len(api.containers(all=True))
+    for body in ({"Image": "busybox", "Tty": "yes"}, {"Image": "busybox", "StopTimeout": "x"},
+                 {"Image": "busybox", "HostConfig": {"Memory": "lots"}}):
+        res = api._post_json(api._url("/containers/create"), data=body)
+        assert res.status_code == 400
+        assert res.json()["message"].startswith("invalid JSON: json: cannot unmarshal")
+    assert len(api.containers(all=True)) == before
