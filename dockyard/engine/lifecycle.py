@@ -222,7 +222,8 @@ class Lifecycle:
         if oom:
             self.emit(c, "oom")
         await self.release_runtime(c)
-        self.emit(c, "die", exitCode=str(code))
+        duration = max(0, (finished_ns - st.started_at) // 1_000_000_000) if st.started_at else 0
+        self.emit(c, "die", exitCode=str(code), execDuration=str(duration))
         restart = self.restart_decision(c) if hasattr(self, "restart_decision") else None
         if restart is None:
             self.save(c)
