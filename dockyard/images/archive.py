@@ -26,13 +26,14 @@ import os
 import platform
 import posixpath
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from dockyard.errors import InvalidParameter
 from dockyard.images import fsutil
+from dockyard.images.progress import ProgressReader
 from dockyard.images.reference import Reference, parse_normalized_named
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -176,11 +177,19 @@ class ArchiveReader:
                 tags))
         return out
 
-    def extract_layer(self, member: str, dest: Path) -> str:
-        """Decompress a layer into dest; returns its diff_id (uncompressed sha256)."""
-        src = self.open(member)
+    def extract_layer(self, member: str, dest: Path,
+                      progress: Callable[[IO[bytes], int], ProgressReader] | None = None
+                      ) -> str:
+        """Decompress a layer into dest; returns its diff_id (uncompressed sha256).
+
+        `progress(stream, size)` wraps the member's (compressed) bytes in a progress
+        reader, as dockerd reads a layer it loads."""
+        src: IO[bytes] = self.open(member)
         head = src.read(6)
+        size = src.seek(0, os.SEEK_END)
         src.seek(0)
+        if progress is not None:
+            src = progress(src, size)  # type: ignore[assignment]
         stream: IO[bytes] = src
         if head.startswith(b"\x1f\x8b"):
             stream = gzip.GzipFile(fileobj=src)  # type: ignore[assignment]

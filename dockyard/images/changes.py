@@ -134,6 +134,7 @@ def _healthcheck(rest: str) -> dict[str, Any]:
 def apply_changes(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
     """Apply Dockerfile-style changes to a Docker Config dict (new dict)."""
     cfg = json.loads(json.dumps(config))
+    cmd_set = False            # moby's dispatchState.cmdSet: a CMD in this change list
     for change in changes:
         change = change.strip()
         if not change:
@@ -148,9 +149,11 @@ def apply_changes(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
         rest = rest.strip()
         if lc == "cmd":
             cfg["Cmd"] = _json_or_shell(rest, ["/bin/sh", "-c"])
+            cmd_set = True
         elif lc == "entrypoint":
             cfg["Entrypoint"] = _json_or_shell(rest, ["/bin/sh", "-c"])
-            cfg.pop("Cmd", None)       # as in a Dockerfile, ENTRYPOINT resets CMD
+            if not cmd_set:            # ENTRYPOINT resets only an inherited CMD
+                cfg.pop("Cmd", None)
         elif lc == "env":
             env = list(cfg.get("Env") or [])
             for k, v in _key_values(lc, rest):

@@ -25,9 +25,12 @@ import logging
 import os
 import stat
 import tarfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from dockyard.errors import InvalidParameter
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,29 @@ XATTR_PAX_PREFIX = "SCHILY.xattr."
 
 class LayerError(Exception):
     """The tar cannot be applied safely (or is not a tar at all)."""
+
+
+class InvalidLayerTar(InvalidParameter, LayerError):
+    """The layer data is not a readable tar: the client's fault (400), with the
+    text dockerd's layer unpacker reports (Go's archive/tar wording)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Error processing tar file(exit status 1): {detail}")
+
+
+# Python's tarfile wording -> Go's archive/tar wording
+_GO_TAR_ERRORS = {"truncated header": "unexpected EOF", "unexpected end of data": "unexpected EOF",
+                  "invalid header": "archive/tar: invalid tar header",
+                  "bad checksum": "archive/tar: invalid tar header",
+                  "empty header": "archive/tar: invalid tar header"}
+
+
+def invalid_layer_tar(e: BaseException) -> InvalidLayerTar:
+    """The client-facing error for unreadable layer data (tar or decompression)."""
+    if isinstance(e, EOFError):
+        return InvalidLayerTar("unexpected EOF")
+    text = str(e)
+    return InvalidLayerTar(_GO_TAR_ERRORS.get(text, text or type(e).__name__))
 
 
 @dataclass
@@ -290,12 +316,14 @@ def _rmtree_at(dfd: int, name: str) -> None:
 
 def apply_layer_tar(tar_path: Path, dest: Path, privileged: bool = False) -> ApplyResult:
     """Unpack an (uncompressed or gzip) layer tar into the directory `dest`."""
+    if os.path.getsize(tar_path) == 0:
+        return ApplyResult()           # Go's tar reader: no data is an empty archive
     ex = _Extractor(dest, privileged)
     try:
         with tarfile.open(tar_path, mode="r|*") as tf:
             return ex.apply(tf)
-    except tarfile.TarError as e:
-        raise LayerError(f"invalid layer tar: {e}") from e
+    except (tarfile.TarError, EOFError, zlib.error) as e:
+        raise invalid_layer_tar(e) from e
     finally:
         ex.close()
 

@@ -15,16 +15,20 @@ import asyncio
 import hashlib
 import json
 import logging
+import lzma
 import os
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from dockyard.errors import InvalidParameter, NotFound
 from dockyard.images import busybox, fsutil, shapes
 from dockyard.images import filters as flt
 from dockyard.images.archive import ArchiveReader, SaveItem, go_arch, open_compressed, write_archive
 from dockyard.images.changes import apply_changes
+from dockyard.images.layers import invalid_layer_tar
+from dockyard.images.progress import ProgressReader, short_id
 from dockyard.images.reference import (
     Reference,
     familiar_match,
@@ -38,6 +42,7 @@ from dockyard.images.store import ImageRecord, ImageStore, chain_ids, now_rfc333
 log = logging.getLogger(__name__)
 
 EmitEvent = Callable[[str, str, dict[str, str]], None]
+Emit = Callable[[dict[str, Any]], None]
 ContainersUsing = Callable[[str], list[tuple[str, bool]]]
 Event = tuple[str, str, dict[str, str]]
 SPOOL_BUFFER = 4 << 20
@@ -108,17 +113,43 @@ class ImageService:
 
     async def load(self, chunks: AsyncIterator[bytes], quiet: bool = True
                    ) -> AsyncIterator[dict[str, Any]]:
+        """dockerd's load: without quiet, "Loading layer" progress for each layer
+        it unpacks, as it happens; then the `Loaded image` lines."""
         path = await self._spool(chunks, "load")
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+        def progress(msg: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, msg)
+
         try:
             async with self._lock:
-                messages, events = await asyncio.to_thread(self._load_sync, path)
+                job = asyncio.ensure_future(asyncio.to_thread(
+                    self._load_sync, path, None if quiet else progress))
+                try:
+                    while not job.done():
+                        getter = asyncio.ensure_future(queue.get())
+                        await asyncio.wait({getter, job}, return_when=asyncio.FIRST_COMPLETED)
+                        if getter.done():
+                            yield getter.result()
+                        else:
+                            getter.cancel()
+                    while not queue.empty():
+                        yield queue.get_nowait()
+                    messages, events = job.result()
+                finally:
+                    if not job.done():
+                        # the client went away: the store stays locked until the
+                        # worker is done with it
+                        await asyncio.wait({job})
         finally:
             path.unlink(missing_ok=True)
         self._emit_all(events)
         for m in messages:
             yield m
 
-    def _load_sync(self, path: Path) -> tuple[list[dict[str, Any]], list[Event]]:
+    def _load_sync(self, path: Path, progress: Emit | None = None
+                   ) -> tuple[list[dict[str, Any]], list[Event]]:
         st = self.store
         reader = ArchiveReader(path)
         added: list[tuple[ImageRecord, list[Reference], bool]] = []
@@ -139,7 +170,7 @@ class ImageService:
                         continue       # already unpacked: shared, not re-extracted
                     tmp = st.new_temp("blob")
                     try:
-                        got = reader.extract_layer(member, tmp)
+                        got = self._extract_layer(reader, member, tmp, diff_ids[i], progress)
                         if got != diff_ids[i]:
                             raise InvalidParameter(
                                 f"invalid diffID for layer {i}: expected "
@@ -173,6 +204,22 @@ class ImageService:
             else:
                 messages.append({"stream": f"Loaded image ID: {rec.id}\n"})
         return messages, events
+
+    @staticmethod
+    def _extract_layer(reader: ArchiveReader, member: str, dest: Path, diff_id: str,
+                       progress: Emit | None) -> str:
+        wrap: Callable[[IO[bytes], int], ProgressReader] | None = None
+        if progress is not None:
+            emit = progress
+
+            def wrap(src: IO[bytes], size: int) -> ProgressReader:
+                return ProgressReader(src, size, short_id(diff_id), "Loading layer", emit)
+        try:
+            return reader.extract_layer(member, dest, wrap)
+        except (EOFError, zlib.error, OSError) as e:
+            if isinstance(e, OSError) and e.errno is not None:
+                raise          # the host's failure, not the data's
+            raise invalid_layer_tar(e) from e
 
     # -- save ----------------------------------------------------------------------
 
@@ -266,7 +313,12 @@ class ImageService:
         tmp = st.new_temp("blob")
         try:
             with open(path, "rb") as raw, open(tmp, "wb") as out:
-                diff_id, _ = fsutil.copy_hashing(open_compressed(raw), out)
+                try:
+                    diff_id, _ = fsutil.copy_hashing(open_compressed(raw), out)
+                except (EOFError, zlib.error, lzma.LZMAError, OSError) as e:
+                    if isinstance(e, OSError) and e.errno is not None:
+                        raise          # the host's failure, not the data's
+                    raise invalid_layer_tar(e) from e
                 out.flush()
                 os.fsync(out.fileno())
             chain = diff_id

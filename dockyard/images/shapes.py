@@ -49,12 +49,18 @@ def graph_driver(layer_dirs: list[Path]) -> dict[str, Any]:
 
 def inspect_shape(img: ImageRecord, layer_dirs: list[Path]) -> dict[str, Any]:
     cfg = img.config
+    # moby's image inspect: the config's comment, else the last history entry's
+    # (a commit records its message only in history)
+    comment = cfg.get("comment") or ""
+    history = cfg.get("history") or []
+    if not comment and history:
+        comment = history[-1].get("comment", "")
     out: dict[str, Any] = {
         "Id": img.id,
         "RepoTags": list(img.repo_tags),
         "RepoDigests": list(img.repo_digests),
         "Parent": img.parent,
-        "Comment": cfg.get("comment", ""),
+        "Comment": comment,
         "Created": cfg.get("created") or ZERO_TIME,
         "DockerVersion": cfg.get("docker_version", ""),
         "Author": cfg.get("author", ""),

@@ -53,3 +53,13 @@ def test_labels_match() -> None:
     assert not labels_match(labels, {"label": ["a=2"]})
     assert not labels_match(labels, {"label!": ["a"]})
     assert labels_match(labels, {"label!": ["a=2", "c"]})
+
+
+def test_entrypoint_keeps_a_cmd_set_in_the_same_changes() -> None:
+    # moby's dispatchState.cmdSet: only an inherited CMD is reset by ENTRYPOINT
+    cfg = apply_changes({}, ['CMD ["echo","imported"]', 'ENTRYPOINT ["/bin/sh","-c"]'])
+    assert cfg["Cmd"] == ["echo", "imported"] and cfg["Entrypoint"] == ["/bin/sh", "-c"]
+    cfg = apply_changes({"Cmd": ["sh"]}, ['CMD ["a"]', 'ENTRYPOINT ["b"]'])
+    assert (cfg["Cmd"], cfg["Entrypoint"]) == (["a"], ["b"])
+    assert "Cmd" not in apply_changes({"Cmd": ["sh"]}, ['ENTRYPOINT ["b"]'])
+    assert apply_changes({"Cmd": ["sh"]}, ['ENTRYPOINT ["b"]', 'CMD ["a"]'])["Cmd"] == ["a"]

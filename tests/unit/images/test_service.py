@@ -284,3 +284,67 @@ def test_default_busybox_is_deterministic(h: Harness, tmp_path: Path) -> None:
     assert "nobody:x:65534" in (top / "etc/passwd").read_text()
     assert rec.config["config"]["Cmd"] == ["sh"]
     assert any(e.startswith("PATH=") for e in rec.config["config"]["Env"])
+
+
+@pytest.mark.parametrize(("data", "detail"), [
+    (b"notatar\n", "unexpected EOF"),
+    (b"x" * 1024, "archive/tar: invalid tar header"),
+    (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03garbage", None),
+])
+def test_import_of_garbage_is_a_client_error(h: Harness, data: bytes,
+                                              detail: str | None) -> None:
+    with pytest.raises(InvalidParameter) as ei:
+        h.import_(data, repo="x")
+    assert ei.value.status == 400
+    assert ei.value.message.startswith("Error processing tar file(exit status 1): ")
+    if detail:
+        assert ei.value.message.endswith(detail)
+    assert "Error:" not in ei.value.message and "LayerError" not in ei.value.message
+    for d in ("layers", "imagedb", "blobs/sha256", "tmp"):
+        assert os.listdir(h.root / "images" / d) == [], d
+    assert h.svc.list_records() == [] and h.events == []
+
+
+def test_load_progress_when_not_quiet(h: Harness) -> None:
+    big = simple_layer({"big": os.urandom(300_000)})
+    data = legacy_archive([LAYER1, big], ["foo:1"])
+
+    async def go(quiet: bool) -> list[dict[str, Any]]:
+        return [m async for m in h.svc.load(chunks_of(data), quiet)]
+    msgs = h.run(go(False))
+    assert msgs[-1] == {"stream": "Loaded image: foo:1\n"}
+    progress = msgs[:-1]
+    assert {m["status"] for m in progress} == {"Loading layer"}
+    ids = list(dict.fromkeys(m["id"] for m in progress))
+    assert ids == [sha(LAYER1)[7:19], sha(big)[7:19]]
+    last = progress[-1]
+    total = len(big)
+    assert last["progressDetail"] == {"current": total, "total": total}
+    assert total == 307_200
+    assert last["progress"] == "[" + "=" * 50 + ">]  307.2kB/307.2kB"
+    first_big = next(m for m in progress if m["id"] == ids[1])
+    assert first_big["progressDetail"] == {"current": 32768, "total": total}
+    assert first_big["progress"] == "[=====>" + " " * 45 + "]  32.77kB/307.2kB"
+    # layers already present are not loaded again: no progress for them
+    assert h.run(go(False)) == [{"stream": "Loaded image: foo:1\n"}]
+
+
+def test_progress_bar_format() -> None:
+    from dockyard.images.progress import human_size, progress_bar
+    assert human_size(1_997_000) == "1.997MB" and human_size(512) == "512B"
+    assert human_size(2_000_000) == "2MB" and human_size(32768) == "32.77kB"
+    assert progress_bar(0, 0) == ""
+    assert progress_bar(5, 10) == "[" + "=" * 25 + ">" + " " * 25 + "] " + "      5B/10B"
+
+
+def test_commit_message_and_author_in_inspect(h: Harness) -> None:
+    # moby records a commit's message in history only; inspect falls back to it
+    h.load(legacy_archive([LAYER1], ["base:1"]))
+    parent = h.svc.get("base:1").id
+    child = {"config": {"Cmd": ["sh"]}, "container": "c" * 64, "container_config": {},
+             "author": "QA <qa@x>", "comment": "my commit", "created_by": "sh"}
+    image_id = h.run(h.svc.commit_layer(parent, iter([b"\0" * 1024]), child))
+    out = h.svc.inspect(image_id)
+    assert (out["Comment"], out["Author"]) == ("my commit", "QA <qa@x>")
+    assert "comment" not in h.svc.image_config(image_id)       # as NewChildImage
+    assert h.svc.inspect("base:1")["Comment"] == ""
