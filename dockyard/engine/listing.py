@@ -21,14 +21,29 @@ STATUSES = {"created", "restarting", "running", "removing", "paused", "exited", 
 
 
 def dir_size(path: Path) -> int:
+    """moby's directory.Size: bytes of every non-directory entry (symlinks by
+    their own size), each inode once so hardlinks count once."""
     total = 0
-    for root, dirs, files in os.walk(path):
-        for f in files:
-            try:
-                st = os.lstat(os.path.join(root, f))
-            except OSError:
-                continue
-            total += st.st_size
+    seen: set[tuple[int, int]] = set()
+    stack = [os.fspath(path)]
+    while stack:
+        try:
+            it = os.scandir(stack.pop())
+        except OSError:
+            continue            # gone or unreadable while walking: ignored, as moby
+        with it:
+            for e in it:
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                    continue
+                if st.st_size == 0 or (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
     return total
 
 
