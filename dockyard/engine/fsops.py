@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("dockyard.fsops")
 
 STREAM_BATCH = 256 * 1024
+# the files of Docker's init layer (daemon/initlayer): empty, mode 0755, over the
+# image; the runtime makes its mount targets 0700, export shows Docker's
+INIT_LAYER_FILES = frozenset({"/.dockerenv", "/etc/resolv.conf", "/etc/hosts",
+                              "/etc/hostname", "/dev/console"})
 PIPE_CHUNK = 1 << 20
 
 
@@ -184,7 +188,8 @@ class FsOps:
         def tar() -> Iterator[bytes]:
             fd = view.open_root()
             try:
-                yield from TarStreamer().dir_tree(fd, "", "/", include_self=False)
+                streamer = TarStreamer(init_files=INIT_LAYER_FILES)
+                yield from streamer.dir_tree(fd, "", "/", include_self=False)
                 yield END_OF_ARCHIVE
             finally:
                 os.close(fd)

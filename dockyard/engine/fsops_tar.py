@@ -73,6 +73,9 @@ class TarStreamer:
     # back until something below it is written (commit: a directory copied up
     # only because the runtime put a mount point in it is no change)
     keep_dir: Callable[[str, os.stat_result], bool] | None = None
+    # export: container paths Docker's init layer holds as empty 0755 files
+    # (bind-mount targets); whatever the runtime left there is shown as those
+    init_files: frozenset[str] = frozenset()
     _links: dict[tuple[int, int], str] = field(default_factory=dict)
     _pending: list[bytes] = field(default_factory=list)
 
@@ -121,6 +124,12 @@ class TarStreamer:
                 yield from self.dir_tree(fd, arcname, cpath, st)
             finally:
                 os.close(fd)
+            return
+        if cpath in self.init_files:
+            yield from self._flush()
+            ti = self._info(st, arcname)
+            ti.type, ti.mode, ti.size = tarfile.REGTYPE, 0o755, 0
+            yield header(ti)
             return
         yield from self._non_dir(parent_fd, name, arcname, st)
 

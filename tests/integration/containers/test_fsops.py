@@ -123,6 +123,55 @@ def test_export_lists_the_merged_filesystem(daemon, state_changed):
         assert not any(n.startswith("proc/") and n != "proc/" for n in names)
 
 
+def test_export_init_layer_files_and_owner_names(daemon, changed):
+    # Docker's init layer holds the bind-mount targets as empty 0755 files; its
+    # archive (FileInfoHeaderNoLookups) writes no user or group names
+    res = daemon.docker("export", changed)
+    assert res.returncode == 0, res.stderr
+    with tarfile.open(fileobj=io.BytesIO(res.stdout)) as tf:
+        for name in ("etc/hosts", "etc/hostname", "etc/resolv.conf", ".dockerenv"):
+            m = tf.getmember(name)
+            assert m.isreg() and m.size == 0, name
+            assert oct(m.mode) == "0o755", name
+        assert oct(tf.getmember("etc/passwd").mode) == "0o644"
+        assert all(m.uname == "" and m.gname == "" for m in tf.getmembers())
+
+
+def test_diff_reports_every_ancestor(daemon, name):
+    daemon.out("run", "--name", name, "busybox", "mkdir", "-p", "/var/spool/newdir")
+    try:
+        lines = daemon.out("diff", name).splitlines()
+        assert lines == ["C /var", "C /var/spool", "A /var/spool/newdir"]
+    finally:
+        daemon.docker("rm", "-f", name)
+
+
+def test_sizes_count_hardlinks_once(client, name):
+    c = client.containers.run("busybox", "sh -c 'head -c 1000 /dev/zero > /f; ln /f /g'",
+                              name=name, detach=True)
+    try:
+        c.wait(timeout=30)
+        attrs = client.api._result(client.api._get(
+            client.api._url("/containers/{0}/json", name), params={"size": 1}), True)
+        assert attrs["SizeRw"] == 1000
+        busybox = client.images.get("busybox").attrs["Size"]
+        assert abs(attrs["SizeRootFs"] - (busybox + 1000)) < 64 * 1024
+        assert busybox < 5_000_000                  # busybox's hardlinks once: ~2MB
+    finally:
+        c.remove(force=True)
+
+
+def test_commit_message_author_and_cmd_with_entrypoint(client, daemon, changed,
+                                                       images_to_remove):
+    img = f"img-{uuid.uuid4().hex[:8]}"
+    images_to_remove.append(img)
+    daemon.out("commit", "-m", "my commit", "-a", "QA <qa@x>", "-c", 'CMD ["a"]',
+               "-c", 'ENTRYPOINT ["b"]', changed, img)
+    out = daemon.out("image", "inspect", img, "-f",
+                     "{{.Comment}}|{{.Author}}|{{json .Config.Cmd}}|{{json .Config.Entrypoint}}")
+    assert out.strip() == 'my commit|QA <qa@x>|["a"]|["b"]'
+
+
 def test_export_pipe_to_tar_t(daemon, changed):
     p = subprocess.run(f"docker export {changed} | tar -t", shell=True, env=daemon.env(),
                        capture_output=True, timeout=60)

@@ -39,7 +39,7 @@ pytestmark = [
 def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     base = tmp_path_factory.mktemp("refdocker")
     sock = base / "docker.sock"
-    log = open(base / "dockerd.log", "wb")  # noqa: SIM115 - closed below
+    log = open(base / "dockerd.log", "wb")
     proc = subprocess.Popen(
         ["dockerd", "-H", f"unix://{sock}", "--data-root", str(base / "data"),
          "--exec-root", str(base / "exec"), "--pidfile", str(base / "dockerd.pid"),
