@@ -317,7 +317,8 @@ class Extractor:
                         f"{self.cpath(self.dest)!r}")
                 if not (exists_dir and ti.isdir()):
                     _remove_at(dfd, name)
-            self._create(tf, ti, dfd, name, comps, exists=st is not None)
+            kept_dir = st is not None and stat.S_ISDIR(st.st_mode) and ti.isdir()
+            self._create(tf, ti, dfd, name, comps, exists=kept_dir)
         finally:
             os.close(dfd)
 

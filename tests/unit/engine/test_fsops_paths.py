@@ -126,6 +126,12 @@ def test_no_overwrite_dir_non_dir(root):
     extract(fd, ["etc"], _tar(("passwd", "f", "new")), ExtractOptions(no_overwrite_dir_non_dir=True))
 
 
+def test_directory_replaces_non_directory(root):
+    r, fd = root
+    extract(fd, ["etc"], _tar(("passwd", "d", "")), ExtractOptions())
+    assert (r / "etc" / "passwd").is_dir()
+
+
 def test_breakout_error_is_invalid_parameter():
     assert issubclass(BreakoutError, InvalidParameter)
 
