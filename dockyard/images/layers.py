@@ -19,7 +19,6 @@ Runs synchronously; callers put it in a thread.
 
 from __future__ import annotations
 
-import errno
 import io
 import logging
 import os
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockyard.errors import InvalidParameter
+from dockyard.util.safetar import XATTR_PAX_PREFIX, SafeExtractor
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,6 @@ WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
 WHITEOUT_OPAQUE = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
-XATTR_PAX_PREFIX = "SCHILY.xattr."
 
 
 class LayerError(Exception):
@@ -86,59 +85,21 @@ def _clean_name(name: str) -> list[str]:
     return parts
 
 
-class _Extractor:
-    def __init__(self, root: Path, privileged: bool) -> None:
-        self.root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+class _LayerExtractor(SafeExtractor):
+    """A layer tar into an empty directory: names cleaned of `..`, AUFS
+    whiteouts made overlay ones, device nodes only when privileged."""
+
+    log = log                       # this module's logger, not safetar's
+    label = "layer"
+
+    def __init__(self, root_fd: int, privileged: bool) -> None:
+        super().__init__(root_fd, overlay_xattrs=True)
         self.privileged = privileged
-        self.is_root = os.geteuid() == 0
-        # directories get their mode/mtime at the end: adding children would
-        # bump the mtime, and a 0555 directory would refuse them (non-root).
-        self.dir_meta: list[tuple[list[str], tarfile.TarInfo]] = []
         self.result = ApplyResult()
 
-    def close(self) -> None:
-        os.close(self.root_fd)
-
-    def _open_parent(self, parts: list[str], create: bool = True) -> int:
-        """An fd for the directory holding parts[-1], never via a symlink."""
-        fd = os.dup(self.root_fd)
-        try:
-            for comp in parts[:-1]:
-                try:
-                    nfd = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
-                                  dir_fd=fd)
-                except FileNotFoundError:
-                    if not create:
-                        raise
-                    os.mkdir(comp, 0o755, dir_fd=fd)
-                    nfd = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
-                                  dir_fd=fd)
-                except OSError as e:
-                    if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise LayerError(
-                            f"invalid tar entry {'/'.join(parts)!r}: "
-                            f"parent {comp!r} is not a directory") from e
-                    raise
-                os.close(fd)
-                fd = nfd
-            return fd
-        except BaseException:
-            os.close(fd)
-            raise
-
-    def _remove_existing(self, dfd: int, name: str, keep_dir: bool) -> bool:
-        """Clear the way for a new entry; True if a directory was kept."""
-        try:
-            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-        except FileNotFoundError:
-            return False
-        if stat.S_ISDIR(st.st_mode):
-            if keep_dir:
-                return True
-            _rmtree_at(dfd, name)
-        else:
-            os.unlink(name, dir_fd=dfd)
-        return False
+    def parent_not_dir(self, comps: list[str], comp: str) -> Exception:
+        return LayerError(f"invalid tar entry {'/'.join(comps)!r}: "
+                          f"parent {comp!r} is not a directory")
 
     def apply(self, tf: tarfile.TarFile) -> ApplyResult:
         for ti in tf:
@@ -149,7 +110,7 @@ class _Extractor:
                 continue
             base = parts[-1]
             if base == WHITEOUT_OPAQUE:
-                dfd = self._open_parent(parts)
+                dfd = self.open_parent(parts)
                 try:
                     os.setxattr(dfd, OPAQUE_XATTR, b"y")
                 finally:
@@ -160,14 +121,22 @@ class _Extractor:
             if base.startswith(WHITEOUT_PREFIX):
                 self._whiteout(parts[:-1] + [base[len(WHITEOUT_PREFIX):]])
                 continue
-            self._entry(tf, ti, parts)
-        self._finish_dirs()
+            if (ti.ischr() or ti.isblk()) and not self.privileged:
+                log.info("layer: skipping device node %s", "/".join(parts))
+                self.result.skipped.append("/".join(parts))
+                continue
+            self.place(tf, ti, parts)
+            if ti.isreg():
+                self.result.size += ti.size
+            elif ti.issym():
+                self.result.size += len(os.fsencode(ti.linkname))  # as du: st_size
+        self.finish_dirs()
         return self.result
 
     def _whiteout(self, parts: list[str]) -> None:
-        dfd = self._open_parent(parts)
+        dfd = self.open_parent(parts)
         try:
-            self._remove_existing(dfd, parts[-1], keep_dir=False)
+            self.remove(dfd, parts[-1], missing_ok=True)
             try:
                 os.mknod(parts[-1], stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=dfd)
             except PermissionError as e:
@@ -175,57 +144,12 @@ class _Extractor:
         finally:
             os.close(dfd)
 
-    def _entry(self, tf: tarfile.TarFile, ti: tarfile.TarInfo, parts: list[str]) -> None:
-        name = parts[-1]
-        if (ti.ischr() or ti.isblk()) and not self.privileged:
-            log.info("layer: skipping device node %s", "/".join(parts))
-            self.result.skipped.append("/".join(parts))
-            return
-        dfd = self._open_parent(parts)
-        try:
-            kept_dir = self._remove_existing(dfd, name, keep_dir=ti.isdir())
-            if ti.isdir():
-                if not kept_dir:
-                    os.mkdir(name, 0o700, dir_fd=dfd)
-                self.dir_meta.append((parts, ti))
-                return
-            if ti.isreg():
-                self._write_file(tf, ti, dfd, name)
-            elif ti.issym():
-                os.symlink(ti.linkname, name, dir_fd=dfd)
-                self.result.size += len(os.fsencode(ti.linkname))  # as du: st_size
-            elif ti.islnk():
-                self._hardlink(ti, dfd, name)
-                return         # a hardlink shares its target's metadata
-            elif ti.isfifo():
-                os.mkfifo(name, 0o600, dir_fd=dfd)
-            elif ti.ischr() or ti.isblk():
-                kind = stat.S_IFCHR if ti.ischr() else stat.S_IFBLK
-                os.mknod(name, kind | 0o600, os.makedev(ti.devmajor, ti.devminor), dir_fd=dfd)
-            else:
-                log.info("layer: skipping unsupported entry type %r for %s",
-                         ti.type, "/".join(parts))
-                return
-            self._set_meta(dfd, name, ti)
-        finally:
-            os.close(dfd)
-
-    def _write_file(self, tf: tarfile.TarFile, ti: tarfile.TarInfo, dfd: int, name: str) -> None:
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600,
-                     dir_fd=dfd)
-        with os.fdopen(fd, "wb") as out:
-            src = tf.extractfile(ti)
-            if src is not None:
-                while chunk := src.read(1 << 20):
-                    out.write(chunk)
-        self.result.size += ti.size
-
-    def _hardlink(self, ti: tarfile.TarInfo, dfd: int, name: str) -> None:
+    def hardlink(self, ti: tarfile.TarInfo, dfd: int, name: str, comps: list[str]) -> None:
         target = _clean_name(ti.linkname)
         if not target:
             raise LayerError(f"invalid hardlink {ti.name!r} -> {ti.linkname!r}")
         try:
-            sfd = self._open_parent(target, create=False)
+            sfd = self.open_parent(target, create=False)
         except FileNotFoundError as e:
             raise LayerError(
                 f"invalid hardlink {ti.name!r}: target {ti.linkname!r} not in layer") from e
@@ -237,95 +161,19 @@ class _Extractor:
         finally:
             os.close(sfd)
 
-    def _set_meta(self, dfd: int, name: str, ti: tarfile.TarInfo) -> None:
-        if ti.issym():
-            if self.is_root:
-                os.chown(name, ti.uid, ti.gid, dir_fd=dfd, follow_symlinks=False)
-            mtime_ns = int(ti.mtime * 1e9)
-            os.utime(name, ns=(mtime_ns, mtime_ns), dir_fd=dfd, follow_symlinks=False)
-            return
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dfd) \
-            if not (ti.ischr() or ti.isblk() or ti.isfifo()) else -1
-        try:
-            if fd >= 0:
-                self._xattrs(fd, ti)
-            if self.is_root:
-                os.chown(name, ti.uid, ti.gid, dir_fd=dfd, follow_symlinks=False)
-            # chmod after chown: chown clears setuid/setgid bits
-            os.chmod(name, ti.mode & 0o7777, dir_fd=dfd)
-            mtime_ns = int(ti.mtime * 1e9)
-            os.utime(name, ns=(mtime_ns, mtime_ns), dir_fd=dfd, follow_symlinks=False)
-        finally:
-            if fd >= 0:
-                os.close(fd)
-
-    def _xattrs(self, fd: int, ti: tarfile.TarInfo) -> None:
-        for key, value in ti.pax_headers.items():
-            if not key.startswith(XATTR_PAX_PREFIX):
-                continue
-            attr = key[len(XATTR_PAX_PREFIX):]
-            raw = value.encode("utf-8", "surrogateescape")
-            try:
-                os.setxattr(fd, attr, raw)
-            except OSError as e:
-                log.info("layer: cannot set xattr %s on %s: %s", attr, ti.name, e)
-
-    def _finish_dirs(self) -> None:
-        # deepest first so a parent's mtime is set after its children changed it
-        for parts, ti in sorted(self.dir_meta, key=lambda x: -len(x[0])):
-            if not parts:
-                fd = os.dup(self.root_fd)
-                try:
-                    self._xattrs(fd, ti)
-                    if self.is_root:
-                        os.fchown(fd, ti.uid, ti.gid)
-                    os.fchmod(fd, ti.mode & 0o7777)
-                    mt = int(ti.mtime * 1e9)
-                    os.utime(fd, ns=(mt, mt))
-                finally:
-                    os.close(fd)
-                continue
-            try:
-                dfd = self._open_parent(parts, create=False)
-            except (FileNotFoundError, LayerError):
-                continue               # replaced later in the tar by a non-directory
-            try:
-                st = os.stat(parts[-1], dir_fd=dfd, follow_symlinks=False)
-                if stat.S_ISDIR(st.st_mode):
-                    self._set_meta(dfd, parts[-1], ti)
-            except FileNotFoundError:
-                pass
-            finally:
-                os.close(dfd)
-
-
-def _rmtree_at(dfd: int, name: str) -> None:
-    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dfd)
-    try:
-        os.fchmod(fd, 0o700)
-        for entry in os.listdir(fd):
-            st = os.stat(entry, dir_fd=fd, follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                _rmtree_at(fd, entry)
-            else:
-                os.unlink(entry, dir_fd=fd)
-    finally:
-        os.close(fd)
-    os.rmdir(name, dir_fd=dfd)
-
 
 def apply_layer_tar(tar_path: Path, dest: Path, privileged: bool = False) -> ApplyResult:
     """Unpack an (uncompressed or gzip) layer tar into the directory `dest`."""
     if os.path.getsize(tar_path) == 0:
         return ApplyResult()           # Go's tar reader: no data is an empty archive
-    ex = _Extractor(dest, privileged)
+    root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         with tarfile.open(tar_path, mode="r|*") as tf:
-            return ex.apply(tf)
+            return _LayerExtractor(root_fd, privileged).apply(tf)
     except (tarfile.TarError, EOFError, zlib.error) as e:
         raise invalid_layer_tar(e) from e
     finally:
-        ex.close()
+        os.close(root_fd)
 
 
 # -- the reverse: overlay upper dir -> layer tar ---------------------------------
