@@ -16,8 +16,9 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
+from dockyard.util.safetar import DIR_FLAGS, open_dir_at
+
 MAX_SYMLINKS = 40
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PATH_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 # Go's os.FileMode type bits: the stat header and `docker cp` speak these.
@@ -36,18 +37,9 @@ def components(path: str) -> list[str]:
     return [p for p in path.split("/") if p]
 
 
-def open_dir(root_fd: int, comps: list[str], flags: int = _DIR_FLAGS) -> int:
+def open_dir(root_fd: int, comps: list[str], flags: int = DIR_FLAGS) -> int:
     """An fd for root/comps, refusing any symlink on the way."""
-    fd = os.dup(root_fd)
-    try:
-        for comp in comps:
-            nfd = os.open(comp, flags, dir_fd=fd)
-            os.close(fd)
-            fd = nfd
-        return fd
-    except BaseException:
-        os.close(fd)
-        raise
+    return open_dir_at(root_fd, comps, flags)
 
 
 def lstat_at(root_fd: int, parent: list[str], name: str) -> os.stat_result | None:

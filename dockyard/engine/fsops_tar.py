@@ -28,11 +28,11 @@ from typing import IO
 
 from dockyard.engine.fsops_paths import components, open_dir, resolve
 from dockyard.errors import InvalidParameter, SystemError_
+from dockyard.util.safetar import XATTR_PAX_PREFIX, SafeExtractor
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
-XATTR_PAX_PREFIX = "SCHILY.xattr."
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_OPAQUE = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
@@ -246,117 +246,60 @@ def _lexical(dest: list[str], name: str) -> list[str] | None:
     return out
 
 
-class Extractor:
+class _CopyExtractor(SafeExtractor):
+    """A `docker cp` upload below `dest`: members and relative symlink targets
+    may not climb out of it, parents are found with symlinks evaluated inside
+    the container root, new parent directories belong to root."""
+
+    log = log                       # this module's logger, not safetar's
+    label = "cp"
+
     def __init__(self, root_fd: int, dest: list[str], opts: ExtractOptions) -> None:
-        self.root_fd = root_fd
+        super().__init__(root_fd, owner=opts.chown, new_parent_owner=(0, 0))
         self.dest = dest
         self.opts = opts
-        self.is_root = os.geteuid() == 0
-        self.dir_meta: list[tuple[list[str], tarfile.TarInfo]] = []
 
     def cpath(self, comps: list[str]) -> str:
         return "/" + "/".join(comps)
 
-    def _parent_fd(self, comps: list[str]) -> int:
-        """An fd for the directory that holds comps[-1], created as needed."""
-        parent = resolve(self.root_fd, self.cpath(comps[:-1]), True)
-        fd = os.dup(self.root_fd)
-        try:
-            for comp in parent:
-                try:
-                    nfd = os.open(comp, _DIR_FLAGS, dir_fd=fd)
-                except FileNotFoundError:
-                    os.mkdir(comp, 0o755, dir_fd=fd)
-                    if self.is_root:
-                        os.chown(comp, 0, 0, dir_fd=fd, follow_symlinks=False)
-                    nfd = os.open(comp, _DIR_FLAGS, dir_fd=fd)
-                except OSError as e:
-                    if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise InvalidParameter(
-                            f"cannot extract {self.cpath(comps)}: parent is not a directory"
-                        ) from e
-                    raise
-                os.close(fd)
-                fd = nfd
-            return fd
-        except BaseException:
-            os.close(fd)
-            raise
+    def parent_components(self, comps: list[str]) -> list[str]:
+        return resolve(self.root_fd, self.cpath(comps[:-1]), True)
+
+    def parent_not_dir(self, comps: list[str], comp: str) -> Exception:
+        return InvalidParameter(f"cannot extract {self.cpath(comps)}: parent is not a directory")
 
     def run(self, stream: IO[bytes]) -> None:
         try:
             with tarfile.open(fileobj=stream, mode="r|*") as tf:
                 for ti in tf:
-                    self._member(tf, ti)
+                    comps = _lexical(self.dest, ti.name)
+                    if comps is None:
+                        raise BreakoutError(
+                            f"{ti.name!r} is outside of {self.cpath(self.dest)!r}")
+                    if len(comps) > len(self.dest):   # the destination itself: left as is
+                        self.place(tf, ti, comps)
         except tarfile.TarError as e:
             raise InvalidParameter(f"invalid tar archive: {e}") from e
-        self._finish_dirs()
+        self.finish_dirs()
 
-    def _member(self, tf: tarfile.TarFile, ti: tarfile.TarInfo) -> None:
-        comps = _lexical(self.dest, ti.name)
-        if comps is None:
-            raise BreakoutError(f"{ti.name!r} is outside of {self.cpath(self.dest)!r}")
-        if len(comps) == len(self.dest):
-            return                      # the destination itself: left as it is (moby)
-        name = comps[-1]
-        dfd = self._parent_fd(comps)
-        try:
-            try:
-                st: os.stat_result | None = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-            except FileNotFoundError:
-                st = None
-            if st is not None:
-                exists_dir = stat.S_ISDIR(st.st_mode)
-                if self.opts.no_overwrite_dir_non_dir and exists_dir and not ti.isdir():
-                    raise InvalidParameter(
-                        f"cannot overwrite directory {self.cpath(comps)!r} with non-directory "
-                        f"{self.cpath(self.dest)!r}")
-                if self.opts.no_overwrite_dir_non_dir and not exists_dir and ti.isdir():
-                    raise InvalidParameter(
-                        f"cannot overwrite non-directory {self.cpath(comps)!r} with directory "
-                        f"{self.cpath(self.dest)!r}")
-                if not (exists_dir and ti.isdir()):
-                    _remove_at(dfd, name)
-            kept_dir = st is not None and stat.S_ISDIR(st.st_mode) and ti.isdir()
-            self._create(tf, ti, dfd, name, comps, exists=kept_dir)
-        finally:
-            os.close(dfd)
+    def check_replace(self, comps: list[str], ti: tarfile.TarInfo, existing_is_dir: bool
+                      ) -> None:
+        if self.opts.no_overwrite_dir_non_dir and existing_is_dir and not ti.isdir():
+            raise InvalidParameter(
+                f"cannot overwrite directory {self.cpath(comps)!r} with non-directory "
+                f"{self.cpath(self.dest)!r}")
+        if self.opts.no_overwrite_dir_non_dir and not existing_is_dir and ti.isdir():
+            raise InvalidParameter(
+                f"cannot overwrite non-directory {self.cpath(comps)!r} with directory "
+                f"{self.cpath(self.dest)!r}")
 
-    def _create(self, tf: tarfile.TarFile, ti: tarfile.TarInfo, dfd: int, name: str,
-                comps: list[str], exists: bool) -> None:
-        if ti.isdir():
-            if not exists:
-                os.mkdir(name, 0o700, dir_fd=dfd)
-            self.dir_meta.append((comps, ti))
-            return
-        if ti.isreg():
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                         | os.O_CLOEXEC, 0o600, dir_fd=dfd)
-            with os.fdopen(fd, "wb") as out:
-                src = tf.extractfile(ti)
-                if src is not None:
-                    while chunk := src.read(CHUNK):
-                        out.write(chunk)
-        elif ti.issym():
-            # moby's rule: a relative target may not climb out of the extraction dir
-            if not ti.linkname.startswith("/") and _lexical(
-                    self.dest, "/".join(comps[len(self.dest):-1] + [ti.linkname])) is None:
-                raise BreakoutError(f"invalid symlink {self.cpath(comps)!r} -> {ti.linkname!r}")
-            os.symlink(ti.linkname, name, dir_fd=dfd)
-        elif ti.islnk():
-            self._hardlink(ti, dfd, name, comps)
-            return                      # shares its target's metadata
-        elif ti.isfifo():
-            os.mkfifo(name, 0o600, dir_fd=dfd)
-        elif ti.ischr() or ti.isblk():
-            kind = stat.S_IFCHR if ti.ischr() else stat.S_IFBLK
-            os.mknod(name, kind | 0o600, os.makedev(ti.devmajor, ti.devminor), dir_fd=dfd)
-        else:
-            log.info("cp: skipping unsupported entry type %r for %s", ti.type, ti.name)
-            return
-        self._set_meta(dfd, name, ti)
+    def check_symlink(self, ti: tarfile.TarInfo, comps: list[str]) -> None:
+        # moby's rule: a relative target may not climb out of the extraction dir
+        if not ti.linkname.startswith("/") and _lexical(
+                self.dest, "/".join(comps[len(self.dest):-1] + [ti.linkname])) is None:
+            raise BreakoutError(f"invalid symlink {self.cpath(comps)!r} -> {ti.linkname!r}")
 
-    def _hardlink(self, ti: tarfile.TarInfo, dfd: int, name: str, comps: list[str]) -> None:
+    def hardlink(self, ti: tarfile.TarInfo, dfd: int, name: str, comps: list[str]) -> None:
         target = _lexical(self.dest, ti.linkname)
         if target is None or len(target) == len(self.dest):
             raise BreakoutError(f"invalid hardlink {self.cpath(comps)!r} -> {ti.linkname!r}")
@@ -376,76 +319,9 @@ class Extractor:
         finally:
             os.close(sfd)
 
-    def _owner(self, ti: tarfile.TarInfo) -> tuple[int, int]:
-        return self.opts.chown if self.opts.chown is not None else (ti.uid, ti.gid)
-
-    def _set_meta(self, dfd: int, name: str, ti: tarfile.TarInfo) -> None:
-        uid, gid = self._owner(ti)
-        mtime_ns = int(ti.mtime * 1e9)
-        if ti.issym():
-            if self.is_root:
-                os.chown(name, uid, gid, dir_fd=dfd, follow_symlinks=False)
-            os.utime(name, ns=(mtime_ns, mtime_ns), dir_fd=dfd, follow_symlinks=False)
-            return
-        # metadata goes through an fd of the entry we created: a path could be
-        # swapped for a symlink by the container between create and chmod
-        full = ti.isreg() or ti.isdir()
-        fd = os.open(name, (os.O_RDONLY if full else os.O_PATH) | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     dir_fd=dfd)
-        try:
-            if full:
-                for key, value in ti.pax_headers.items():
-                    attr = key[len(XATTR_PAX_PREFIX):]
-                    if not key.startswith(XATTR_PAX_PREFIX) or attr.startswith("trusted.overlay."):
-                        continue
-                    try:
-                        os.setxattr(fd, attr, value.encode("utf-8", "surrogateescape"))
-                    except OSError as e:
-                        log.info("cp: cannot set xattr %s on %s: %s", attr, ti.name, e)
-            if self.is_root:
-                os.chown(name, uid, gid, dir_fd=dfd, follow_symlinks=False)
-            # chmod after chown: chown clears setuid/setgid
-            if full:
-                os.fchmod(fd, ti.mode & 0o7777)
-            else:
-                os.chmod(f"/proc/self/fd/{fd}", ti.mode & 0o7777)
-            os.utime(name, ns=(mtime_ns, mtime_ns), dir_fd=dfd, follow_symlinks=False)
-        finally:
-            os.close(fd)
-
-    def _finish_dirs(self) -> None:
-        # deepest first: a parent's mtime is set after its children changed it
-        for comps, ti in sorted(self.dir_meta, key=lambda x: -len(x[0])):
-            try:
-                dfd = self._parent_fd(comps)
-            except (OSError, InvalidParameter):
-                continue
-            try:
-                st = os.stat(comps[-1], dir_fd=dfd, follow_symlinks=False)
-                if stat.S_ISDIR(st.st_mode):
-                    self._set_meta(dfd, comps[-1], ti)
-            except FileNotFoundError:
-                pass
-            finally:
-                os.close(dfd)
-
-
-def _remove_at(dfd: int, name: str) -> None:
-    st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-    if not stat.S_ISDIR(st.st_mode):
-        os.unlink(name, dir_fd=dfd)
-        return
-    fd = os.open(name, _DIR_FLAGS, dir_fd=dfd)
-    try:
-        for entry in os.listdir(fd):
-            _remove_at(fd, entry)
-    finally:
-        os.close(fd)
-    os.rmdir(name, dir_fd=dfd)
-
 
 def extract(root_fd: int, dest: list[str], stream: IO[bytes], opts: ExtractOptions) -> None:
     try:
-        Extractor(root_fd, dest, opts).run(stream)
+        _CopyExtractor(root_fd, dest, opts).run(stream)
     except OSError as e:
         raise SystemError_(f"extracting archive: {e.strerror or e}") from e
