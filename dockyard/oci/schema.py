@@ -124,10 +124,9 @@ def _check(v: Any, kind: str, path: str) -> Any:
     elif kind == "[]struct":
         if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
             raise _fail(v, path, "[]struct")
-    elif kind == "[2]uint":
-        if not isinstance(v, list) or len(v) != 2 or not all(
-                isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v):
-            raise _fail(v, path, "[2]uint")
+    elif kind == "[2]uint" and (not isinstance(v, list) or len(v) != 2 or not all(
+            isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v)):
+        raise _fail(v, path, "[2]uint")
     return v
 
 

@@ -350,10 +350,8 @@ async def wait_pid_exit(pid: int, poll_interval: float = 0.05) -> None:
     # The daemon is a child subreaper, so conmons launched by this daemon
     # process become its children when they daemonize: reap them here, or
     # they stay zombies until the daemon exits.
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - WNOHANG never blocks
 
 
 async def wait_for_exit(container: MonitoredContainer) -> int:
