@@ -104,17 +104,11 @@ class Engine:
         self._reaper = asyncio.create_task(reaper_loop())
 
     async def _start_containers(self) -> None:
-        try:
-            from dockyard.engine.containers import ContainerManager
-        except ImportError:
-            return
+        from dockyard.engine.containers import ContainerManager
+        from dockyard.engine.execs import ExecManager
+
         self.containers = ContainerManager(self)
-        try:
-            from dockyard.engine.execs import ExecManager
-        except ImportError:
-            ExecManager = None
-        if ExecManager is not None:
-            self.execs = ExecManager(self)
+        self.execs = ExecManager(self)
         await self.containers.open()
 
     async def shutdown(self) -> None:

@@ -55,8 +55,7 @@ class Lifecycle:
             t.cancel()
         for t in list(self._restart_timers.values()):
             t.cancel()
-        if hasattr(self, "health_stop_all"):
-            self.health_stop_all()
+        self.health_stop_all()
         for pump in list(self._log_pumps.values()):
             with contextlib.suppress(Exception):
                 await pump.pump_once()
@@ -83,8 +82,7 @@ class Lifecycle:
                 if c.state.running:
                     raise NotModified("container is already running")
                 c.state.manually_stopped = False
-                if hasattr(self, "restart_reset"):
-                    self.restart_reset(c)
+                self.restart_reset(c)
                 await self._start_locked(c)
         except DockyardError as e:
             if not isinstance(e, NotModified) and c.host_config.get("AutoRemove"):
@@ -141,7 +139,7 @@ class Lifecycle:
         st.error = ""
         st.oom_killed = False
         c.has_been_started = True
-        if c.config.get("Healthcheck") and hasattr(self, "health_reset"):
+        if c.config.get("Healthcheck"):
             self.health_reset(c)
         self.save(c)
         self._watch(c, mon)
@@ -173,10 +171,8 @@ class Lifecycle:
     def _start_log_pump(self: ContainerManager, c: Container) -> None:  # type: ignore[misc]
         if (c.host_config.get("LogConfig") or {}).get("Type", "json-file") == "none":
             return
-        try:
-            from dockyard.engine.logs import LogPump
-        except ImportError:
-            return
+        from dockyard.engine.logs import LogPump
+
         opts = (c.host_config.get("LogConfig") or {}).get("Config") or {}
         from dockyard.engine.logs import parse_size
 
@@ -210,8 +206,7 @@ class Lifecycle:
     async def _on_exit(self: ContainerManager, c: Container, code: int, oom: bool,  # type: ignore[misc]
                        finished_ns: int) -> None:
         self._monitors.pop(c.id, None)
-        if hasattr(self, "health_stop"):
-            self.health_stop(c)
+        self.health_stop(c)
         st = c.state
         st.exit_code = code
         st.oom_killed = oom
@@ -224,7 +219,7 @@ class Lifecycle:
         await self.release_runtime(c)
         duration = max(0, (finished_ns - st.started_at) // 1_000_000_000) if st.started_at else 0
         self.emit(c, "die", exitCode=str(code), execDuration=str(duration))
-        restart = self.restart_decision(c) if hasattr(self, "restart_decision") else None
+        restart = self.restart_decision(c)
         if restart is None:
             self.save(c)
         self._wake_exit_waiters(c)
@@ -259,8 +254,7 @@ class Lifecycle:
                 await self._restore(c)
             except Exception:
                 log.exception("restoring container %s failed", c.id)
-        if hasattr(self, "restart_on_daemon_start"):
-            await self.restart_on_daemon_start()
+        await self.restart_on_daemon_start()
 
     async def _restore(self: ContainerManager, c: Container) -> None:  # type: ignore[misc]
         st = c.state
@@ -330,8 +324,7 @@ class Lifecycle:
         sig = check_kill_signal(signal) if signal else 9
         if not c.state.running:
             raise Conflict(f"cannot kill container: {ref}: container {c.id} is not running")
-        if hasattr(self, "note_user_kill"):
-            self.note_user_kill(c, sig)
+        self.note_user_kill(c, sig)
         await self._signal(c, sig)
         self.emit(c, "kill", signal=str(sig))
         if sig == 9:
@@ -425,8 +418,7 @@ class Lifecycle:
         self.cancel_restart(c)
         async with self.lock(c):
             c.state.manually_stopped = False
-            if hasattr(self, "restart_reset"):
-                self.restart_reset(c)
+            self.restart_reset(c)
             await self._start_locked(c)
         self.emit(c, "restart")
 

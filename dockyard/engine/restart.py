@@ -132,8 +132,7 @@ class RestartPolicy:
         for c in list(self.by_id.values()):
             st = c.state
             if st.running:
-                if hasattr(self, "health_resume"):
-                    self.health_resume(c)
+                self.health_resume(c)
                 continue
             if st.status in ("restarting", "removing", "dead") or st.removal:
                 continue
