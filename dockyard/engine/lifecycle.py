@@ -401,9 +401,10 @@ class Lifecycle:
             return
         if not c.state.running:
             return
-        if c.state.status == "paused":
-            with contextlib.suppress(DockyardError):
-                await rtcmd.resume(self.runtime_for(c), c.id)
+        # Thaw first whatever our record says: a cgroup frozen behind our back
+        # (or by a daemon that died mid-pause) holds SIGKILL until it thaws.
+        with contextlib.suppress(DockyardError):
+            await rtcmd.resume(self.runtime_for(c), c.id)
         self.emit(c, "kill", signal="9")
         await self._signal(c, 9)
         if not await self._wait_exit(c, 15):

@@ -190,3 +190,18 @@ def test_wrong_json_types_are_400(client):
         assert res.status_code == 400
         assert res.json()["message"].startswith("invalid JSON: json: cannot unmarshal")
     assert len(api.containers(all=True)) == before
+
+
+def test_rm_force_thaws_a_cgroup_frozen_behind_our_back(daemon, name):
+    from pathlib import Path
+
+    cid = daemon.out("run", "-d", "--name", name, "busybox", "sleep", "300").strip()
+    v1 = Path(f"/sys/fs/cgroup/freezer/dockyard/{cid}/freezer.state")
+    v2 = Path(f"/sys/fs/cgroup/dockyard/{cid}/cgroup.freeze")
+    if v1.exists():
+        v1.write_text("FROZEN")
+    else:
+        v2.write_text("1")
+    res = daemon.docker("rm", "-f", name, timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert daemon.docker("inspect", name).returncode == 1
