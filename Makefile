@@ -8,11 +8,14 @@ DATA    ?= /var/lib/dockyard
 
 .PHONY: setup setup-test run test test-unit test-integration test-v2 lint bench
 
-setup: $(VENV)/.stamp
+# Debian packages first (python3-venv among them), then the virtualenv.
+setup:
 	@bash scripts/setup-host.sh
+	@$(MAKE) --no-print-directory $(VENV)/.stamp
 
-setup-test: $(VENV)/.stamp
+setup-test:
 	@DOCKYARD_TEST_PKGS=1 bash scripts/setup-host.sh
+	@$(MAKE) --no-print-directory $(VENV)/.stamp
 
 $(VENV)/.stamp: requirements-dev.txt pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
