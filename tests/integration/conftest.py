@@ -63,6 +63,26 @@ class Daemon:
         return self.log_path.read_text(errors="replace")
 
 
+# every base and exec root a test daemon used, for the end-of-session sweep
+_USED_DIRS: list[Path] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove what test daemons left behind (a daemon that failed to start,
+    a test that died half way), so a run leaves the host as it found it."""
+    for p in _USED_DIRS:
+        if not p.exists():
+            continue
+        busy = subprocess.run(["pgrep", "-f", str(p)], capture_output=True).stdout.strip()
+        if busy:
+            continue
+        mounts = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True,
+                                text=True).stdout.split()
+        for m in sorted((m for m in mounts if m.startswith(str(p))), reverse=True):
+            subprocess.run(["umount", "-l", m], capture_output=True)
+        shutil.rmtree(p, ignore_errors=True)
+
+
 def start_daemon(base: Path, extra_args: list[str] | None = None) -> Daemon:
     # the same base gets the same exec root, as a restarted daemon would
     tag = base.name.rsplit("-", 1)[-1][:12]
@@ -70,6 +90,7 @@ def start_daemon(base: Path, extra_args: list[str] | None = None) -> Daemon:
     data = base / "data"
     execr = Path(f"/run/dockyard-test-{tag}")
     log_path = base / "daemon.log"
+    _USED_DIRS.extend([base, execr])
     if os.path.exists(sock):
         os.unlink(sock)  # left by a daemon that was killed
     logf = open(log_path, "ab")
