@@ -87,11 +87,7 @@ class ContainerManager(Lifecycle, RestartPolicy, HealthChecks):
                 continue
             self.by_id[c.id] = c
             self.names[c.name] = c.id
-            # temporary views of stopped containers (cp, export) that a
-            # crash left mounted
-            for view in d.glob("fsview-*"):
-                umount(str(view))
-                shutil.rmtree(view, ignore_errors=True)
+            _unmount_views(d)  # what a crash left mounted
         await self.restore_all()
 
     # ------------------------------------------------------------ lookup
@@ -284,6 +280,7 @@ class ContainerManager(Lifecycle, RestartPolicy, HealthChecks):
 
     def _remove_files(self, c: Container) -> None:
         umount(str(self.rootfs(c)))
+        _unmount_views(self.dir(c))
         remove_netns(self.netns_path(c))
         shutil.rmtree(self.bundle(c), ignore_errors=True)
         d = self.dir(c)
@@ -316,6 +313,16 @@ class ContainerManager(Lifecycle, RestartPolicy, HealthChecks):
 
     async def shutdown(self) -> None:
         await self.stop_lifecycle()
+
+
+def _unmount_views(d: Path) -> None:
+    """Temporary views of a stopped container (cp, export) still mounted:
+    unmount before anything deletes the directory, or the delete would
+    reach through the mount into the container's layers."""
+    for view in d.glob("fsview-*"):
+        umount(str(view))
+        with contextlib.suppress(OSError):
+            view.rmdir()
 
 
 SUPPORTED_LOG_DRIVERS = ("json-file", "none")
