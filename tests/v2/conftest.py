@@ -6,8 +6,8 @@ tests only talk to it.  Outside the lane (V2LANE unset) everything is
 skipped: the suite means nothing on a hybrid host.  Run it with
 `make test-v2`.
 
-Features other engineers are still writing (stats, top, update, exec) are
-probed once per session: a test marked `@pytest.mark.needs("stats")` becomes
+Routes the suite depends on (stats, top, update, exec) are probed once per
+session: a test marked `@pytest.mark.needs("stats")` becomes
 xfail(strict=False), with the reason, when the daemon answers that route
 with "page not found", and runs for real as soon as the route exists.
 """
