@@ -259,7 +259,7 @@ class Engine:
             "LoggingDriver": self.config.log_driver,
             "CgroupDriver": "none" if False else "cgroupfs",
             "CgroupVersion": str(h.cgroup_version),
-            "NEventsListener": 0, "KernelVersion": h.kernel_version or platform.release(),
+            "NEventsListener": self.events.listeners, "KernelVersion": h.kernel_version or platform.release(),
             "OperatingSystem": os_name, "OSVersion": os_version, "OSType": "linux",
             "Architecture": platform.machine(), "NCPU": h.ncpu, "MemTotal": h.mem_total,
             "IndexServerAddress": "https://index.docker.io/v1/",

@@ -106,6 +106,10 @@ class EventBus:
         self._history: deque[Event] = deque(maxlen=history)
         self._subscribers: set[asyncio.Queue[Event]] = set()
 
+    @property
+    def listeners(self) -> int:
+        return len(self._subscribers)
+
     def emit(self, type_: str, action: str, actor_id: str,
              attributes: dict[str, str] | None = None) -> Event:
         ev = Event(type_, action, actor_id, dict(attributes or {}))
