@@ -69,6 +69,24 @@ class DetachScanner:
         return buf, False
 
 
+async def forward_stdin(reader: Any, conn: AttachConnection,
+                        scanner: DetachScanner | None) -> bool:
+    """Copy client bytes to the process's stdin until EOF (False) or the
+    detach keys (True); a broken client connection counts as EOF."""
+    try:
+        while True:
+            data = await reader.read(32768)
+            if not data:
+                return False
+            fwd, hit = scanner.feed(data) if scanner else (data, False)
+            if fwd:
+                await conn.write_stdin(fwd)
+            if hit:
+                return True
+    except (ConnectionError, OSError):
+        return False
+
+
 async def attach_session(
     m: ContainerManager, c: Container, reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter, *, stdin: bool, stdout: bool, stderr: bool, stream: bool,
@@ -116,20 +134,9 @@ async def attach_session(
     detached = asyncio.Event()
 
     async def pump_in() -> None:
-        scanner = DetachScanner(detach_keys)
-        try:
-            while True:
-                data = await reader.read(32768)
-                if not data:
-                    break
-                fwd, hit = scanner.feed(data)
-                if fwd:
-                    await conn.write_stdin(fwd)
-                if hit:
-                    detached.set()
-                    return
-        except (ConnectionError, OSError):
-            pass
+        if await forward_stdin(reader, conn, DetachScanner(detach_keys)):
+            detached.set()
+            return
         if c.config.get("StdinOnce") and not tty:
             await conn.close_stdin()
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dockyard.engine.attach import DetachScanner, frame, parse_detach_keys
+from dockyard.engine.attach import DetachScanner, forward_stdin, frame, parse_detach_keys
 from dockyard.engine.record import Container
 from dockyard.errors import (
     Conflict,
@@ -506,19 +506,9 @@ class ExecManager:
             # dockerd scans for detach keys only with a tty.
             scanner = DetachScanner(ec.detach_keys or parse_detach_keys(None)) if ec.tty \
                 else None
-            try:
-                while True:
-                    data = await reader.read(32768)
-                    if not data:
-                        break
-                    fwd, hit = scanner.feed(data) if scanner else (data, False)
-                    if fwd:
-                        await conn.write_stdin(fwd)
-                    if hit:
-                        detached.set()
-                        return
-            except (ConnectionError, OSError):
-                pass
+            if await forward_stdin(reader, conn, scanner):
+                detached.set()
+                return
             if ec.tty:
                 # dockerd ends a tty session's output when its stdin ends.
                 stdin_done.set()
