@@ -1,0 +1,51 @@
+"""The seam between `api/` and the engine: one protocol per API area.
+
+Route handlers in `api/` see only these protocols, the small option
+dataclasses beside them and `dockyard.errors`; what they get back is
+Docker-shaped (the JSON objects of the Engine API, or byte and record
+streams).  The engine in `dockyard.engine` implements them for one machine;
+another backend (pods on a cluster, say) can implement the same protocols
+without touching `api/`, answering what it cannot do with
+`NotImplementedByEngine` (501).
+
+Like moby's routers, each area's backend is built from small role
+protocols (state, attach, files, monitoring) so a partial backend can say
+precisely which roles it fills.
+
+Nothing here does I/O.
+"""
+
+from dockyard.backend.containers import (
+    AttachOptions,
+    AttachPlan,
+    CommitOptions,
+    ContainerAttachBackend,
+    ContainerBackend,
+    ContainerFilesBackend,
+    ContainerMonitorBackend,
+    ContainerStateBackend,
+    CreateResult,
+    ExtractOptions,
+    InspectOptions,
+    ListOptions,
+    LogsOptions,
+    LogStream,
+    RemoveOptions,
+    StatsOptions,
+    StopOptions,
+    WaitResult,
+)
+from dockyard.backend.execs import ExecBackend, ExecStartOptions
+from dockyard.backend.images import ImageBackend, ImageListOptions, ImportOptions, PullOptions
+from dockyard.backend.streams import STDERR, STDOUT, OutputSink, StdinSource
+from dockyard.backend.system import Backends, EventsOptions, SystemBackend
+
+__all__ = [
+    "STDERR", "STDOUT", "AttachOptions", "AttachPlan", "Backends", "CommitOptions",
+    "ContainerAttachBackend", "ContainerBackend", "ContainerFilesBackend",
+    "ContainerMonitorBackend", "ContainerStateBackend", "CreateResult", "EventsOptions",
+    "ExecBackend", "ExecStartOptions", "ExtractOptions", "ImageBackend", "ImageListOptions",
+    "ImportOptions", "InspectOptions", "ListOptions", "LogStream", "LogsOptions",
+    "OutputSink", "PullOptions", "RemoveOptions", "StatsOptions", "StdinSource",
+    "StopOptions", "SystemBackend", "WaitResult",
+]
