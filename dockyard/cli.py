@@ -64,7 +64,7 @@ async def run_daemon(cfg: DaemonConfig) -> int:
         log.error("%s", e.message)
         await engine.shutdown()
         return 1
-    app = App(engine)
+    app = App(engine.backends)
     sockets: list[str] = []
     try:
         for h in cfg.hosts:

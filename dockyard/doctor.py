@@ -42,7 +42,7 @@ def _check_overlay() -> tuple[bool, str]:
 
 async def gather(exec_root: Path) -> dict[str, Any]:
     from dockyard.cgroups import detect
-    from dockyard.engine.hostprobe import probe_host
+    from dockyard.engine.host.probe import probe_host
     from dockyard.oci.caps import ALL_CAPS
     from dockyard.runtime.runtimes import prepare_runtimes, runtime_version
 

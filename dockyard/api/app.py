@@ -9,9 +9,8 @@ import os
 import re
 import time
 import traceback
-from typing import Any
 
-from dockyard import API_VERSION, MIN_API_VERSION, __version__
+from dockyard import API_VERSION, MIN_API_VERSION
 from dockyard.api.http import (
     Request,
     Response,
@@ -20,6 +19,14 @@ from dockyard.api.http import (
     serve_connection,
     text_response,
 )
+from dockyard.api.identity import DEFAULT_HEADERS
+from dockyard.api.routes.container_fs import ContainerFilesRoutes
+from dockyard.api.routes.container_ops import ContainerOpsRoutes
+from dockyard.api.routes.containers import ContainerRoutes
+from dockyard.api.routes.execs import ExecRoutes
+from dockyard.api.routes.images import ImageRoutes
+from dockyard.api.routes.system import SystemRoutes
+from dockyard.backend import Backends
 from dockyard.errors import DockyardError, InvalidParameter
 
 log = logging.getLogger("dockyard.api")
@@ -35,32 +42,26 @@ def parse_version(v: str) -> tuple[int, int]:
         raise InvalidParameter(f"invalid API version: {v}") from None
 
 
-def build_router() -> Router:
-    import importlib
-
+def build_router(backends: Backends) -> Router:
+    """Each area's routes get that area's backend, and only it."""
     r = Router()
-    for name in ("system", "images", "containers", "container_ops", "container_fs", "execs"):
-        importlib.import_module(f"dockyard.api.{name}").register(r)
+    for routes in (SystemRoutes(backends.system), ImageRoutes(backends.images),
+                   ContainerRoutes(backends.containers), ContainerOpsRoutes(backends.containers),
+                   ContainerFilesRoutes(backends.containers), ExecRoutes(backends.execs)):
+        routes.register(r)
     return r
 
 
 class App:
-    def __init__(self, engine: Any, router: Router | None = None) -> None:
-        self.engine = engine
-        self.router = router or build_router()
+    def __init__(self, backends: Backends, router: Router | None = None) -> None:
+        self.router = router or build_router(backends)
         self.max_version = parse_version(API_VERSION)
         self.min_version = parse_version(MIN_API_VERSION)
-        self.default_headers = {
-            "Api-Version": API_VERSION,
-            "Docker-Experimental": "false",
-            "Ostype": "linux",
-            "Server": f"dockyard/{__version__} (linux)",
-        }
+        self.default_headers = dict(DEFAULT_HEADERS)
         self._servers: list[asyncio.AbstractServer] = []
 
     async def dispatch(self, req: Request) -> Response:
         t0 = time.perf_counter()
-        req.engine = self.engine
         path = req.path
         m = _VERSION_PREFIX.match(path)
         if m:

@@ -8,7 +8,7 @@ parameters become the small option dataclasses below.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -155,8 +155,10 @@ class ContainerAttachBackend(Protocol):
 
 class ContainerMonitorBackend(Protocol):
     def logs(self, ref: str, opts: LogsOptions) -> LogStream: ...
-    async def stats(self, ref: str, opts: StatsOptions) -> AsyncIterator[dict[str, Any]]:
-        """StatsResponse objects; an unknown container raises before the first."""
+    async def stats(self, ref: str, opts: StatsOptions
+                    ) -> AsyncGenerator[dict[str, Any], None]:
+        """StatsResponse objects; an unknown container raises before the first.
+        The caller closes the generator when its client goes."""
         ...
 
     async def top(self, ref: str, ps_args: str | None) -> dict[str, Any]: ...

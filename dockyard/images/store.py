@@ -36,7 +36,6 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from dockyard.errors import InvalidParameter, NotFound
 from dockyard.images import fsutil
 from dockyard.images.layers import apply_layer_tar
 from dockyard.images.reference import Reference, parse_any, parse_normalized_named
+from dockyard.util.timefmt import rfc3339_nano_fixed
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:
@@ -62,9 +62,7 @@ def _hex(digest: str) -> str:
 
 
 def now_rfc3339() -> str:
-    t = time.time_ns()
-    return datetime.fromtimestamp(t // 10**9, UTC).strftime(
-        "%Y-%m-%dT%H:%M:%S") + f".{t % 10**9:09d}Z"
+    return rfc3339_nano_fixed(time.time_ns())
 
 
 @dataclass

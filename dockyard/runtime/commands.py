@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal as signal_module
 import tempfile
 
@@ -60,6 +61,20 @@ class ContainerCreateError(SystemError_):
 
     def exit_code_hint(self) -> int | None:
         return start_error_exit_code(self.runtime_message)
+
+
+_CRUN_NOT_FOUND = re.compile(r"executable file `(.*)` not found in \$PATH(: No such file or "
+                             r"directory)?")
+
+
+def missing_executable_in_runc_words(message: str) -> str:
+    """crun says "executable file `x` not found in $PATH"; runc, and so
+    dockerd and the clients that match on it, say `exec: "x": executable
+    file not found in $PATH`.  Other messages come back unchanged."""
+    m = _CRUN_NOT_FOUND.search(message)
+    if m is None:
+        return message
+    return f'exec: "{m.group(1)}": executable file not found in $PATH'
 
 
 def start_error_exit_code(message: str) -> int | None:

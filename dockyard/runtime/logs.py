@@ -12,7 +12,9 @@ of every entry's `data`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+
+from dockyard.util.timefmt import rfc3339_nano_fixed
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class LogEntry:
     @property
     def time_rfc3339(self) -> str:
         """Docker's json-file `time` field: UTC, nanoseconds, `Z`."""
-        return format_rfc3339_nano(self.timestamp_ns)
+        return rfc3339_nano_fixed(self.timestamp_ns)
 
 
 class LogParseError(ValueError):
@@ -54,13 +56,6 @@ def parse_timestamp_ns(text: str) -> int:
         raise LogParseError(f"bad timestamp {text!r}") from e
     nanos = int((frac + "000000000")[:9]) if frac else 0
     return int(dt.timestamp()) * 1_000_000_000 + nanos
-
-
-def format_rfc3339_nano(ts_ns: int) -> str:
-    """ns since the epoch -> `2026-11-28T23:01:20.989985462Z` (Docker's form)."""
-    secs, nanos = divmod(ts_ns, 1_000_000_000)
-    base = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{nanos:09d}Z"
 
 
 def parse_k8s_log_line(line: bytes) -> LogEntry:

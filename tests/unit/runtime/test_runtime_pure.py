@@ -21,7 +21,6 @@ from dockyard.runtime.conmon import (
 from dockyard.runtime.exec import exec_layout
 from dockyard.runtime.logs import (
     LogParseError,
-    format_rfc3339_nano,
     iter_log_entries,
     parse_k8s_log_line,
     parse_timestamp_ns,
@@ -85,11 +84,6 @@ def test_iter_entries_reassembles_output_and_skips_unfinished_tail():
     entries = iter_log_entries(blob)
     assert b"".join(e.data for e in entries if e.stream == "stdout") == b"abcdef\n"
     assert [e.data for e in entries if e.stream == "stderr"] == [b"e\r\n"]
-
-
-def test_docker_time_format():
-    assert format_rfc3339_nano(TS_NS) == "2026-11-28T23:01:20.989985462Z"
-    assert format_rfc3339_nano(1795906880 * 10**9) == "2026-11-28T23:01:20.000000000Z"
 
 
 # --- conmon argument building ---------------------------------------------

@@ -1,0 +1,218 @@
+"""Container routes: state, wait, attach (hijacked and websocket), logs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from dockyard.api import websocket as ws
+from dockyard.api.http import (
+    HijackResponse,
+    Request,
+    Response,
+    Router,
+    UpgradeResponse,
+    empty_response,
+    json_response,
+    stream_response,
+)
+from dockyard.api.params import resize_size
+from dockyard.api.streams import MUX, RAW, StreamSink, frame, json_line
+from dockyard.backend import (
+    AttachOptions,
+    ContainerBackend,
+    InspectOptions,
+    ListOptions,
+    LogsOptions,
+    RemoveOptions,
+    StopOptions,
+)
+from dockyard.errors import InvalidParameter
+
+
+def _stop_options(req: Request) -> StopOptions:
+    return StopOptions(timeout=req.query_int("t"), signal=req.query_get("signal"))
+
+
+class ContainerRoutes:
+    def __init__(self, backend: ContainerBackend) -> None:
+        self.backend = backend
+
+    def register(self, r: Router) -> None:
+        r.add("GET", "/containers/json", self.list_containers)
+        r.add("POST", "/containers/create", self.create)
+        r.add("POST", "/containers/prune", self.prune)
+        r.add("GET", "/containers/{id}/json", self.inspect)
+        r.add("POST", "/containers/{id}/start", self.start)
+        r.add("POST", "/containers/{id}/stop", self.stop)
+        r.add("POST", "/containers/{id}/restart", self.restart)
+        r.add("POST", "/containers/{id}/kill", self.kill)
+        r.add("POST", "/containers/{id}/pause", self.pause)
+        r.add("POST", "/containers/{id}/unpause", self.unpause)
+        r.add("POST", "/containers/{id}/rename", self.rename)
+        r.add("POST", "/containers/{id}/wait", self.wait)
+        r.add("POST", "/containers/{id}/resize", self.resize)
+        r.add("POST", "/containers/{id}/attach", self.attach)
+        r.add("GET", "/containers/{id}/logs", self.logs)
+        r.add("DELETE", "/containers/{id}", self.remove)
+        r.add("GET", "/containers/{id}/attach/ws", self.attach_ws)
+
+    # ------------------------------------------------------------ state
+    async def list_containers(self, req: Request) -> Response:
+        opts = ListOptions(all=req.query_bool("all"), limit=req.query_int("limit"),
+                           size=req.query_bool("size"), filters=req.filters(),
+                           api_version=req.api_version)
+        return json_response(self.backend.list(opts))
+
+    async def create(self, req: Request) -> Response:
+        ctype = req.headers.get("content-type", "")
+        body = await req.json()
+        if body is not None and ctype and not ctype.startswith("application/json"):
+            raise InvalidParameter(f"unsupported Content-Type header ({ctype}): must be "
+                                   "'application/json'")
+        res = await self.backend.create(body, req.query_get("name"), req.query_get("platform"))
+        return json_response({"Id": res.id, "Warnings": res.warnings or []}, 201)
+
+    async def inspect(self, req: Request) -> Response:
+        opts = InspectOptions(size=req.query_bool("size"), api_version=req.api_version)
+        return json_response(self.backend.inspect(req.params["id"], opts))
+
+    async def start(self, req: Request) -> Response:
+        await self.backend.start(req.params["id"])
+        return empty_response(204)
+
+    async def stop(self, req: Request) -> Response:
+        await self.backend.stop(req.params["id"], _stop_options(req))
+        return empty_response(204)
+
+    async def restart(self, req: Request) -> Response:
+        await self.backend.restart(req.params["id"], _stop_options(req))
+        return empty_response(204)
+
+    async def kill(self, req: Request) -> Response:
+        await self.backend.kill(req.params["id"], req.query_get("signal"))
+        return empty_response(204)
+
+    async def pause(self, req: Request) -> Response:
+        await self.backend.pause(req.params["id"])
+        return empty_response(204)
+
+    async def unpause(self, req: Request) -> Response:
+        await self.backend.unpause(req.params["id"])
+        return empty_response(204)
+
+    async def rename(self, req: Request) -> Response:
+        await self.backend.rename(req.params["id"], req.query_get("name") or "")
+        return empty_response(204)
+
+    async def remove(self, req: Request) -> Response:
+        opts = RemoveOptions(force=req.query_bool("force"), volumes=req.query_bool("v"))
+        await self.backend.remove(req.params["id"], opts)
+        return empty_response(204)
+
+    async def prune(self, req: Request) -> Response:
+        return json_response(await self.backend.prune(req.filters()))
+
+    async def wait(self, req: Request) -> Response:
+        done = self.backend.wait(req.params["id"], req.query_get("condition") or "not-running")
+
+        async def gen() -> AsyncIterator[bytes]:
+            res = await done
+            # dockerd reports a failed start through the start call, not here
+            yield json_line({"StatusCode": res.status_code, "Error": None})
+
+        # The header goes out at once: `docker run` waits for it before start.
+        return stream_response(gen(), "application/json")
+
+    # ------------------------------------------------------------ attach
+    async def resize(self, req: Request) -> Response:
+        h, w = resize_size(req)
+        await self.backend.resize(req.params["id"], h, w)
+        return empty_response(200)
+
+    def _attach_options(self, req: Request, all_streams: bool = False) -> AttachOptions:
+        return AttachOptions(
+            stdin=all_streams or req.query_bool("stdin"),
+            stdout=all_streams or req.query_bool("stdout"),
+            stderr=all_streams or req.query_bool("stderr"),
+            stream=req.query_bool("stream"), logs=req.query_bool("logs"),
+            detach_keys=req.query_get("detachKeys"))
+
+    async def attach(self, req: Request) -> Response:
+        plan = self.backend.attach(req.params["id"], self._attach_options(req))
+        multiplexed = not plan.tty
+        ctype = MUX if multiplexed and req.api_version >= (1, 42) else RAW
+
+        async def run(reader: Any, writer: Any) -> None:
+            await plan.run(reader, StreamSink(writer, multiplexed))
+
+        return HijackResponse(run, ctype)
+
+    async def attach_ws(self, req: Request) -> Response:
+        """Attach over a websocket: raw stdout/stderr (never multiplexed), binary
+        messages from API 1.28, text before; stdin from the client's messages."""
+        # before API 1.42 the websocket always carried every stream
+        plan = self.backend.attach(req.params["id"],
+                                   self._attach_options(req, req.api_version < (1, 42)))
+        lines = ws.handshake_headers(req.headers)
+        opcode = ws.OP_BINARY if req.api_version >= (1, 28) else ws.OP_TEXT
+
+        async def run(reader: Any, writer: Any) -> None:
+            await plan.run(_WsReader(reader, writer), _WsSink(writer, opcode))
+            with contextlib.suppress(Exception):
+                writer.write(ws.encode_frame(b"", ws.OP_CLOSE))
+                await writer.drain()
+
+        return UpgradeResponse(lines, run)
+
+    # ------------------------------------------------------------ logs
+    async def logs(self, req: Request) -> Response:
+        opts = LogsOptions(
+            stdout=req.query_bool("stdout"), stderr=req.query_bool("stderr"),
+            since=req.query_get("since") or "", until=req.query_get("until") or "",
+            tail=req.query_get("tail") or "all", timestamps=req.query_bool("timestamps"),
+            follow=req.query_bool("follow"))
+        stream = self.backend.logs(req.params["id"], opts)
+
+        async def gen() -> AsyncIterator[bytes]:
+            async for stream_no, data in stream.records:
+                yield data if stream.tty else frame(stream_no, data)
+
+        return stream_response(gen(), RAW if stream.tty else MUX)
+
+
+class _WsSink:
+    def __init__(self, writer: Any, opcode: int) -> None:
+        self._w = writer
+        self._op = opcode
+
+    def write(self, stream: int, data: bytes) -> None:
+        if data:
+            self._w.write(ws.encode_frame(data, self._op))
+
+    async def drain(self) -> None:
+        await self._w.drain()
+
+
+class _WsReader:
+    """Client frames in, payload bytes out; a close frame is the end of stdin."""
+
+    def __init__(self, reader: Any, writer: Any) -> None:
+        self._r = reader
+        self._w = writer
+
+    async def read(self, n: int = -1) -> bytes:
+        while True:
+            try:
+                op, data = await ws.read_frame(self._r)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return b""
+            if op == ws.OP_CLOSE:
+                return b""
+            if op == ws.OP_PING:
+                self._w.write(ws.encode_frame(data, ws.OP_PONG))
+                continue
+            if op in (ws.OP_TEXT, ws.OP_BINARY, ws.OP_CONT) and data:
+                return data

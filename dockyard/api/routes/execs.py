@@ -1,0 +1,69 @@
+"""Exec routes (moby's exec router): parse, call the exec backend, shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dockyard.api.http import (
+    HijackResponse,
+    Request,
+    Response,
+    Router,
+    empty_response,
+    json_response,
+)
+from dockyard.api.identity import DEFAULT_HEADERS
+from dockyard.api.params import resize_size
+from dockyard.api.streams import MUX, RAW, StreamSink
+from dockyard.backend import ExecBackend, ExecStartOptions
+from dockyard.errors import InvalidParameter
+
+
+class ExecRoutes:
+    def __init__(self, backend: ExecBackend) -> None:
+        self.backend = backend
+
+    def register(self, r: Router) -> None:
+        r.add("POST", "/containers/{id}/exec", self.create)
+        r.add("POST", "/exec/{id}/start", self.start)
+        r.add("POST", "/exec/{id}/resize", self.resize)
+        r.add("GET", "/exec/{id}/json", self.inspect)
+
+    async def create(self, req: Request) -> Response:
+        body = await req.json()
+        exec_id = await self.backend.create(req.params["id"], body, req.api_version)
+        return json_response({"Id": exec_id}, 201)
+
+    async def start(self, req: Request) -> Response:
+        body = await req.json()
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise InvalidParameter("invalid JSON: exec start config must be an object")
+        exec_id = req.params["id"]
+        self.backend.check_startable(exec_id)     # 404/409 as HTTP errors, before the hijack
+        tty = bool(body.get("Tty"))
+        console = self.backend.console_size(body.get("ConsoleSize"))
+        if req.api_version < (1, 42) or not tty:
+            console = None
+        opts = ExecStartOptions(tty=tty, console_size=console)
+        if body.get("Detach"):
+            await self.backend.start_detached(exec_id, opts)
+            return empty_response(200)
+        ctype = MUX if not tty and req.api_version >= (1, 42) else RAW
+
+        async def run(reader: Any, writer: Any) -> None:
+            # the start request's tty decides the framing, as in dockerd
+            await self.backend.start_attached(exec_id, opts, reader,
+                                              StreamSink(writer, multiplexed=not tty))
+
+        # dockerd copies its middleware headers into the hijacked response head
+        return HijackResponse(run, ctype, dict(DEFAULT_HEADERS))
+
+    async def resize(self, req: Request) -> Response:
+        h, w = resize_size(req)
+        await self.backend.resize(req.params["id"], h, w)
+        return empty_response(200)
+
+    async def inspect(self, req: Request) -> Response:
+        return json_response(self.backend.inspect(req.params["id"]))

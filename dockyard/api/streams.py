@@ -1,0 +1,63 @@
+"""Docker's stream formats on a taken-over connection.
+
+Without a terminal, attach, exec and logs multiplex stdout and stderr: each
+frame is a stream byte, three zero bytes and a big-endian 32-bit length
+(docker's stdcopy).  With one, the bytes go out raw.  The engine writes
+(stream, bytes) to an `OutputSink`; these sinks pick the format.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any, Protocol
+
+MUX = "application/vnd.docker.multiplexed-stream"
+RAW = "application/vnd.docker.raw-stream"
+
+_HEADER = struct.Struct(">BxxxI")
+
+
+def frame(stream: int, data: bytes) -> bytes:
+    """One stdcopy frame."""
+    return _HEADER.pack(stream, len(data)) + data
+
+
+def parse_frames(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """Split multiplexed bytes into (stream, payload) frames; the second
+    value is an incomplete trailing frame, left for more input."""
+    frames: list[tuple[int, bytes]] = []
+    pos = 0
+    while len(data) - pos >= _HEADER.size:
+        stream, length = _HEADER.unpack_from(data, pos)
+        end = pos + _HEADER.size + length
+        if end > len(data):
+            break
+        frames.append((stream, data[pos + _HEADER.size:end]))
+        pos = end
+    return frames, data[pos:]
+
+
+class ByteWriter(Protocol):
+    def write(self, data: bytes) -> None: ...
+    async def drain(self) -> None: ...
+
+
+class StreamSink:
+    """An OutputSink over a byte connection: multiplexed or raw."""
+
+    def __init__(self, conn: ByteWriter, multiplexed: bool) -> None:
+        self._conn = conn
+        self._multiplexed = multiplexed
+
+    def write(self, stream: int, data: bytes) -> None:
+        if data:
+            self._conn.write(frame(stream, data) if self._multiplexed else data)
+
+    async def drain(self) -> None:
+        await self._conn.drain()
+
+
+def json_line(obj: Any) -> bytes:
+    """One JSON document and a newline, compact, as Go's json.Encoder writes."""
+    return (json.dumps(obj, separators=(",", ":")) + "\n").encode()

@@ -1,0 +1,81 @@
+"""`ContainerRemover`: removing stopped containers, one or by prune.
+
+Everything a container left on the host goes (runtime state, mounts, the
+network namespace, the bundle, its directory), the record first, so a
+crash half way never leaves a ghost container; then the waiters of
+`wait?condition=removed` and attach clients still waiting for a start are
+released and `destroy` is emitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+from typing import Any
+
+from dockyard.engine.containers.attach import AttachWaiters
+from dockyard.engine.containers.monitor import ExitMonitor
+from dockyard.engine.containers.record import Container
+from dockyard.engine.containers.restart import RestartManager
+from dockyard.engine.containers.runner import ContainerRunner
+from dockyard.engine.containers.store import RECORD_FILE, ContainerStore
+from dockyard.engine.containers.views import dir_size, labels_match, parse_until
+from dockyard.engine.fs.views import unmount_stale_views
+from dockyard.errors import InvalidParameter
+from dockyard.network.netns import remove_netns
+from dockyard.util.mount import umount
+
+PRUNE_FILTERS = ("until", "label", "label!")
+
+
+class ContainerRemover:
+    def __init__(self, store: ContainerStore, runner: ContainerRunner, restart: RestartManager,
+                 waiters: AttachWaiters, monitor: ExitMonitor) -> None:
+        self.store = store
+        self.runner = runner
+        self.restart = restart
+        self.waiters = waiters
+        self.monitor = monitor
+
+    async def destroy(self, c: Container) -> None:
+        """Remove every trace of a stopped container, then its record."""
+        async with self.store.lock(c):
+            self.restart.cancel(c)
+            await self.runner.release(c)
+            await asyncio.to_thread(self._remove_files, c)
+            self.store.discard(c)
+        await self.waiters.cancelled(c)
+        self.store.emit(c, "destroy")
+        self.monitor.removed(c)
+
+    def _remove_files(self, c: Container) -> None:
+        umount(str(self.store.rootfs(c)))
+        d = self.store.dir(c)
+        unmount_stale_views(d)
+        remove_netns(self.store.netns_path(c))
+        shutil.rmtree(self.store.bundle(c), ignore_errors=True)
+        # The record goes first, so a crash half way leaves no ghost container.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(d / RECORD_FILE)
+        shutil.rmtree(d, ignore_errors=True)
+
+    async def prune(self, filters: dict[str, list[str]]) -> dict[str, Any]:
+        for k in filters:
+            if k not in PRUNE_FILTERS:
+                raise InvalidParameter(f"invalid filter '{k}'")
+        until = parse_until(filters.get("until"))
+        deleted: list[str] = []
+        reclaimed = 0
+        for c in self.store:
+            if c.state.running or c.state.status in ("restarting", "removing"):
+                continue
+            if until is not None and c.created >= until:
+                continue
+            if not labels_match(c.config.get("Labels") or {}, filters):
+                continue
+            reclaimed += await asyncio.to_thread(dir_size, self.store.upper_dir(c))
+            await self.destroy(c)
+            deleted.append(c.id)
+        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}

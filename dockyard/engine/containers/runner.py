@@ -1,0 +1,132 @@
+"""`ContainerRunner`: one container's runtime operations, without policy.
+
+Create the runtime's container under a new conmon (spec first), start its
+process, signal, pause and resume it, and release everything a run holds
+on the host (the runtime's state, the rootfs mount, host mounts, an empty
+cgroup).  Errors come back in dockerd's words; the state machine, events
+and restart decisions are the lifecycle's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+
+from dockyard.engine.containers.record import Container
+from dockyard.engine.containers.specbuild import SpecBuilder
+from dockyard.engine.containers.store import ContainerStore
+from dockyard.engine.host.environment import HostEnv
+from dockyard.errors import DockyardError, InvalidParameter, SystemError_
+from dockyard.images.service import ImageService
+from dockyard.runtime import commands as rtcmd
+from dockyard.runtime import conmon
+from dockyard.runtime.commands import (
+    ContainerCreateError,
+    missing_executable_in_runc_words,
+    start_error_exit_code,
+)
+from dockyard.runtime.runtimes import OCIRuntime, remove_empty_cgroup
+from dockyard.util.mount import umount
+
+# conmon's own cap on one log line it passes through
+CONMON_LOG_SIZE_MAX = 16 * 1024 * 1024
+
+class StartError(DockyardError):
+    """A start that failed; `exit_code` is what dockerd records (127 for a
+    missing executable, 126 when it cannot be run), None to keep the old."""
+
+    def __init__(self, error: DockyardError, exit_code: int | None) -> None:
+        super().__init__(error.message)
+        self.status = error.status
+        self.error = error
+        self.exit_code = exit_code
+
+
+def docker_start_error(runtime_message: str) -> str:
+    """The runtime's create error in dockerd's words, which clients match on
+    (`docker run` exits 127 on "executable file not found")."""
+    msg = runtime_message.strip()
+    runc_words = missing_executable_in_runc_words(msg)
+    if runc_words != msg:
+        msg = runc_words
+    elif "open executable: Operation not permitted" in msg or "Permission denied" in msg:
+        # crun's words for what runc calls "permission denied" (exit 126)
+        msg = msg.replace("Operation not permitted", "permission denied").replace(
+            "Permission denied", "permission denied")
+    return f"failed to create task for container: OCI runtime create failed: {msg}: unknown"
+
+
+class ContainerRunner:
+    def __init__(self, store: ContainerStore, host: HostEnv, images: ImageService,
+                 specs: SpecBuilder) -> None:
+        self.store = store
+        self.host = host
+        self.images = images
+        self.specs = specs
+        self.conmon = conmon.ConmonSettings.detect(log_size_max=CONMON_LOG_SIZE_MAX)
+
+    def runtime_for(self, c: Container) -> OCIRuntime:
+        return self.host.runtime(c.runtime)
+
+    async def create(self, c: Container) -> conmon.MonitoredContainer:
+        """Spec, bundle and the runtime's container under a new conmon; the
+        process is not started yet.  Raises StartError."""
+        try:
+            # a foreign-architecture image nothing can run: say so, not ENOEXEC
+            self.host.emulation.check_can_run(self.images.image_config(c.image_id))
+            await self.specs.prepare(c)
+            io = conmon.ContainerIO(
+                stdin=bool(c.config.get("OpenStdin")), tty=bool(c.config.get("Tty")),
+                leave_stdin_open=not (c.config.get("StdinOnce") and not c.config.get("Tty")))
+            return await conmon.create_container(self.runtime_for(c), self.conmon, c.id,
+                                                 self.store.layout(c), io, name=c.name)
+        except ContainerCreateError as e:
+            msg = docker_start_error(e.message)
+            raise StartError(InvalidParameter(msg), start_error_exit_code(msg)) from None
+        except DockyardError as e:
+            raise StartError(e, None) from None
+        except OSError as e:
+            raise StartError(SystemError_(str(e)), None) from None
+
+    async def start(self, c: Container, mon: conmon.MonitoredContainer) -> None:
+        """Start the created process; on failure conmon and the runtime's
+        container are gone again.  Raises StartError."""
+        rt = self.runtime_for(c)
+        try:
+            await rtcmd.start(rt, c.id)
+        except DockyardError as e:
+            with contextlib.suppress(Exception):
+                await rtcmd.delete(rt, c.id, force=True)
+            await conmon.kill_conmon(mon.conmon_pid)
+            raise StartError(InvalidParameter(e.message),
+                             start_error_exit_code(e.message)) from None
+
+    async def signal(self, c: Container, sig: int) -> None:
+        """Through the runtime; straight to the pid if the runtime cannot."""
+        try:
+            await rtcmd.kill(self.runtime_for(c), c.id, sig, all_processes=False)
+        except DockyardError:
+            if c.state.pid and conmon.process_alive(c.state.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(c.state.pid, sig)
+
+    async def pause(self, c: Container) -> None:
+        await rtcmd.pause(self.runtime_for(c), c.id)
+
+    async def resume(self, c: Container) -> None:
+        await rtcmd.resume(self.runtime_for(c), c.id)
+
+    def monitored(self, c: Container) -> conmon.MonitoredContainer:
+        """The record's running process as conmon sees it (after a restart)."""
+        return conmon.MonitoredContainer(c.id, c.state.pid, c.state.conmon_pid,
+                                         self.store.layout(c), self.runtime_for(c))
+
+    async def release(self, c: Container) -> None:
+        """Delete the runtime's container, unmount the rootfs and what start
+        mounted besides it, drop an empty cgroup a failed create left."""
+        with contextlib.suppress(Exception):
+            await rtcmd.delete(self.runtime_for(c), c.id, force=True)
+        await asyncio.to_thread(umount, str(self.store.rootfs(c)))
+        await asyncio.to_thread(self.specs.release_host_mounts, c)
+        await asyncio.to_thread(remove_empty_cgroup, self.host.cgroups_path(c.id))

@@ -1,0 +1,177 @@
+"""`ContainerStore`: the container records, their names, locks and files.
+
+Owns the in-memory index (id -> record, name -> id), the per-container
+locks, where each container's files live, and writing records to disk.  A
+name is reserved before the first `await` of a create and released if the
+create fails, so two concurrent creates can never both take it.  Every
+container event goes out through `emit`, with Docker's attributes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from dockyard.engine.containers.record import Container
+from dockyard.engine.events import EventBus
+from dockyard.errors import Conflict, InvalidParameter, NotFound
+from dockyard.runtime.conmon import ContainerLayout
+
+log = logging.getLogger("dockyard.containers")
+
+RECORD_FILE = "config.v2.json"
+
+
+class ContainerStore:
+    def __init__(self, data_root: Path, exec_root: Path, events: EventBus) -> None:
+        self.root = data_root / "containers"
+        self.bundles = exec_root / "bundles"
+        self.netns_dir = exec_root / "netns"
+        self.events = events
+        self._by_id: dict[str, Container] = {}
+        self._names: dict[str, str] = {}          # name -> id (reserved ones too)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # ------------------------------------------------------------ paths
+    def dir(self, c: Container | str) -> Path:
+        return self.root / (c if isinstance(c, str) else c.id)
+
+    def bundle(self, c: Container) -> Path:
+        return self.bundles / c.id
+
+    def rootfs(self, c: Container) -> Path:
+        return self.dir(c) / "merged"
+
+    def upper_dir(self, c: Container) -> Path:
+        return self.dir(c) / "upper"
+
+    def netns_path(self, c: Container) -> Path:
+        return self.netns_dir / c.id
+
+    def log_path(self, c: Container) -> Path:
+        return self.dir(c) / f"{c.id}-json.log"
+
+    def conmon_log_path(self, c: Container) -> Path:
+        return self.dir(c) / "conmon.log"
+
+    def layout(self, c: Container) -> ContainerLayout:
+        return ContainerLayout.in_bundle(str(self.bundle(c)),
+                                         log_path=str(self.conmon_log_path(c)))
+
+    # ------------------------------------------------------------ index
+    def __iter__(self) -> Iterator[Container]:
+        return iter(list(self._by_id.values()))
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, c: Container) -> bool:
+        return self._by_id.get(c.id) is c
+
+    def find(self, container_id: str) -> Container | None:
+        """By full id only; None when it is gone."""
+        return self._by_id.get(container_id)
+
+    def get(self, ref: str) -> Container:
+        """By full id, name (with or without "/"), or unique id prefix."""
+        if ref in self._by_id:
+            return self._by_id[ref]
+        name = ref.removeprefix("/")
+        cid = self._names.get(name)
+        if cid is not None and cid in self._by_id:
+            return self._by_id[cid]
+        if ref and all(ch in "0123456789abcdef" for ch in ref):
+            hits = [cid for cid in self._by_id if cid.startswith(ref)]
+            if len(hits) == 1:
+                return self._by_id[hits[0]]
+            if len(hits) > 1:
+                raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def new_id(self) -> str:
+        while True:
+            cid = secrets.token_hex(32)
+            if cid not in self._by_id and all(c[:12] != cid[:12] for c in self._by_id):
+                return cid
+
+    def names_taken(self) -> frozenset[str]:
+        return frozenset(self._names)
+
+    def check_name_free(self, name: str, for_id: str = "") -> None:
+        """Docker's 409 when `name` belongs to another container."""
+        holder = self._names.get(name)
+        if holder is not None and holder != for_id:
+            raise Conflict(
+                f'Conflict. The container name "/{name}" is already in use by container '
+                f'"{holder}". You have to remove (or rename) that container to be able to '
+                "reuse that name.")
+
+    def reserve_name(self, name: str, container_id: str) -> None:
+        """Take `name` for `container_id` now, or raise Docker's 409."""
+        self.check_name_free(name, container_id)
+        self._names[name] = container_id
+
+    def rename(self, c: Container, new: str) -> None:
+        self.reserve_name(new, c.id)
+        self.release_name(c.name, c.id)
+        c.name = new
+
+    def release_name(self, name: str, container_id: str) -> None:
+        if self._names.get(name) == container_id:
+            del self._names[name]
+
+    def add(self, c: Container) -> None:
+        """A new or loaded record (its name already reserved for a new one)."""
+        self._by_id[c.id] = c
+        self._names[c.name] = c.id
+
+    def discard(self, c: Container) -> None:
+        self._by_id.pop(c.id, None)
+        self.release_name(c.name, c.id)
+        self._locks.pop(c.id, None)
+
+    def lock(self, c: Container) -> asyncio.Lock:
+        return self._locks.setdefault(c.id, asyncio.Lock())
+
+    # ------------------------------------------------------------ queries
+    def using_image(self, image_id: str) -> list[tuple[str, bool]]:
+        return [(c.id, c.state.running) for c in self._by_id.values() if c.image_id == image_id]
+
+    def counts(self) -> dict[str, int]:
+        states = [c.state.status for c in self._by_id.values()]
+        running = states.count("running")
+        paused = states.count("paused")
+        return {"Containers": len(states), "ContainersRunning": running,
+                "ContainersPaused": paused,
+                "ContainersStopped": len(states) - running - paused}
+
+    # ------------------------------------------------------------ disk
+    def save(self, c: Container) -> None:
+        c.save(self.dir(c))
+
+    def load_all(self) -> list[Container]:
+        """Read every record at daemon start (blocking); unreadable ones are
+        logged and skipped."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o710)
+        self.bundles.mkdir(parents=True, exist_ok=True, mode=0o700)
+        loaded = []
+        for d in sorted(self.root.iterdir()):
+            if not (d / RECORD_FILE).exists():
+                continue
+            try:
+                c = Container.load(d)
+            except (OSError, ValueError, TypeError) as e:
+                log.error("skipping unreadable container record %s: %s", d.name, e)
+                continue
+            self.add(c)
+            loaded.append(c)
+        return loaded
+
+    # ------------------------------------------------------------ events
+    def emit(self, c: Container, action: str, **extra: str) -> None:
+        attrs = {**(c.config.get("Labels") or {}), "image": c.image_ref, "name": c.name}
+        attrs.update(extra)
+        self.events.emit("container", action, c.id, attrs)

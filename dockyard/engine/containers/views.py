@@ -1,0 +1,301 @@
+"""`ContainerViews`: Docker's container shapes: inspect (ContainerJSON), list
+(Summary) with every `docker ps` filter, and the pure helpers they use."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from dockyard.backend import InspectOptions, ListOptions
+from dockyard.engine.containers.record import Container
+from dockyard.engine.containers.store import ContainerStore
+from dockyard.errors import DockyardError, InvalidParameter
+from dockyard.images.service import ImageService
+from dockyard.util.timefmt import rfc3339
+
+LIST_FILTERS = {"ancestor", "before", "exited", "id", "isolation", "label", "name", "status",
+                "health", "since", "volume", "network", "is-task", "publish", "expose"}
+STATUSES = {"created", "restarting", "running", "removing", "paused", "exited", "dead"}
+
+
+def dir_size(path: Path) -> int:
+    """moby's directory.Size: bytes of every non-directory entry (symlinks by
+    their own size), each inode once so hardlinks count once."""
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    stack = [os.fspath(path)]
+    while stack:
+        try:
+            it = os.scandir(stack.pop())
+        except OSError:
+            continue            # gone or unreadable while walking: ignored, as moby
+        with it:
+            for e in it:
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                    continue
+                if st.st_size == 0 or (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
+def mounts_shape(c: Container) -> list[dict[str, Any]]:
+    out = []
+    for t in c.host_config.get("Tmpfs") or {}:
+        out.append({"Type": "tmpfs", "Source": "", "Destination": t, "Mode": "", "RW": True,
+                    "Propagation": ""})
+    return out
+
+
+def labels_match(labels: dict[str, str], filters: dict[str, list[str]]) -> bool:
+    for want in filters.get("label", []):
+        k, eq, v = want.partition("=")
+        if k not in labels or (eq and labels[k] != v):
+            return False
+    for want in filters.get("label!", []):
+        k, eq, v = want.partition("=")
+        if k in labels and (not eq or labels[k] == v):
+            return False
+    return True
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)$")
+
+
+def parse_until(values: list[str] | None) -> int | None:
+    """`until` as a timestamp (Unix seconds, RFC3339) or a Go duration ago."""
+    if not values:
+        return None
+    v = values[0]
+    m = _DURATION.match(v)
+    if m:
+        mult = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+        return int((time.time() - float(m.group(1)) * mult) * 1e9)
+    try:
+        return int(float(v) * 1e9)
+    except ValueError:
+        pass
+    from datetime import datetime
+
+    try:
+        return int(datetime.fromisoformat(v).timestamp() * 1e9)
+    except ValueError:
+        raise InvalidParameter(f"invalid filter 'until={v}'") from None
+
+
+def _port_match(want: str, have: set[str]) -> bool:
+    if "/" not in want:
+        want += "/tcp"
+    return want in have
+
+
+class ContainerViews:
+    def __init__(self, store: ContainerStore, images: ImageService) -> None:
+        self.store = store
+        self.images = images
+
+    def inspect(self, ref: str, opts: InspectOptions) -> dict[str, Any]:
+        return self.inspect_shape(self.store.get(ref), opts.size, opts.api_version)
+
+    def list(self, opts: ListOptions) -> list[dict[str, Any]]:
+        return self.list_containers(opts.all, opts.limit, opts.size, opts.filters,
+                                    opts.api_version)
+
+    def image_size(self, c: Container) -> int:
+        return sum(dir_size(Path(p)) for p in self.images.lower_dirs(c.image_id))
+
+    def network_settings(self, c: Container, api: tuple[int, int]) -> dict[str, Any]:
+        mode = c.host_config.get("NetworkMode") or "bridge"
+        networks: dict[str, Any] = {}
+        if not mode.startswith("container:") and mode != "host":
+            networks[mode] = {
+                "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
+                "DriverOpts": None, "GwPriority": 0, "NetworkID": "", "EndpointID": "",
+                "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None,
+            }
+        elif mode == "host":
+            networks["host"] = {
+                "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
+                "DriverOpts": None, "GwPriority": 0, "NetworkID": "", "EndpointID": "",
+                "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None,
+            }
+        running = c.state.running
+        ns: dict[str, Any] = {
+            "SandboxID": c.id if running else "",
+            "SandboxKey": str(self.store.netns_path(c)) if running and mode != "host" else "",
+            "Ports": {},
+            "Networks": networks,
+        }
+        if api < (1, 52):
+            ns.update({
+                "Bridge": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
+                "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": None,
+                "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "",
+                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
+                "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+            })
+        return ns
+
+    def inspect_shape(self, c: Container, size: bool, api: tuple[int, int]
+                      ) -> dict[str, Any]:
+        d = self.store.dir(c)
+        lower = ":".join(self.images.lower_dirs(c.image_id))
+        log_type = (c.host_config.get("LogConfig") or {}).get("Type", "json-file")
+        out: dict[str, Any] = {
+            "Id": c.id,
+            "Created": rfc3339(c.created),
+            "Path": c.path,
+            "Args": c.args,
+            "State": c.state.to_json(),
+            "Image": c.image_id,
+            "ResolvConfPath": str(d / "resolv.conf"),
+            "HostnamePath": str(d / "hostname"),
+            "HostsPath": str(d / "hosts"),
+            "LogPath": str(self.store.log_path(c)) if log_type == "json-file" else "",
+            "Name": f"/{c.name}",
+            "RestartCount": c.state.restart_count,
+            "Driver": "overlay2",
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "ExecIDs": list(c.exec_ids) or None,
+            "HostConfig": c.host_config,
+            "GraphDriver": {"Name": "overlay2", "Data": {
+                "LowerDir": lower, "MergedDir": str(d / "merged"),
+                "UpperDir": str(d / "upper"), "WorkDir": str(d / "work")}},
+            "Mounts": mounts_shape(c),
+            "Config": c.config,
+            "NetworkSettings": self.network_settings(c, api),
+        }
+        if size:
+            rw = dir_size(self.store.upper_dir(c))
+            out["SizeRw"] = rw
+            out["SizeRootFs"] = rw + self.image_size(c)
+        return out
+
+    def summary_shape(self, c: Container, size: bool, api: tuple[int, int]
+                      ) -> dict[str, Any]:
+        ns = self.network_settings(c, api)
+        out: dict[str, Any] = {
+            "Id": c.id,
+            "Names": [f"/{c.name}"],
+            "Image": c.image_ref,
+            "ImageID": c.image_id,
+            "Command": c.command_string(),
+            "Created": c.created // 1_000_000_000,
+            "Ports": [],
+            "Labels": c.config.get("Labels") or {},
+            "State": c.state.status,
+            "Status": c.status_text(),
+            "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "bridge"},
+            "NetworkSettings": {"Networks": ns["Networks"]},
+            "Mounts": mounts_shape(c),
+        }
+        if c.host_config.get("Annotations"):
+            out["HostConfig"]["Annotations"] = c.host_config["Annotations"]
+        if size:
+            rw = dir_size(self.store.upper_dir(c))
+            out["SizeRw"] = rw
+            out["SizeRootFs"] = rw + self.image_size(c)
+        return out
+
+    def list_containers(self, all_: bool, limit: int | None, size: bool,
+                        filters: dict[str, list[str]], api: tuple[int, int] = (1, 51)
+                        ) -> list[dict[str, Any]]:
+        for k in filters:
+            if k not in LIST_FILTERS:
+                raise InvalidParameter(f"invalid filter '{k}'")
+        for s in filters.get("status", []):
+            if s not in STATUSES:
+                raise InvalidParameter(f"invalid filter 'status={s}'")
+        for h in filters.get("health", []):
+            if h not in ("starting", "healthy", "unhealthy", "none"):
+                raise InvalidParameter(f"Unrecognised filter value for health: {h}")
+        exited = []
+        for e in filters.get("exited", []):
+            try:
+                exited.append(int(e))
+            except ValueError:
+                raise InvalidParameter(f"invalid filter 'exited={e}'") from None
+        if filters.get("status") or exited:
+            all_ = True
+        ctrs = sorted(self.store, key=lambda c: c.created, reverse=True)
+        before = self._bound(filters.get("before"))
+        since = self._bound(filters.get("since"))
+        out = []
+        for c in ctrs:
+            if not all_ and not c.state.running and c.state.status not in ("restarting",):
+                continue
+            if before is not None and c.created >= before:
+                continue
+            if since is not None and c.created <= since:
+                continue
+            if not self._match(c, filters, exited):
+                continue
+            out.append(self.summary_shape(c, size, api))
+            if limit is not None and limit > 0 and len(out) >= limit:
+                break
+        return out
+
+    def _bound(self, values: list[str] | None) -> int | None:
+        if not values:
+            return None
+        return self.store.get(values[0]).created
+
+    def _match(self, c: Container, f: dict[str, list[str]], exited: list[int]) -> bool:
+        if f.get("id") and not any(c.id.startswith(v) for v in f["id"]):
+            return False
+        if f.get("name") and not any(re.search(v, "/" + c.name) or re.search(v, c.name)
+                                     for v in f["name"]):
+            return False
+        if not labels_match(c.config.get("Labels") or {}, f):
+            return False
+        if f.get("status") and c.state.status not in f["status"]:
+            return False
+        if exited and (c.state.status != "exited" or c.state.exit_code not in exited):
+            return False
+        if f.get("health"):
+            h = c.state.health.status if c.state.health else "none"
+            if h not in f["health"]:
+                return False
+        if f.get("ancestor") and not any(self._ancestor(c, a) for a in f["ancestor"]):
+            return False
+        if f.get("is-task") and any(v in ("1", "true") for v in f["is-task"]):
+            return False
+        if f.get("network"):
+            mode = c.host_config.get("NetworkMode") or "bridge"
+            if mode not in f["network"]:
+                return False
+        if f.get("volume"):
+            dests = {mm["Destination"] for mm in mounts_shape(c)}
+            if not any(v in dests for v in f["volume"]):
+                return False
+        if f.get("expose"):
+            exposed = set((c.config.get("ExposedPorts") or {}).keys())
+            if not any(_port_match(v, exposed) for v in f["expose"]):
+                return False
+        if f.get("publish"):
+            published = set((c.host_config.get("PortBindings") or {}).keys())
+            if not any(_port_match(v, published) for v in f["publish"]):
+                return False
+        return True
+
+    def _ancestor(self, c: Container, ref: str) -> bool:
+        try:
+            img = self.images.get(ref)
+        except DockyardError:   # an unknown or malformed ancestor matches by pattern
+            return fnmatch.fnmatch(c.image_ref, ref)
+        return img.id == c.image_id

@@ -1,0 +1,202 @@
+"""One exec instance and the pure rules around it (moby daemon/exec.go).
+
+`ExecConfig` is the record dockerd keeps for an exec; the functions check a
+create request, build the exec's OCI process from the container's, put a
+runtime failure in dockerd's words with its exit code, and recover output a
+fast process wrote before the attach socket accepted us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from dockyard.errors import InvalidParameter
+from dockyard.runtime.attach import STDERR, STDOUT
+from dockyard.runtime.commands import missing_executable_in_runc_words
+from dockyard.runtime.exec import ExecSession
+from dockyard.runtime.logs import iter_log_entries
+
+
+@dataclass
+class ExecConfig:
+    """One exec instance (moby's container.ExecConfig)."""
+
+    id: str
+    container_id: str
+    entrypoint: str
+    args: list[str]
+    tty: bool
+    privileged: bool
+    user: str
+    working_dir: str
+    env: list[str]
+    open_stdin: bool
+    open_stdout: bool
+    open_stderr: bool
+    detach_keys: bytes
+    console_size: list[int] | None
+    # The container run this exec belongs to: a restart makes it stale.
+    container_started_at: int = 0
+    running: bool = False
+    exit_code: int | None = None
+    can_remove: bool = False
+    pid: int = 0
+    session: ExecSession | None = field(default=None, repr=False)
+    # Set once a start attempt has finished (process running, or failed).
+    started: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    # Set once the exit code is recorded.
+    done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    # Set once no attached client reads the session's files any more.
+    released: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    @property
+    def command(self) -> str:
+        # dockerd joins with a space even when there are no arguments, so
+        # `exec_create: ls ` keeps its trailing space; clients match on it.
+        return self.entrypoint + " " + " ".join(self.args)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ID": self.id,
+            "Running": self.running,
+            "ExitCode": self.exit_code,
+            "ProcessConfig": {
+                "tty": self.tty,
+                "entrypoint": self.entrypoint,
+                "arguments": list(self.args),
+                "privileged": self.privileged,
+                **({"user": self.user} if self.user else {}),
+            },
+            "OpenStdin": self.open_stdin,
+            "OpenStderr": self.open_stderr,
+            "OpenStdout": self.open_stdout,
+            "CanRemove": self.can_remove,
+            "ContainerID": self.container_id,
+            # Go encodes []byte as base64.
+            "DetachKeys": base64.b64encode(self.detach_keys).decode(),
+            "Pid": self.pid,
+        }
+
+
+def parse_create_request(body: Any) -> dict[str, Any]:
+    """Validate an ExecCreateRequest body; returns it as a dict."""
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise InvalidParameter("invalid JSON: exec config must be an object")
+    cmd = body.get("Cmd")
+    if cmd is not None and (not isinstance(cmd, list)
+                            or not all(isinstance(a, str) for a in cmd)):
+        raise InvalidParameter("invalid JSON: Cmd must be an array of strings")
+    if not cmd:
+        raise InvalidParameter("No exec command specified")
+    env = body.get("Env")
+    if env is not None and (not isinstance(env, list)
+                            or not all(isinstance(e, str) for e in env)):
+        raise InvalidParameter("invalid JSON: Env must be an array of strings")
+    return body
+
+
+def console_size_of(value: Any) -> list[int] | None:
+    if value is None:
+        return None
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(v, int) and v >= 0 for v in value)):
+        raise InvalidParameter("invalid JSON: ConsoleSize must be [height, width]")
+    return [int(value[0]), int(value[1])]
+
+
+def exec_start_error(runtime_message: str) -> tuple[str, int]:
+    """The runtime's exec failure in dockerd's words and its exit code.
+
+    dockerd (through containerd) reports `OCI runtime exec failed: exec
+    failed: unable to start container process: exec: "x": executable file
+    not found in $PATH: unknown` and sets 127 (not found) or 126 (cannot be
+    invoked), else 128 (setExitCodeFromError).  The CLI exits with that code.
+    """
+    msg = missing_executable_in_runc_words(runtime_message.strip())
+    if not msg.startswith("exec failed:"):
+        msg = f"exec failed: unable to start container process: {msg}"
+    text = f"OCI runtime exec failed: {msg}: unknown"
+    low = text.lower()
+    if "permission denied" in low:
+        return text, 126
+    if "is a directory" in low:
+        return text + ": permission denied", 126
+    if "not a directory" in low:
+        return text, 127
+    if any(s in low for s in ("executable file not found", "no such file or directory",
+                              "system cannot find the file specified")):
+        return text, 127
+    return text, 128
+
+
+def build_exec_process(base: dict[str, Any], ec: ExecConfig, *, user: Any,
+                       all_caps: list[str], console_size: list[int] | None) -> dict[str, Any]:
+    """The exec's OCI process: the container's own process with the exec's
+    settings over it (as dockerd merges them in ContainerExecStart)."""
+    p = json.loads(json.dumps(base))   # a deep copy; the spec is plain JSON
+    p["args"] = [ec.entrypoint, *ec.args]
+    p["env"] = list(ec.env)
+    p["cwd"] = ec.working_dir or "/"
+    p["terminal"] = ec.tty
+    p.pop("consoleSize", None)
+    if ec.tty and console_size is not None:
+        p["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
+    if user is not None:
+        p["user"] = {"uid": user.uid, "gid": user.gid,
+                     "additionalGids": list(user.additional_gids)}
+    if ec.privileged:
+        caps = list(all_caps)
+        p["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
+    return p
+
+
+@dataclass
+class Seen:
+    """What one stream delivered over the attach socket: its size and head."""
+
+    size: int = 0
+    head: bytes = b""
+
+    def add(self, data: bytes) -> None:
+        if len(self.head) < 4096:
+            self.head += data[:4096 - len(self.head)]
+        self.size += len(data)
+
+
+def missing_prefix(logged: bytes, seen: Seen) -> bytes:
+    """The part of `logged` the socket did not deliver.
+
+    The socket misses only a prefix (the output before conmon accepted us),
+    so what it delivered must be the log's tail; if not (a truncated log),
+    nothing is recovered."""
+    lost = len(logged) - seen.size
+    if lost <= 0 or logged[lost:lost + len(seen.head)] != seen.head:
+        return b""
+    return logged[:lost]
+
+
+def missed_output(log_path: str, seen: dict[int, Seen]) -> list[tuple[int, bytes]]:
+    try:
+        with open(log_path, "rb") as f:
+            blob = f.read()
+    except OSError:
+        return []
+    try:
+        entries = iter_log_entries(blob)
+    except ValueError:
+        return []
+    logged = {STDOUT: bytearray(), STDERR: bytearray()}
+    for e in entries:
+        logged[STDERR if e.stream == "stderr" else STDOUT] += e.data
+    out = []
+    for stream_no in (STDOUT, STDERR):
+        data = missing_prefix(bytes(logged[stream_no]), seen[stream_no])
+        if data:
+            out.append((stream_no, data))
+    return out

@@ -1,0 +1,341 @@
+"""`ContainerFiles`: a container's filesystem as Docker operations: export,
+diff, cp (stat, archive, extract) and commit.
+
+Reads go through a mounted view of the root (views.py): the daemon's view,
+so the container's bind mounts, the engine's /etc files and volumes are not
+in it and export never leaks their host content.  Diff and commit read the
+upper dir directly (diff.py, commit.py).  Tar work runs in threads; streams
+are produced a chunk at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import stat
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from dockyard.backend import CommitOptions
+from dockyard.engine.containers.lifecycle import Lifecycle
+from dockyard.engine.containers.record import Container
+from dockyard.engine.containers.store import ContainerStore
+from dockyard.engine.fs import paths
+from dockyard.engine.fs.commit import build_commit_config, commit_tar, parse_repo_tag
+from dockyard.engine.fs.diff import Skips, compute_changes, mount_points
+from dockyard.engine.fs.tar import END_OF_ARCHIVE, ExtractOptions, TarStreamer, extract
+from dockyard.engine.fs.views import (
+    VIEW_PREFIX,
+    View,
+    ViewStream,
+    mount_view,
+    unmount_view,
+)
+from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound, SystemError_
+from dockyard.images.service import ImageService
+from dockyard.util.mount import is_mountpoint
+
+log = logging.getLogger("dockyard.fs")
+
+# the files of Docker's init layer (daemon/initlayer): empty, mode 0755, over the
+# image; the runtime makes its mount targets 0700, export shows Docker's
+INIT_LAYER_FILES = frozenset({"/.dockerenv", "/etc/resolv.conf", "/etc/hosts",
+                              "/etc/hostname", "/dev/console"})
+PIPE_CHUNK = 1 << 20
+
+
+class ContainerFiles:
+    """Stateless apart from the views it mounts for the length of a request."""
+
+    def __init__(self, store: ContainerStore, images: ImageService, lifecycle: Lifecycle
+                 ) -> None:
+        self.store = store
+        self.images = images
+        self.lifecycle = lifecycle
+
+    # ------------------------------------------------------------ views
+    def _running_view(self, c: Container) -> View | None:
+        merged = self.store.rootfs(c)
+        if c.state.running and is_mountpoint(str(merged)):
+            return View(merged, temporary=False)
+        return None
+
+    async def _open_view(self, c: Container, write: bool) -> View:
+        view = self._running_view(c)
+        if view is not None:
+            return view
+        d = self.store.dir(c)
+        target = d / f"{VIEW_PREFIX}{secrets.token_hex(6)}"
+        lowers = self.images.lower_dirs(c.image_id)
+        try:
+            await asyncio.to_thread(mount_view, target, lowers, d / "upper",
+                                    d / "work" if write else None)
+        except OSError as e:
+            raise SystemError_(f"mounting the filesystem of container {c.id[:12]}: "
+                               f"{e.strerror or e}") from e
+        return View(target, temporary=True)
+
+    async def _close_view(self, view: View) -> None:
+        if view.temporary:
+            await asyncio.to_thread(unmount_view, view.root)
+
+    def _check_usable(self, c: Container) -> None:
+        if c.state.status == "dead":
+            raise Conflict(f"container {c.id} is dead")
+
+    # ------------------------------------------------------------ export
+    async def export(self, ref: str) -> AsyncIterator[bytes]:
+        c = self.store.get(ref)
+        self._check_usable(c)
+        view = await self._open_view(c, write=False)
+
+        def tar() -> Iterator[bytes]:
+            fd = view.open_root()
+            try:
+                streamer = TarStreamer(init_files=INIT_LAYER_FILES)
+                yield from streamer.dir_tree(fd, "", "/", include_self=False)
+                yield END_OF_ARCHIVE
+            finally:
+                os.close(fd)
+
+        self.store.emit(c, "export")
+        return self._stream_then_close(tar(), view)
+
+    def _stream_then_close(self, gen: Iterator[bytes], view: View) -> ViewStream:
+        return ViewStream(gen, view, self._close_view)
+
+    # ------------------------------------------------------------ diff
+    async def changes(self, ref: str) -> list[dict[str, Any]]:
+        c = self.store.get(ref)
+        upper = self.store.dir(c) / "upper"
+        lowers = self.images.lower_dirs(c.image_id)
+        skips = Skips.of(mount_points(c.config, c.host_config))
+        return await asyncio.to_thread(compute_changes, upper, lowers, skips)
+
+    # ------------------------------------------------------------ cp: stat and read
+    def _not_found(self, path: str, ref: str) -> NotFound:
+        return NotFound(f"Could not find the file {path} in container {ref}")
+
+    async def stat_path(self, ref: str, path: str) -> dict[str, Any]:
+        c = self.store.get(ref)
+        view = await self._open_view(c, write=False)
+        try:
+            return await asyncio.to_thread(self._stat_sync, view, path, ref)
+        finally:
+            await self._close_view(view)
+
+    def _stat_sync(self, view: View, path: str, ref: str) -> dict[str, Any]:
+        fd = view.open_root()
+        try:
+            return paths.path_stat(fd, path)
+        except FileNotFoundError:
+            raise self._not_found(path, ref) from None
+        except NotADirectoryError:
+            raise SystemError_(f"lstat {paths.container_abs_path(path)}: not a directory"
+                               ) from None
+        except OSError as e:
+            raise SystemError_(f"lstat {path}: {e.strerror or e}") from None
+        finally:
+            os.close(fd)
+
+    async def archive_path(self, ref: str, path: str
+                           ) -> tuple[dict[str, Any], AsyncIterator[bytes]]:
+        c = self.store.get(ref)
+        view = await self._open_view(c, write=False)
+        try:
+            st = await asyncio.to_thread(self._stat_sync, view, path, ref)
+            abs_path = paths.container_abs_path(path)
+            src_dir, base = paths.split_dir_entry(abs_path)
+            fd = view.open_root()
+            try:
+                dir_comps = await asyncio.to_thread(paths.resolve, fd, src_dir, True)
+                dir_fd = await asyncio.to_thread(paths.open_dir, fd, dir_comps)
+            finally:
+                os.close(fd)
+        except BaseException:
+            await self._close_view(view)
+            raise
+
+        def tar() -> Iterator[bytes]:
+            try:
+                streamer = TarStreamer()
+                if base == ".":
+                    # "dir/." copies the directory's content: "./" then "./name"
+                    yield from streamer.dir_tree(dir_fd, ".", src_dir)
+                elif base == "/":
+                    yield from streamer.dir_tree(dir_fd, "/", "/", include_self=False)
+                else:
+                    yield from streamer.entry_tree(dir_fd, base, base,
+                                                   src_dir.rstrip("/") + "/" + base)
+                yield END_OF_ARCHIVE
+            finally:
+                os.close(dir_fd)
+
+        self.store.emit(c, "archive-path")
+        return st, self._stream_then_close(tar(), view)
+
+    # ------------------------------------------------------------ cp: write
+    async def extract_to_dir(self, ref: str, path: str, chunks: AsyncIterator[bytes],
+                             copy_uid_gid: bool, no_overwrite_dir_non_dir: bool) -> None:
+        c = self.store.get(ref)
+        if c.host_config.get("ReadonlyRootfs"):
+            raise InvalidParameter("container rootfs is marked read-only")
+        async with contextlib.AsyncExitStack() as stack:
+            if self._running_view(c) is None:
+                # a start waits for the write; the write waits for a start
+                await stack.enter_async_context(self.store.lock(c))
+            view = await self._open_view(c, write=True)
+            stack.push_async_callback(self._close_view, view)
+            fd = view.open_root()
+            stack.callback(os.close, fd)
+            dest = await asyncio.to_thread(self._extraction_point, fd, path, ref)
+            owner = await asyncio.to_thread(self._copy_owner, fd, c) if copy_uid_gid else None
+            opts = ExtractOptions(no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
+                                  chown=owner)
+            await _extract_stream(fd, dest, chunks, opts)
+        self.store.emit(c, "extract-to-dir")
+
+    def _extraction_point(self, root_fd: int, path: str, ref: str) -> list[str]:
+        # unlike stat, the last element is followed: `cp x c:/link-to-dir`
+        comps = paths.resolve(root_fd, paths.container_abs_path(path), True)
+        st = (os.fstat(root_fd) if not comps
+              else paths.lstat_at(root_fd, comps[:-1], comps[-1]))
+        if st is None:
+            raise self._not_found(path, ref)
+        if not stat.S_ISDIR(st.st_mode):
+            raise InvalidParameter("extraction point is not a directory")
+        return comps
+
+    def _copy_owner(self, root_fd: int, c: Container) -> tuple[int, int] | None:
+        """copyUIDGID: moby chowns to the container's user (none set: as archived)."""
+        user = str(c.config.get("User") or "")
+        if not user:
+            return None
+        name, _, group = user.partition(":")
+        passwd = _read_in_root(root_fd, "/etc/passwd")
+        groups = _read_in_root(root_fd, "/etc/group")
+        uid = gid = None
+        for line in passwd.splitlines():
+            f = line.split(":")
+            if len(f) >= 4 and (f[0] == name or f[2] == name):
+                uid, gid = int(f[2]), int(f[3])
+                break
+        if uid is None:
+            if not name.isdigit():
+                raise InvalidParameter(f"unable to find user {name}: no matching entries "
+                                       "in passwd file")
+            uid, gid = int(name), 0 if gid is None else gid
+        if group:
+            for line in groups.splitlines():
+                f = line.split(":")
+                if len(f) >= 3 and (f[0] == group or f[2] == group):
+                    gid = int(f[2])
+                    break
+            else:
+                if not group.isdigit():
+                    raise InvalidParameter(f"unable to find group {group}: no matching "
+                                           "entries in group file")
+                gid = int(group)
+        return uid, gid if gid is not None else 0
+
+    # ------------------------------------------------------------ commit
+    async def commit(self, opts: CommitOptions) -> str:
+        target = parse_repo_tag(opts.repo, opts.tag)
+        c = self.store.get(opts.container)
+        if c.state.status == "dead":
+            raise Conflict(f"You cannot commit container {c.id} which is Dead")
+        if c.state.removal:
+            raise Conflict(f"You cannot commit container {c.id} which is being removed")
+        new_config = build_commit_config(opts.config, c.config, opts.changes)
+        paused_here = False
+        if opts.pause and c.state.status == "running":
+            try:
+                await self.lifecycle.pause(c.id)
+                paused_here = True
+            except DockyardError as e:
+                log.info("commit: could not pause %s: %s", c.id[:12], e.message)
+        try:
+            upper = self.store.dir(c) / "upper"
+            skips = Skips.of(mount_points(c.config, c.host_config))
+            child = {"config": new_config, "container": c.id,
+                     "container_config": c.config, "author": opts.author,
+                     "comment": opts.comment,
+                     "created_by": " ".join(c.config.get("Cmd") or [])}
+            lowers = self.images.lower_dirs(c.image_id)
+            image_id = await self.images.commit_layer(
+                c.image_id, commit_tar(upper, lowers, skips), child)
+        finally:
+            if paused_here:
+                with contextlib.suppress(DockyardError):
+                    await self.lifecycle.unpause(c.id)
+        image_ref = ""
+        if target is not None:
+            image_ref = await self.images.tag(image_id, *target)
+        self.store.emit(c, "commit", comment=opts.comment, imageID=image_id,
+                        imageRef=image_ref)
+        return image_id
+
+
+def _read_in_root(root_fd: int, path: str) -> str:
+    comps = paths.resolve(root_fd, path, True)
+    try:
+        dfd = paths.open_dir(root_fd, comps[:-1])
+    except OSError:
+        return ""
+    try:
+        fd = os.open(comps[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        with os.fdopen(fd, "rb") as f:
+            return f.read(4 << 20).decode(errors="replace")
+    except OSError:
+        return ""
+    finally:
+        os.close(dfd)
+
+
+async def _extract_stream(root_fd: int, dest: list[str], chunks: AsyncIterator[bytes],
+                          opts: ExtractOptions) -> None:
+    """Feed the request body through a pipe to the extracting thread."""
+    rfd, wfd = os.pipe2(os.O_CLOEXEC)
+    reader = os.fdopen(rfd, "rb", buffering=PIPE_CHUNK)
+    job = asyncio.ensure_future(asyncio.to_thread(_extract_closing, root_fd, dest, reader, opts))
+    writer_open = True
+    try:
+        async for chunk in chunks:
+            if job.done():
+                break               # extraction failed (or ended): stop feeding it
+            try:
+                await asyncio.to_thread(_write_all, wfd, chunk)
+            except BrokenPipeError:
+                break
+        os.close(wfd)
+        writer_open = False
+        await job
+    finally:
+        if writer_open:
+            os.close(wfd)
+        if not job.done():
+            with contextlib.suppress(BaseException):
+                await job
+
+
+def _extract_closing(root_fd: int, dest: list[str], reader: Any, opts: ExtractOptions) -> None:
+    try:
+        extract(root_fd, dest, reader, opts)
+        # tar stops reading at its end marker: drain so the writer never blocks
+        while reader.read(PIPE_CHUNK):
+            pass
+    finally:
+        reader.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+__all__ = ["ContainerFiles"]

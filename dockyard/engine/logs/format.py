@@ -1,0 +1,208 @@
+"""Pure helpers for Docker's json-file log format (no I/O).
+
+Behaviour follows moby's json-file driver (`daemon/logger/jsonfilelog`,
+`jsonlog/jsonlogbytes.go`, `jsonlog/time_marshalling.go`), the copier's
+16 KiB line split (`daemon/logger/copier.go`), go-units `RAMInBytes` for
+`max-size`, and `api/types/time` for `since`/`until`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from dockyard.errors import InvalidParameter
+from dockyard.runtime.logs import LogEntry, LogParseError, parse_k8s_log_line, parse_timestamp_ns
+from dockyard.util.timefmt import rfc3339_nano
+
+# Docker's copier reads a line into a 16 KiB buffer; a longer line is cut
+# into pieces of exactly this many bytes (only the last keeps the "\n").
+CHUNK_SIZE = 16 * 1024
+
+STDOUT = 1
+STDERR = 2
+STREAM_IDS = {"stdout": STDOUT, "stderr": STDERR}
+
+_NS = 1_000_000_000
+
+__all__ = [
+    "CHUNK_SIZE", "JsonFileOptions", "JsonRecord", "LogEntry", "LogParseError",
+    "decode_json_record", "encode_json_record", "parse_json_file_opts", "parse_k8s_line",
+    "parse_since", "parse_size", "parse_until",
+]
+
+
+def parse_k8s_line(line: bytes) -> LogEntry:
+    """One conmon k8s-file record -> LogEntry (`data` keeps the container's
+    own "\\n" for an `F` record; a `P` record's data has none)."""
+    return parse_k8s_log_line(line)
+
+
+# ---------------------------------------------------------------- time
+
+_TIMESTAMP_RE = re.compile(r"([+-]?\d+)(?:\.(\d*))?")
+
+
+def _parse_unix_timestamp(value: str, name: str) -> int:
+    # Docker's parseTimestamp: "<seconds>[.<fraction>]", fraction scaled to
+    # nanoseconds (padded or cut to 9 digits).
+    m = _TIMESTAMP_RE.fullmatch(value)
+    if m is None or (m.group(2) is not None and m.group(2) == ""):
+        raise InvalidParameter(f'invalid value for "{name}": invalid timestamp "{value}"')
+    secs = int(m.group(1))
+    frac = m.group(2) or ""
+    nanos = int((frac + "000000000")[:9]) if frac else 0
+    # time.Unix(sec, nsec): the fraction always adds, even for negative seconds.
+    return secs * _NS + nanos
+
+
+def parse_since(value: str) -> int:
+    """API `since` (Unix seconds with optional fraction) -> ns; "" -> 0."""
+    if value == "":
+        return 0
+    return _parse_unix_timestamp(value, "since")
+
+
+def parse_until(value: str) -> int | None:
+    """API `until` -> ns, or None when unset ("" or "0", as in moby)."""
+    if value in ("", "0"):
+        return None
+    return _parse_unix_timestamp(value, "until")
+
+
+# ---------------------------------------------------------------- options
+
+_SIZE_RE = re.compile(r"(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?")
+_BINARY_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def parse_size(value: str) -> int:
+    """go-units RAMInBytes: `10m`, `1k`, `1.5g`, `100`, `2MiB` (binary units,
+    case-insensitive, optional `i`/`b`).  Raises InvalidParameter."""
+    m = _SIZE_RE.fullmatch(value)
+    if m is None:
+        raise InvalidParameter(f"invalid size: '{value}'")
+    try:
+        number = float(m.group(1))
+    except ValueError:  # "1.2.3" passes the regex, as in go-units, but not ParseFloat
+        raise InvalidParameter(
+            f'strconv.ParseFloat: parsing "{m.group(1)}": invalid syntax') from None
+    return int(number * _BINARY_UNITS[(m.group(2) or "").lower()])
+
+
+@dataclass(frozen=True)
+class JsonFileOptions:
+    max_size: int | None   # None: never rotate
+    max_file: int          # >= 1
+    compress: bool         # validated like Docker, then ignored (files stay plain)
+
+
+_JSON_FILE_KEYS = frozenset(
+    {"max-file", "max-size", "compress", "labels", "labels-regex", "env", "env-regex", "tag"})
+
+_GO_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_GO_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+def parse_json_file_opts(opts: dict[str, str] | None) -> JsonFileOptions:
+    """Validate `HostConfig.LogConfig.Config` for json-file with Docker's texts."""
+    opts = opts or {}
+    for key in opts:
+        if key not in _JSON_FILE_KEYS:
+            raise InvalidParameter(f"unknown log opt '{key}' for json-file log driver")
+    max_size: int | None = None
+    if "max-size" in opts:
+        max_size = parse_size(opts["max-size"])
+        if max_size <= 0:
+            raise InvalidParameter("max-size must be a positive number")
+    max_file = 1
+    if "max-file" in opts:
+        raw = opts["max-file"]
+        if not re.fullmatch(r"[+-]?\d+", raw):
+            raise InvalidParameter(f'strconv.Atoi: parsing "{raw}": invalid syntax')
+        max_file = int(raw)
+        if max_file < 1:
+            raise InvalidParameter("max-file cannot be less than 1")
+    compress = False
+    if "compress" in opts:
+        raw = opts["compress"]
+        if raw not in _GO_TRUE | _GO_FALSE:
+            raise InvalidParameter(
+                f'error reading compress log option: strconv.ParseBool: parsing "{raw}": '
+                "invalid syntax")
+        compress = raw in _GO_TRUE
+        if compress and (max_file == 1 or max_size is None):
+            raise InvalidParameter(
+                "compress cannot be true when max-file is less than 2 or max-size is not set")
+    return JsonFileOptions(max_size, max_file, compress)
+
+
+# ---------------------------------------------------------------- json-file records
+
+@dataclass(frozen=True)
+class JsonRecord:
+    stream: str        # "stdout" / "stderr"
+    time_ns: int
+    log: bytes         # payload; ends with "\n" unless a partial piece
+
+    @property
+    def partial(self) -> bool:
+        return not self.log.endswith(b"\n")
+
+
+def _escape_table() -> Mapping[int, str]:
+    # Go's ffjsonWriteJSONBytesAsString: control bytes as \u00XX except \n
+    # and \r, plus <, >, & and U+2028/U+2029 escaped (HTML-safe JSON).
+    table = {c: f"\\u{c:04x}" for c in range(0x20)}
+    table.update({ord("\n"): "\\n", ord("\r"): "\\r", ord('"'): '\\"', ord("\\"): "\\\\"})
+    for ch in "<>&\u2028\u2029":
+        table[ord(ch)] = f"\\u{ord(ch):04x}"
+    return MappingProxyType(table)
+
+
+_ESCAPES = _escape_table()  # read-only mapping
+
+
+def _json_string_body(data: bytes) -> str:
+    """Escape bytes like Go does: each invalid UTF-8 byte becomes `\\ufffd`
+    (one per byte, as utf8.DecodeRune reports size 1), valid text is kept."""
+    out: list[str] = []
+    pos = 0
+    while pos < len(data):
+        try:
+            text = data[pos:].decode("utf-8")
+        except UnicodeDecodeError as err:
+            out.append(data[pos:pos + err.start].decode("utf-8").translate(_ESCAPES))
+            out.append("\\ufffd")
+            pos += err.start + 1
+            continue
+        out.append(text.translate(_ESCAPES))
+        break
+    return "".join(out)
+
+
+def encode_json_record(stream: str, log: bytes, time_ns: int) -> bytes:
+    """One json-file line (with its "\\n"), byte-identical to dockerd's."""
+    parts = []
+    if log:  # `log` is omitempty in moby
+        parts.append(f'"log":"{_json_string_body(log)}"')
+    parts.append(f'"stream":"{stream}"')
+    parts.append(f'"time":"{rfc3339_nano(time_ns)}"')
+    return ("{" + ",".join(parts) + "}\n").encode("utf-8")
+
+
+def decode_json_record(line: bytes) -> JsonRecord | None:
+    """Parse one json-file line; None for a line that is not a record
+    (torn write, garbage) so readers can skip it."""
+    try:
+        obj = json.loads(line)
+        stream = obj.get("stream", "")
+        ts = parse_timestamp_ns(obj["time"])
+    except (ValueError, KeyError, TypeError, AttributeError, LogParseError):
+        return None
+    if stream not in STREAM_IDS:
+        return None
+    return JsonRecord(stream, ts, str(obj.get("log", "")).encode("utf-8"))
