@@ -27,6 +27,7 @@ run: setup
 	$(VENV)/bin/dockyard daemon -H unix://$(SOCKET) --data-root $(DATA)
 
 test: setup-test
+	@$(MAKE) --no-print-directory lint
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/integration
 	@# in CI the v2 lane must run; elsewhere it is skipped, loudly, without QEMU
 	@bash tests/v2lane/suite.sh $(if $(CI),,--if-installable)
@@ -38,8 +39,11 @@ test-v2: setup-test
 test-unit: $(VENV)/.stamp
 	$(VENV)/bin/python -m pytest -q tests/unit
 
+# ruff, then the layering contract (tests/unit/test_layering.py: what may
+# import what, no import cycles, no module past 600 lines)
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check dockyard tests
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit/test_layering.py
 
 bench: setup
 	$(VENV)/bin/python bench/run.py

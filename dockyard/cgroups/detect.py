@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dockyard.cgroups.paths import parse_proc_cgroup
+from dockyard.cgroups.parse import parse_proc_cgroup
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 

@@ -24,6 +24,30 @@ UINT64_MAX = (1 << 64) - 1
 V1_UNLIMITED_AT = (1 << 63) - (1 << 16)
 
 
+# The key for the unified (v2) hierarchy, as in /proc/<pid>/cgroup's "0::" line.
+UNIFIED = ""
+
+
+def parse_proc_cgroup(text: str) -> dict[str, str]:
+    """/proc/<pid>/cgroup text -> {controller: path}.
+
+    `4:cpu,cpuacct:/x` yields both "cpu" and "cpuacct"; a named hierarchy
+    keeps its `name=systemd` key; the v2 line `0::/x` is keyed "".
+    """
+    result: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.strip().split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, ctrls, path = parts
+        if not ctrls:
+            result[UNIFIED] = path
+            continue
+        for c in ctrls.split(","):
+            result[c] = path
+    return result
+
+
 def parse_int(text: str | None) -> int | None:
     """A single-value file: an integer, or None for "max", empty or garbage."""
     if text is None:

@@ -9,33 +9,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from dockyard.cgroups.detect import CgroupInfo
-
-# The key for the unified (v2) hierarchy, as in /proc/<pid>/cgroup's "0::" line.
-UNIFIED = ""
-
-
-def parse_proc_cgroup(text: str) -> dict[str, str]:
-    """/proc/<pid>/cgroup text -> {controller: path}.
-
-    `4:cpu,cpuacct:/x` yields both "cpu" and "cpuacct"; a named hierarchy
-    keeps its `name=systemd` key; the v2 line `0::/x` is keyed "".
-    """
-    result: dict[str, str] = {}
-    for line in text.splitlines():
-        parts = line.strip().split(":", 2)
-        if len(parts) != 3:
-            continue
-        _, ctrls, path = parts
-        if not ctrls:
-            result[UNIFIED] = path
-            continue
-        for c in ctrls.split(","):
-            result[c] = path
-    return result
+from dockyard.cgroups.detect import CgroupInfo
+from dockyard.cgroups.parse import UNIFIED, parse_proc_cgroup
 
 
 def _dir_in_mount(mount_point: str, mount_root: str, cgroup_path: str) -> str:

@@ -54,7 +54,6 @@ class HostFacts:
     # --- added by oci/ ---
     cgroup_namespaces: bool = True               # kernel has cgroup namespaces
     time_namespace: bool = False                 # kernel *and* runtime support "time"
-    ipv4_forwarding: bool = True                 # net.ipv4.ip_forward on the host
     # the OCI runtime accepts the "rro" (recursive read-only) mount option
     rro_supported: bool = False
     # /sys/devices/system/cpu/cpuN/thermal_throttle paths that exist; Docker

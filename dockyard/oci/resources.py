@@ -67,32 +67,61 @@ def _cpuset_available(requested: str, available: str, what: str) -> None:
 
 def verify_resources(resources: Mapping, host: HostFacts,
                      update: bool = False) -> tuple[list[str], dict]:
-    """Check Docker resource fields; return (warnings, adjusted copy)."""
+    """Check Docker resource fields; return (warnings, adjusted copy).
+
+    Each check may drop from the copy what the host cannot enforce, and the
+    later checks see the copy, so the order matters: it is dockerd's, and the
+    first check that fails raises.
+    """
     r = copy.deepcopy(dict(resources))
     w: list[str] = []
-    g = r.get
-
     # decode-time checks (runconfig.validateResources) come first in Docker
-    rt_period, rt_runtime = g("CpuRealtimePeriod") or 0, g("CpuRealtimeRuntime") or 0
-    if (rt_period or rt_runtime) and not host.cpu_realtime:
+    _check_realtime(r, host)
+    _check_cpu_shares_sign(r, host)
+    _check_io_maximums(r)
+    # then verifyPlatformContainerResources
+    _check_memory_and_swap(r, host, w, update)
+    _check_memory_swappiness(r, host, w)
+    _check_memory_reservation(r, host, w)
+    _check_kernel_memory(r, host, w)
+    _check_oom_kill_disable(r, host, w)
+    _check_pids(r, host, w)
+    _check_nano_cpus(r, host)
+    _check_cpu_shares(r, host, w)
+    _check_cpu_period_quota(r, host, w)
+    _check_cpu_percent(r, w)
+    _check_cpuset(r, host, w)
+    _check_blkio_weight(r, host)
+    _check_blkio_weight_device(r, host)
+    _check_blkio_throttle(r, host, w)
+    return w, r
+
+
+def _check_realtime(r: dict, host: HostFacts) -> None:
+    period, runtime = r.get("CpuRealtimePeriod") or 0, r.get("CpuRealtimeRuntime") or 0
+    if (period or runtime) and not host.cpu_realtime:
         raise InvalidParameter("kernel does not support CPU real-time scheduler")
-    if rt_period and rt_runtime and rt_runtime > rt_period:
+    if period and runtime and runtime > period:
         raise InvalidParameter("cpu real-time runtime cannot be higher than cpu real-time period")
-    shares = g("CpuShares") or 0
+
+
+def _check_cpu_shares_sign(r: dict, host: HostFacts) -> None:
+    shares = r.get("CpuShares") or 0
     if host.cpu_shares and shares < 0:
         raise InvalidParameter(f"invalid CPU shares ({shares}): value must be a positive integer")
-    if g("IOMaximumBandwidth"):
+
+
+def _check_io_maximums(r: dict) -> None:
+    if r.get("IOMaximumBandwidth"):
         raise InvalidParameter(
             "invalid option: QoS maximum bandwidth configuration is not supported on linux")
-    if g("IOMaximumIOps"):
+    if r.get("IOMaximumIOps"):
         raise InvalidParameter(
             "invalid option: QoS maximum IOPs configuration is not supported on linux")
 
-    # -1 swappiness means "unset" (fixMemorySwappiness)
-    if g("MemorySwappiness") == -1:
-        r["MemorySwappiness"] = None
 
-    memory = g("Memory") or 0
+def _check_memory_and_swap(r: dict, host: HostFacts, w: list[str], update: bool) -> None:
+    memory = r.get("Memory") or 0
     if memory != 0 and memory < MIN_MEMORY:
         raise InvalidParameter("Minimum memory limit allowed is 6MB")
     if memory > 0 and not host.memory_limit:
@@ -110,24 +139,38 @@ def verify_resources(resources: Mapping, host: HostFacts,
     if memory == 0 and swap > 0 and not update:
         raise InvalidParameter(
             "You should always set the Memory limit when using Memoryswap limit, see usage")
+
+
+def _check_memory_swappiness(r: dict, host: HostFacts, w: list[str]) -> None:
+    # -1 swappiness means "unset" (fixMemorySwappiness)
+    if r.get("MemorySwappiness") == -1:
+        r["MemorySwappiness"] = None
     if r.get("MemorySwappiness") is not None and not host.memory_swappiness:
         w.append("Your kernel does not support memory swappiness capabilities or the cgroup "
                  "is not mounted. Memory swappiness discarded.")
         r["MemorySwappiness"] = None
-    sw = r.get("MemorySwappiness")
-    if sw is not None and not 0 <= sw <= 100:
-        raise InvalidParameter(f"Invalid value: {sw}, valid memory swappiness range is 0-100")
-    reservation = g("MemoryReservation") or 0
+    swappiness = r.get("MemorySwappiness")
+    if swappiness is not None and not 0 <= swappiness <= 100:
+        raise InvalidParameter(
+            f"Invalid value: {swappiness}, valid memory swappiness range is 0-100")
+
+
+def _check_memory_reservation(r: dict, host: HostFacts, w: list[str]) -> None:
+    reservation = r.get("MemoryReservation") or 0
     if reservation > 0 and not host.memory_reservation:
         w.append("Your kernel does not support memory soft limit capabilities or the cgroup "
                  "is not mounted. Limitation discarded.")
         r["MemoryReservation"] = reservation = 0
     if reservation > 0 and reservation < MIN_MEMORY:
         raise InvalidParameter("Minimum memory reservation allowed is 6MB")
+    memory = r.get("Memory") or 0
     if memory > 0 and reservation > 0 and memory < reservation:
         raise InvalidParameter("Minimum memory limit can not be less than memory reservation "
                                "limit, see usage")
-    kmem = g("KernelMemory") or 0
+
+
+def _check_kernel_memory(r: dict, host: HostFacts, w: list[str]) -> None:
+    kmem = r.get("KernelMemory") or 0
     if kmem and not host.kernel_memory:
         # kmem limits are gone on cgroup v2 and deprecated on v1 since 5.4
         w.append("Your kernel does not support kernel memory limit capabilities or the cgroup "
@@ -135,14 +178,20 @@ def verify_resources(resources: Mapping, host: HostFacts,
         r["KernelMemory"] = kmem = 0
     if 0 < kmem < 4 * 1024 * 1024:
         raise InvalidParameter("Minimum kernel memory limit allowed is 4MB")
+
+
+def _check_oom_kill_disable(r: dict, host: HostFacts, w: list[str]) -> None:
     oom = r.get("OomKillDisable")
     if oom is not None and not host.oom_kill_disable:
         if oom:
             w.append("Your kernel does not support OomKillDisable. OomKillDisable discarded.")
         r["OomKillDisable"] = oom = None
-    if oom and memory == 0:
+    if oom and (r.get("Memory") or 0) == 0:
         w.append("OOM killer is disabled for the container, but no memory limit is set, this "
                  "can result in the system running out of resources.")
+
+
+def _check_pids(r: dict, host: HostFacts, w: list[str]) -> None:
     pids = r.get("PidsLimit")
     if pids is not None and not host.pids_limit:
         if pids > 0:
@@ -150,25 +199,37 @@ def verify_resources(resources: Mapping, host: HostFacts,
                      "mounted. PIDs limit discarded.")
         r["PidsLimit"] = None
 
-    nano = g("NanoCpus") or 0
-    period, quota = g("CpuPeriod") or 0, g("CpuQuota") or 0
+
+def _has_cfs(host: HostFacts) -> bool:
+    return host.cpu_cfs_quota and host.cpu_cfs_period
+
+
+def _check_nano_cpus(r: dict, host: HostFacts) -> None:
+    nano = r.get("NanoCpus") or 0
+    period, quota = r.get("CpuPeriod") or 0, r.get("CpuQuota") or 0
     if nano > 0 and period > 0:
         raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot both be set")
     if nano > 0 and quota > 0:
         raise InvalidParameter("Conflicting options: Nano CPUs and CPU Quota cannot both be set")
-    cfs = host.cpu_cfs_quota and host.cpu_cfs_period
-    if nano > 0 and not cfs:
+    if nano > 0 and not _has_cfs(host):
         raise InvalidParameter("NanoCPUs can not be set, as your kernel does not support CPU "
                                "CFS scheduler or the cgroup is not mounted")
     if nano != 0 and (nano < 0 or nano > host.ncpu * 10**9):
         n = host.ncpu
         raise InvalidParameter(
             f"range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available")
-    if shares > 0 and not host.cpu_shares:
+
+
+def _check_cpu_shares(r: dict, host: HostFacts, w: list[str]) -> None:
+    if (r.get("CpuShares") or 0) > 0 and not host.cpu_shares:
         w.append("Your kernel does not support CPU shares or the cgroup is not mounted. "
                  "Shares discarded.")
         r["CpuShares"] = 0
-    if (period or quota) and not cfs:
+
+
+def _check_cpu_period_quota(r: dict, host: HostFacts, w: list[str]) -> None:
+    period, quota = r.get("CpuPeriod") or 0, r.get("CpuQuota") or 0
+    if (period or quota) and not _has_cfs(host):
         w.append("Your kernel does not support CPU CFS scheduler. CPU period/quota discarded.")
         r["CpuPeriod"] = r["CpuQuota"] = period = quota = 0
     if period and not 1000 <= period <= 1_000_000:
@@ -176,11 +237,16 @@ def verify_resources(resources: Mapping, host: HostFacts,
                                "than 1s (i.e. 1000000)")
     if 0 < quota < 1000:
         raise InvalidParameter("CPU cfs quota can not be less than 1ms (i.e. 1000)")
-    if (g("CpuPercent") or 0) > 0:
+
+
+def _check_cpu_percent(r: dict, w: list[str]) -> None:
+    if (r.get("CpuPercent") or 0) > 0:
         w.append("linux does not support CPU percent. Percent discarded.")
         r["CpuPercent"] = 0
 
-    cpus, mems = g("CpusetCpus") or "", g("CpusetMems") or ""
+
+def _check_cpuset(r: dict, host: HostFacts, w: list[str]) -> None:
+    cpus, mems = r.get("CpusetCpus") or "", r.get("CpusetMems") or ""
     if (cpus or mems) and not host.cpuset:
         w.append("Your kernel does not support cpuset or the cgroup is not mounted. "
                  "Cpuset discarded.")
@@ -188,28 +254,35 @@ def verify_resources(resources: Mapping, host: HostFacts,
     _cpuset_available(cpus, host.cpus_available, "cpus")
     _cpuset_available(mems, host.mems_available, "mems")
 
+
+def _check_blkio_weight(r: dict, host: HostFacts) -> None:
     # Range first, in Docker's words; then, unlike dockerd (which warns and
     # drops the weight), refuse: a user asking for I/O weighting on a kernel
     # without it should learn that it would not be enforced.
-    weight = g("BlkioWeight") or 0
+    weight = r.get("BlkioWeight") or 0
     if weight > 0 and not 10 <= weight <= 1000:
         raise InvalidParameter("Range of blkio weight is from 10 to 1000")
     if weight > 0 and not host.blkio_weight:
         raise InvalidParameter("Your kernel does not support Block I/O weight or the cgroup "
                                "is not mounted: --blkio-weight cannot be enforced on this host")
-    for d in g("BlkioWeightDevice") or []:
-        wt = d.get("Weight") or 0
-        if wt and not 10 <= wt <= 1000:
+
+
+def _check_blkio_weight_device(r: dict, host: HostFacts) -> None:
+    for d in r.get("BlkioWeightDevice") or []:
+        weight = d.get("Weight") or 0
+        if weight and not 10 <= weight <= 1000:
             raise InvalidParameter("Range of blkio weight is from 10 to 1000")
-    if g("BlkioWeightDevice") and not host.blkio_weight_device:
+    if r.get("BlkioWeightDevice") and not host.blkio_weight_device:
         raise InvalidParameter("Your kernel does not support Block I/O weight_device or the "
                                "cgroup is not mounted: --blkio-weight-device cannot be "
                                "enforced on this host")
+
+
+def _check_blkio_throttle(r: dict, host: HostFacts, w: list[str]) -> None:
     for key, text in _THROTTLE_WARNINGS:
-        if g(key) and not host.blkio_throttle:
+        if r.get(key) and not host.blkio_throttle:
             w.append(text)
             r[key] = []
-    return w, r
 
 
 def default_memory_swap(resources: dict) -> None:

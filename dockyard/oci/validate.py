@@ -214,8 +214,7 @@ def verify_platform_settings(config: Mapping, hc: Mapping, host: HostFacts,
     if not -1000 <= oom <= 1000:
         raise InvalidParameter(f"Invalid value {oom}, range for oom score adj is [-1000, 1000]")
     net = hc.get("NetworkMode") or ""
-    if not host.ipv4_forwarding and net not in ("host", "none"):
-        warnings.append("IPv4 forwarding is disabled. Networking will not work.")
+    # bridge networking brings back the IPv4 forwarding warning, with the ip-forward option
     if net == "host" and hc.get("PortBindings"):
         warnings.append("Published ports are discarded when using host network mode")
     userns = hc.get("UsernsMode") or ""

@@ -102,7 +102,6 @@ def probe_host() -> HostFacts:
         selinux=selinux,
         seccomp="Seccomp:" in read_text("/proc/self/status"),
         cgroup_namespaces=os.path.exists("/proc/self/ns/cgroup"),
-        ipv4_forwarding=read_text("/proc/sys/net/ipv4/ip_forward").strip() == "1",
         thermal_throttle_paths=thermal_throttle_paths(),
         has_ping_group_range=os.path.exists("/proc/sys/net/ipv4/ping_group_range"),
         has_ip_unprivileged_port_start=os.path.exists(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from oci_testutil import V1_HOST, V2_HOST, each_host
 
@@ -26,6 +28,20 @@ def err(hc=None, cfg=None, host=V1_HOST, nc=None, **kw) -> str:
 def test_plain_request_has_no_warnings(host):
     assert check({}, host=host) == []
     assert check(None, host=host) == []
+
+
+@each_host
+@pytest.mark.parametrize("mode", ["", "default", "bridge"])
+def test_no_ip_forwarding_warning_without_bridge_networking(host, mode):
+    # a "bridge" container gets a network namespace with loopback only, so
+    # the host's net.ipv4.ip_forward matters to none: no "IPv4 forwarding is
+    # disabled" warning, whatever it is
+    assert check({"NetworkMode": mode}, host=host) == []
+
+
+def test_ip_forwarding_is_no_input_to_validation():
+    # so the host's setting cannot reach a create's warnings
+    assert [f.name for f in dataclasses.fields(HostFacts) if "forward" in f.name] == []
 
 
 @each_host
