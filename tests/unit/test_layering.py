@@ -88,7 +88,7 @@ def added(before: list[str], after: list[str]) -> list[str]:
 
 def test_api_rule_names_an_api_file_importing_the_engine(real_tree, tree_copy):
     before = check_api(real_tree)
-    line = append_line(tree_copy / "api" / "system.py", "from dockyard.engine import lifecycle")
+    line = append_line(tree_copy / "api" / "routes" / "system.py", "from dockyard.engine import lifecycle")
     new = added(before, check_api(load_tree(tree_copy)))
     assert len(new) == 1, report(new)
     assert new[0].startswith(
