@@ -54,7 +54,7 @@ async def gather(exec_root: Path) -> dict[str, Any]:
         rts = await prepare_runtimes(str(tmp_exec))
         runtimes = {}
         for name, rt in rts.runtimes.items():
-            runtimes[name] = {"path": rt.path, "version": await runtime_version(rt),
+            runtimes[name] = {"path": rt.path, "version": (await runtime_version(rt)).version,
                               "can_create": True,
                               "note": "crun runs create in a private mount namespace "
                                       "(hybrid cgroup host)" if rt.create_path else ""}

@@ -23,20 +23,6 @@ def frame(stream: int, data: bytes) -> bytes:
     return _HEADER.pack(stream, len(data)) + data
 
 
-def parse_frames(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
-    """Split multiplexed bytes into (stream, payload) frames; the second
-    value is an incomplete trailing frame, left for more input."""
-    frames: list[tuple[int, bytes]] = []
-    pos = 0
-    while len(data) - pos >= _HEADER.size:
-        stream, length = _HEADER.unpack_from(data, pos)
-        end = pos + _HEADER.size + length
-        if end > len(data):
-            break
-        frames.append((stream, data[pos + _HEADER.size:end]))
-        pos = end
-    return frames, data[pos:]
-
 
 class ByteWriter(Protocol):
     def write(self, data: bytes) -> None: ...

@@ -47,7 +47,7 @@ from dockyard.engine.system import SystemService
 from dockyard.errors import Unavailable
 from dockyard.images.service import ImageService
 from dockyard.network.netns import prepare_netns_dir
-from dockyard.runtime.runtimes import prepare_runtimes, runtime_version
+from dockyard.runtime.runtimes import RuntimeVersion, prepare_runtimes, runtime_version
 
 log = logging.getLogger("dockyard.engine")
 
@@ -105,12 +105,12 @@ class Engine:
         runtimes = await prepare_runtimes(str(self.exec_root), self.config.runtimes,
                                           self.config.default_runtime)
         await busybox
-        versions: dict[str, str] = {}
+        versions: dict[str, RuntimeVersion] = {}
         for name, rt in runtimes.runtimes.items():
             try:
                 versions[name] = await runtime_version(rt)
             except Exception:  # noqa: BLE001 - a version string is not worth failing for
-                versions[name] = ""
+                versions[name] = RuntimeVersion("", "")
         if not runtimes.runtimes:
             log.error("no OCI runtime can create containers here: %s", runtimes.unusable)
         host = HostEnv(self.config, facts, runtimes, emulation, userns, versions)

@@ -53,7 +53,8 @@ class SystemService:
                               "GitCommit": "", "GoVersion": f"python{platform.python_version()}",
                               "BuildTime": "", "Experimental": "false"}}]
         for name, ver in self.host.runtime_versions.items():
-            comps.append({"Name": name, "Version": ver, "Details": {"GitCommit": ""}})
+            comps.append({"Name": name, "Version": ver.version,
+                          "Details": {"GitCommit": ver.commit}})
         return {
             "Platform": {"Name": f"dockyard {__version__}"},
             "Components": comps,
@@ -79,6 +80,8 @@ class SystemService:
         if not h.blkio_weight:
             warnings.append("WARNING: No blkio weight support")
             warnings.append("WARNING: No blkio weight_device support")
+        warnings += self.host.emulation.info_warnings()
+        default = self.host.runtime_versions.get(self.host.runtimes.default or "")
         return {
             "ID": self._daemon_id(), **self.store.counts(),
             "Images": len(self.images.list_records()),
@@ -119,7 +122,7 @@ class SystemService:
                       "ControlAvailable": False, "Error": "", "RemoteManagers": None},
             "LiveRestoreEnabled": True, "Isolation": "",
             "InitBinary": "docker-init",
-            "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
+            "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": default.commit if default else ""}, "InitCommit": {"ID": ""},
             "SecurityOptions": sec, "DefaultAddressPools": [],
             "CDISpecDirs": ["/etc/cdi", "/var/run/cdi"],
             "Warnings": warnings,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime
-from typing import Any
 
 from dockyard.errors import InvalidParameter
 from dockyard.images.changes import parse_go_duration
@@ -82,7 +81,3 @@ def labels_match(labels: dict[str, str], filters: Filters) -> bool:
     if not all(one(e) for e in filters.get("label", [])):
         return False
     return not any(one(e) for e in filters.get("label!", []))
-
-
-def config_labels(config: dict[str, Any]) -> dict[str, str]:
-    return dict((config.get("config") or {}).get("Labels") or {})

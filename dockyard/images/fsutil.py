@@ -53,13 +53,6 @@ def read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
-
 
 def copy_hashing(src: BinaryIO, dst: BinaryIO) -> tuple[str, int]:
     """Copy a stream, returning its sha256 digest and length."""
@@ -98,11 +91,3 @@ def remove_tree(path: Path) -> None:
             pass
 
     shutil.rmtree(path, onerror=onerror)
-
-
-def make_writable_tree(path: Path) -> None:
-    for root, dirs, _files in os.walk(path):
-        for d in dirs:
-            p = os.path.join(root, d)
-            if not os.path.islink(p):
-                os.chmod(p, 0o700)

@@ -11,26 +11,24 @@ inside the root.
 
 AUFS whiteouts, the tar convention Docker images use, become overlayfs'
 native ones: `.wh.NAME` -> a 0/0 character device NAME, `.wh..wh..opq` ->
-xattr trusted.overlay.opaque=y on the directory.  `tar_from_upper_dir` turns
-an overlay upper dir back into such a tar (for commit / diff / export).
+xattr trusted.overlay.opaque=y on the directory.   (Commit makes its
+layer tar from the upper dir in engine/fs/commit.py.)
 
 Runs synchronously; callers put it in a thread.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import stat
 import tarfile
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockyard.errors import InvalidParameter
-from dockyard.util.safetar import XATTR_PAX_PREFIX, SafeExtractor
+from dockyard.util.safetar import SafeExtractor
 
 log = logging.getLogger(__name__)
 
@@ -174,88 +172,3 @@ def apply_layer_tar(tar_path: Path, dest: Path, privileged: bool = False) -> App
         raise invalid_layer_tar(e) from e
     finally:
         os.close(root_fd)
-
-
-# -- the reverse: overlay upper dir -> layer tar ---------------------------------
-
-def _is_whiteout(st: os.stat_result) -> bool:
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def _dir_is_opaque(path: str) -> bool:
-    try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
-    except OSError:
-        return False
-
-
-def _tarinfo(tf: tarfile.TarFile, path: str, arcname: str) -> tarfile.TarInfo:
-    ti = tf.gettarinfo(path, arcname)
-    ti.uname = ti.gname = ""
-    try:
-        for attr in os.listxattr(path, follow_symlinks=False):
-            if attr.startswith("trusted.overlay."):
-                continue       # overlay's own bookkeeping, not image content
-            val = os.getxattr(path, attr, follow_symlinks=False)
-            ti.pax_headers[XATTR_PAX_PREFIX + attr] = val.decode("utf-8", "surrogateescape")
-    except OSError:
-        pass
-    return ti
-
-
-def _header(ti: tarfile.TarInfo) -> bytes:
-    return ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-
-
-def _file_entry(ti: tarfile.TarInfo, path: str) -> Iterator[bytes]:
-    """Header, then the file in chunks: a big file is never held in memory."""
-    yield _header(ti)
-    remaining = ti.size
-    with open(path, "rb") as f:
-        while remaining > 0:
-            chunk = f.read(min(1 << 20, remaining))
-            if not chunk:
-                raise LayerError(f"{path} shrank while being archived")
-            remaining -= len(chunk)
-            yield chunk
-    yield b"\0" * (-ti.size % 512)
-
-
-def tar_from_upper_dir(upper: Path) -> Iterator[bytes]:
-    """Stream a layer tar (PAX) from an overlay upper dir, whiteouts as `.wh.`."""
-    # a TarFile only for gettarinfo(); entries are serialised by hand so
-    # file contents stream through in chunks
-    tf = tarfile.TarFile(fileobj=io.BytesIO(), mode="w", format=tarfile.PAX_FORMAT)
-    seen_inodes: dict[tuple[int, int], str] = {}
-    root = str(upper)
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        rel_dir = os.path.relpath(dirpath, root)
-        prefix = "" if rel_dir == "." else rel_dir + "/"
-        if prefix and _dir_is_opaque(dirpath):
-            yield _header(tarfile.TarInfo(prefix + WHITEOUT_OPAQUE))
-        # os.walk lists symlinks to directories among dirnames (not followed)
-        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
-        dirnames[:] = [d for d in dirnames if d not in links]
-        for d in dirnames:
-            yield _header(_tarinfo(tf, os.path.join(dirpath, d), prefix + d))
-        for name in sorted(filenames + links):
-            full = os.path.join(dirpath, name)
-            st = os.lstat(full)
-            if _is_whiteout(st):
-                yield _header(tarfile.TarInfo(prefix + WHITEOUT_PREFIX + name))
-                continue
-            arc = prefix + name
-            ti = _tarinfo(tf, full, arc)
-            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
-                key = (st.st_dev, st.st_ino)
-                if key in seen_inodes:
-                    ti.type, ti.linkname, ti.size = tarfile.LNKTYPE, seen_inodes[key], 0
-                    yield _header(ti)
-                    continue
-                seen_inodes[key] = arc
-            if ti.isreg():
-                yield from _file_entry(ti, full)
-            else:
-                yield _header(ti)
-    yield b"\0" * 1024

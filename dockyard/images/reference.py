@@ -94,13 +94,6 @@ class Reference:
         return Reference(self.domain, self.path)
 
 
-def is_image_id(s: str) -> bool:
-    """64 lowercase hex characters (a full image ID without "sha256:")."""
-    return bool(_IDENTIFIER_RE.match(s))
-
-
-def is_sha256_digest(s: str) -> bool:
-    return bool(_SHA256_DIGEST_RE.match(s))
 
 
 def _split_docker_domain(name: str) -> tuple[str, str]:
@@ -166,10 +159,6 @@ def parse_any(s: str) -> Reference | str:
         return s
     return parse_normalized_named(s)
 
-
-def normalize_tag_ref(s: str) -> Reference:
-    """Parse a name for tagging/storing and apply the default tag."""
-    return parse_normalized_named(s).with_default_tag()
 
 
 def validate_tag(tag: str) -> None:

@@ -43,9 +43,6 @@ def cgroupns_mode_valid(mode: str) -> bool:
     return mode in ("", "private", "host")
 
 
-def network_is_host(mode: str) -> bool:
-    return mode == "host"
-
 
 def network_is_private(mode: str) -> bool:
     """Docker's NetworkMode.IsPrivate: its own netns (bridge, none, user nets)."""

@@ -52,15 +52,13 @@ class ContainerCreateError(SystemError_):
     `runtime_message` is the runtime's own error text, e.g.
     `exec: "nosuch": executable file not found in $PATH` (runc) or
     "executable file `nosuch` not found in $PATH: No such file or directory"
-    (crun); `exit_code_hint()` maps it to Docker's 126/127 convention.
+    (crun); `start_error_exit_code` maps it to Docker's 126/127 convention.
     """
 
     def __init__(self, runtime_message: str) -> None:
         super().__init__(runtime_message)
         self.runtime_message = runtime_message
 
-    def exit_code_hint(self) -> int | None:
-        return start_error_exit_code(self.runtime_message)
 
 
 _CRUN_NOT_FOUND = re.compile(r"executable file `(.*)` not found in \$PATH(: No such file or "

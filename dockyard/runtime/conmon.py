@@ -91,10 +91,6 @@ class ContainerLayout:
         return os.path.join(self.bundle, "ctl")
 
     @property
-    def winsz_fifo(self) -> str:
-        return os.path.join(self.bundle, "winsz")
-
-    @property
     def runtime_log(self) -> str:
         return os.path.join(self.bundle, "runtime.log")
 
@@ -387,11 +383,6 @@ def _write_fifo(path: str, line: str) -> None:
 async def resize(layout: ContainerLayout, rows: int, cols: int) -> None:
     """Resize the container's (or exec session's) terminal."""
     await write_ctl(layout, f"1 {int(rows)} {int(cols)}\n")
-
-
-async def reopen_log(layout: ContainerLayout) -> None:
-    """Ask conmon to reopen its log file (after the engine rotated it)."""
-    await write_ctl(layout, "2 0 0\n")
 
 
 async def abandon(runtime: OCIRuntime, layout: ContainerLayout, container_id: str) -> None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from dockyard.util.timefmt import rfc3339_nano_fixed
-
 
 @dataclass(frozen=True)
 class LogEntry:
@@ -24,10 +22,6 @@ class LogEntry:
     partial: bool
     data: bytes              # exactly what the container wrote
 
-    @property
-    def time_rfc3339(self) -> str:
-        """Docker's json-file `time` field: UTC, nanoseconds, `Z`."""
-        return rfc3339_nano_fixed(self.timestamp_ns)
 
 
 class LogParseError(ValueError):

@@ -256,10 +256,17 @@ def remove_empty_cgroup(path: str, cgroup_root: str = "/sys/fs/cgroup") -> None:
                 os.rmdir(dirpath)
 
 
-async def runtime_version(runtime: OCIRuntime) -> str:
-    """The first line's version, e.g. "1.1.5+ds1" for runc, "1.8.1" for crun."""
+@dataclass(frozen=True)
+class RuntimeVersion:
+    version: str       # e.g. "1.1.5+ds1" for runc, "1.8.1" for crun
+    commit: str        # the `commit:` line, "" when there is none
+
+
+async def runtime_version(runtime: OCIRuntime) -> RuntimeVersion:
+    """What `RUNTIME --version` says (docker version's runtime components)."""
     res = await run([runtime.path, "--version"], timeout=10)
-    return parse_version_output(res.stdout.decode(errors="replace"))
+    text = res.stdout.decode(errors="replace")
+    return RuntimeVersion(parse_version_output(text), runtime_commit(text))
 
 
 def parse_version_output(text: str) -> str:

@@ -21,7 +21,7 @@ from dockyard.config import DaemonConfig
 from dockyard.engine.host.emulation import Emulation
 from dockyard.engine.host.userns import UsernsRemap
 from dockyard.oci.host import EngineOptions, HostFacts
-from dockyard.runtime.runtimes import OCIRuntime, RuntimeSet
+from dockyard.runtime.runtimes import OCIRuntime, RuntimeSet, RuntimeVersion
 
 log = logging.getLogger("dockyard.host")
 
@@ -36,7 +36,7 @@ class HostEnv:
     runtimes: RuntimeSet
     emulation: Emulation
     userns: UsernsRemap | None = None
-    runtime_versions: dict[str, str] = field(default_factory=dict)   # name -> version
+    runtime_versions: dict[str, RuntimeVersion] = field(default_factory=dict)
     options: EngineOptions = field(init=False)
     _seccomp: dict[str, Any] | None = field(default=None, init=False, repr=False)
 

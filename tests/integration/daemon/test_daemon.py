@@ -89,6 +89,20 @@ def test_cli_version_and_info(daemon):
     assert info["MemTotal"] > 0
 
 
+def test_runtime_versions_and_commits_come_from_the_runtimes(daemon):
+    comps = json.loads(daemon.out("version", "--format", "{{json .Server.Components}}"))
+    runtimes = {c["Name"]: c for c in comps if c["Name"] != "Engine"}
+    assert runtimes, comps
+    for name, comp in runtimes.items():
+        text = subprocess.run([name, "--version"], capture_output=True, text=True).stdout
+        assert comp["Version"] and comp["Version"] in text.splitlines()[0]
+        commit = next(ln.split(":", 1)[1].strip() for ln in text.splitlines()
+                      if ln.startswith("commit:"))
+        assert comp["Details"]["GitCommit"] == commit
+    info = json.loads(daemon.out("info", "--format", "{{json .}}"))
+    assert info["RuncCommit"]["ID"] == runtimes[info["DefaultRuntime"]]["Details"]["GitCommit"]
+
+
 def test_image_inspect_busybox(daemon):
     out = json.loads(daemon.out("image", "inspect", "busybox"))
     assert out[0]["RepoTags"] == ["busybox:latest"]

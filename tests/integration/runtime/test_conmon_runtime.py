@@ -116,7 +116,7 @@ def test_exec_missing_executable(harness):
                                str(harness.tmp / c.id / "exec-e1"),
                                dict(PROCESS, args=["nosuch"]))
         assert "nosuch" in info.value.runtime_message
-        assert info.value.exit_code_hint() == 127
+        assert commands.start_error_exit_code(info.value.runtime_message) == 127
         await commands.kill(harness.runtime, c.id, "KILL")
         await conmon.wait_for_exit(c)
     run(body())
@@ -203,7 +203,7 @@ def test_create_failure_carries_runtime_message(harness):
             await harness.create(["nosuch"])
         msg = info.value.runtime_message
         assert "nosuch" in msg and "not found" in msg
-        assert info.value.exit_code_hint() == 127
+        assert commands.start_error_exit_code(info.value.runtime_message) == 127
     run(body())
 
 
@@ -267,9 +267,10 @@ def test_probe_and_prepare(harness, tmp_path):
     async def body():
         ok, reason = await runtimes.probe(harness.runtime, str(tmp_path))
         assert ok, reason
-        assert runtimes.parse_version_output(
-            (await runtimes.run([harness.runtime.path, "--version"])).stdout.decode()
-        ) == await runtimes.runtime_version(harness.runtime)
+        text = (await runtimes.run([harness.runtime.path, "--version"])).stdout.decode()
+        got = await runtimes.runtime_version(harness.runtime)
+        assert got.version == runtimes.parse_version_output(text) != ""
+        assert got.commit == runtimes.runtime_commit(text)
     run(body())
     for h in Path("/sys/fs/cgroup").iterdir():
         assert not (h / "dockyard-probe").exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import stat
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 from imgtestutil import entry, tar_bytes, write
 
-from dockyard.images.layers import LayerError, apply_layer_tar, tar_from_upper_dir
+from dockyard.images.layers import LayerError, apply_layer_tar
 
 
 def apply(tmp_path: Path, members: list, privileged: bool = False) -> Path:
@@ -141,32 +140,3 @@ def test_later_entries_replace_earlier(tmp_path: Path) -> None:
     root = apply(tmp_path, [entry("x/", tarfile.DIRTYPE), entry("x/y", data=b"1"),
                             entry("x", data=b"file now")])
     assert (root / "x").read_bytes() == b"file now"
-
-
-@pytest.mark.root
-@pytest.mark.skipif(os.geteuid() != 0, reason="whiteouts need CAP_MKNOD")
-def test_upper_dir_round_trip(tmp_path: Path) -> None:
-    upper = tmp_path / "upper"
-    (upper / "d").mkdir(parents=True)
-    (upper / "d/f").write_bytes(b"data")
-    os.link(upper / "d/f", upper / "d/g")
-    os.symlink("f", upper / "d/s")
-    os.mknod(upper / "deleted", stat.S_IFCHR | 0o000, os.makedev(0, 0))
-    (upper / "opaque").mkdir()
-    os.setxattr(upper / "opaque", "trusted.overlay.opaque", b"y")
-    data = b"".join(tar_from_upper_dir(upper))
-    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
-        names = {m.name: m for m in tf.getmembers()}
-    assert ".wh.deleted" in names
-    assert "opaque/.wh..wh..opq" in names
-    assert names["d/g"].islnk() and names["d/g"].linkname == "d/f" or \
-        names["d/f"].islnk()
-    assert names["d/s"].issym()
-    assert not any("trusted.overlay" in k for m in names.values() for k in m.pax_headers)
-    # and back: the layer tar re-applies to the same overlay upper state
-    root = tmp_path / "again"
-    root.mkdir()
-    apply_layer_tar(write(tmp_path / "u.tar", data), root)
-    assert stat.S_ISCHR((root / "deleted").lstat().st_mode)
-    assert os.getxattr(root / "opaque", "trusted.overlay.opaque") == b"y"
-    assert (root / "d/f").read_bytes() == b"data"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import tarfile
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from dockyard.engine.fs.commit import commit_tar, merge_config
 from dockyard.engine.fs.diff import Skips, compute_changes, mount_points
+from dockyard.images.layers import apply_layer_tar
 
 is_root = os.geteuid() == 0
 
@@ -238,3 +240,34 @@ def test_merge_config_fills_from_container():
     assert out["WorkingDir"] == "/w" and out["User"] == "u"
     assert out["ExposedPorts"] == {"80/tcp": {}}
     assert merge_config({"Entrypoint": ["e"]}, image).get("Cmd") is None
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="whiteouts need CAP_MKNOD")
+def test_commit_tar_round_trips_through_layer_extraction(tmp_path: Path) -> None:
+    """The committed layer re-applies to the same overlay upper state."""
+    upper = tmp_path / "upper"
+    (upper / "d").mkdir(parents=True)
+    (upper / "d/f").write_bytes(b"data")
+    os.link(upper / "d/f", upper / "d/g")
+    os.symlink("f", upper / "d/s")
+    os.mknod(upper / "deleted", stat.S_IFCHR | 0o000, os.makedev(0, 0))
+    (upper / "opaque").mkdir()
+    os.setxattr(upper / "opaque", "trusted.overlay.opaque", b"y")
+    data = b"".join(commit_tar(upper, [], Skips.of([])))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        names = {m.name: m for m in tf.getmembers()}
+    assert ".wh.deleted" in names
+    assert "opaque/.wh..wh..opq" in names
+    assert names["d/g"].islnk() and names["d/g"].linkname == "d/f" or \
+        names["d/f"].islnk()
+    assert names["d/s"].issym()
+    assert not any("trusted.overlay" in k for m in names.values() for k in m.pax_headers)
+    # and back: the layer tar re-applies to the same overlay upper state
+    root = tmp_path / "again"
+    root.mkdir()
+    (tmp_path / "u.tar").write_bytes(data)
+    apply_layer_tar(tmp_path / "u.tar", root)
+    assert stat.S_ISCHR((root / "deleted").lstat().st_mode)
+    assert os.getxattr(root / "opaque", "trusted.overlay.opaque") == b"y"
+    assert (root / "d/f").read_bytes() == b"data"
