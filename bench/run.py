@@ -1,11 +1,12 @@
 """dockyard benchmarks (issue 3 targets), side by side with dockerd when present.
 
-    .venv/bin/python bench/run.py [--no-dockerd] [--runs N]
+    .venv/bin/python bench/run.py [--no-dockerd] [--runs N] [--tree CHECKOUT]
 
 Starts a private dockyard daemon (and, if `dockerd` is installed, a private
 dockerd with its own containerd) on sockets under /run, measures, prints a
 table, and stops everything it started.  Medians on this machine; no timing
-is asserted anywhere in the test suite.
+is asserted anywhere in the test suite.  `--tree` measures the daemon of
+another checkout (an older commit, say) with these same measurements.
 """
 
 from __future__ import annotations
@@ -116,6 +117,13 @@ def bench_engine(sock: str, runs: int, daemon_pids: list[int], monitor: str | No
         samples.append(time.perf_counter() - t)
     assert len(json.loads(body)) >= 100
     res["GET /containers/json?all=1 with 100 (ms)"] = statistics.median(samples) * 1000
+    samples = []
+    for cid in ids[:50]:
+        t = time.perf_counter()
+        st, body = api(sock, "GET", f"/containers/{cid}/json")
+        samples.append(time.perf_counter() - t)
+        assert st == 200, body
+    res["GET /containers/{id}/json (ms)"] = statistics.median(samples) * 1000
     for cid in ids:
         api(sock, "DELETE", f"/containers/{cid}?force=1")
     time.sleep(0.5)
@@ -132,18 +140,25 @@ def bench_engine(sock: str, runs: int, daemon_pids: list[int], monitor: str | No
     time.sleep(1)
     busy = rss_kb(daemon_pids) + (rss_kb(pids_of(monitor)) if monitor else 0) - before_mon
     res["RSS per running container, monitor included (MB)"] = (busy - idle) / 1024 / 10
+    samples = []
+    for _ in range(50):
+        t = time.perf_counter()
+        st, body = api(sock, "GET", f"/containers/{running[0]}/stats?stream=false&one-shot=true")
+        samples.append(time.perf_counter() - t)
+        assert st == 200, body
+    res["one-shot stats through the API (ms)"] = statistics.median(samples) * 1000
     for cid in running:
         api(sock, "DELETE", f"/containers/{cid}?force=1")
     return res
 
 
-def start_dockyard(base: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_dockyard(base: Path, tree: Path) -> tuple[subprocess.Popen[bytes], str]:
     sock = str(base / "dockyard.sock")
     proc = subprocess.Popen(
         [sys.executable, "-m", "dockyard.cli", "daemon", "-H", f"unix://{sock}",
          "--data-root", str(base / "data"), "--exec-root", "/run/dockyard-bench"],
         stdout=subprocess.DEVNULL, stderr=open(base / "dockyard.log", "wb"),
-        start_new_session=True, cwd=ROOT)
+        start_new_session=True, cwd=tree)
     wait_socket(sock, proc)
     return proc, sock
 
@@ -178,10 +193,12 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--no-dockerd", action="store_true")
+    ap.add_argument("--tree", type=Path, default=ROOT,
+                    help="a dockyard checkout whose daemon to measure (default: this one)")
     ns = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="dockyard-bench-", dir="/var/tmp"))
     results: dict[str, dict[str, float]] = {}
-    dy, sock = start_dockyard(base)
+    dy, sock = start_dockyard(base, ns.tree.resolve())
     try:
         results["dockyard"] = bench_engine(sock, ns.runs, [dy.pid], "conmon")
         tar = base / "busybox.tar"

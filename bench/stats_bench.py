@@ -135,9 +135,10 @@ class StreamClients:
 
 def raw_sample_cost(cid: str, runs: int = 200) -> float:
     """Median µs of one sample's file reads, as the daemon does them."""
+    from dockyard.engine.stats import read_sample
+
     from dockyard.cgroups import detect_cgroups, locate_container_cgroup
     from dockyard.cgroups.stats import read_memory_total
-    from dockyard.engine.stats import read_sample
 
     cg = locate_container_cgroup(detect_cgroups(), f"/dockyard/{cid}")
     mem = read_memory_total()
