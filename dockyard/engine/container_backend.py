@@ -56,8 +56,8 @@ class ContainerBackendService:
                      ) -> CreateResult:
         return await self._creator.create(body, name, platform)
 
-    def list(self, opts: ListOptions) -> list[dict[str, Any]]:
-        return self._views.list(opts)
+    def list_containers(self, opts: ListOptions) -> list[dict[str, Any]]:
+        return self._views.list_containers(opts)
 
     def inspect(self, ref: str, opts: InspectOptions) -> dict[str, Any]:
         return self._views.inspect(ref, opts)

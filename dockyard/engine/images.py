@@ -21,7 +21,7 @@ class ImageBackendService:
     def __init__(self, images: ImageService) -> None:
         self.images = images
 
-    async def list(self, opts: ImageListOptions) -> list[dict[str, Any]]:
+    async def list_images(self, opts: ImageListOptions) -> list[dict[str, Any]]:
         return await self.images.list(all=opts.all, filters=opts.filters, digests=opts.digests)
 
     def inspect(self, name: str) -> dict[str, Any]:

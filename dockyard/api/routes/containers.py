@@ -64,7 +64,7 @@ class ContainerRoutes:
         opts = ListOptions(all=req.query_bool("all"), limit=req.query_int("limit"),
                            size=req.query_bool("size"), filters=req.filters(),
                            api_version=req.api_version)
-        return json_response(self.backend.list(opts))
+        return json_response(self.backend.list_containers(opts))
 
     async def create(self, req: Request) -> Response:
         ctype = req.headers.get("content-type", "")

@@ -67,7 +67,7 @@ class ImageRoutes:
         r.add("DELETE", "/images/{name:.+}", self.remove)
 
     async def list_images(self, req: Request) -> Response:
-        items = await self.backend.list(ImageListOptions(
+        items = await self.backend.list_images(ImageListOptions(
             all=req.query_bool("all"), filters=req.filters(), digests=req.query_bool("digests")))
         return json_response([_legacy_summary(i, req.api_version) for i in items])
 

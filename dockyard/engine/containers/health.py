@@ -270,8 +270,7 @@ class HealthMonitor:
                                           session_dir, process, attach=True,
                                           timeout=EXEC_START_TIMEOUT_S)
             except ExecStartError as e:
-                msg = e.runtime_message.strip() if getattr(e, "runtime_message", None) \
-                    else str(e)
+                msg = e.runtime_message.strip() or str(e)
                 return _result(-1, f"OCI runtime exec failed: {msg}: unknown")
             except (TimeoutError, OSError) as e:
                 return _result(-1, f"timed out starting health check for container {c.id}"

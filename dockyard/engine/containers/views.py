@@ -107,9 +107,8 @@ class ContainerViews:
     def inspect(self, ref: str, opts: InspectOptions) -> dict[str, Any]:
         return self.inspect_shape(self.store.get(ref), opts.size, opts.api_version)
 
-    def list(self, opts: ListOptions) -> list[dict[str, Any]]:
-        return self.list_containers(opts.all, opts.limit, opts.size, opts.filters,
-                                    opts.api_version)
+    def list_containers(self, opts: ListOptions) -> list[dict[str, Any]]:
+        return self._list(opts.all, opts.limit, opts.size, opts.filters, opts.api_version)
 
     def image_size(self, c: Container) -> int:
         return sum(dir_size(Path(p)) for p in self.images.lower_dirs(c.image_id))
@@ -212,9 +211,8 @@ class ContainerViews:
             out["SizeRootFs"] = rw + self.image_size(c)
         return out
 
-    def list_containers(self, all_: bool, limit: int | None, size: bool,
-                        filters: dict[str, list[str]], api: tuple[int, int] = (1, 51)
-                        ) -> list[dict[str, Any]]:
+    def _list(self, all_: bool, limit: int | None, size: bool,
+              filters: dict[str, list[str]], api: tuple[int, int]) -> list[dict[str, Any]]:
         for k in filters:
             if k not in LIST_FILTERS:
                 raise InvalidParameter(f"invalid filter '{k}'")

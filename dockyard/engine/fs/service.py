@@ -16,7 +16,7 @@ import logging
 import os
 import secrets
 import stat
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator
 from typing import Any
 
 from dockyard.backend import CommitOptions
@@ -92,7 +92,7 @@ class ContainerFiles:
         self._check_usable(c)
         view = await self._open_view(c, write=False)
 
-        def tar() -> Iterator[bytes]:
+        def tar() -> Generator[bytes, None, None]:
             fd = view.open_root()
             try:
                 streamer = TarStreamer(init_files=INIT_LAYER_FILES)
@@ -104,7 +104,7 @@ class ContainerFiles:
         self.store.emit(c, "export")
         return self._stream_then_close(tar(), view)
 
-    def _stream_then_close(self, gen: Iterator[bytes], view: View) -> ViewStream:
+    def _stream_then_close(self, gen: Generator[bytes, None, None], view: View) -> ViewStream:
         return ViewStream(gen, view, self._close_view)
 
     # ------------------------------------------------------------ diff
@@ -159,7 +159,7 @@ class ContainerFiles:
             await self._close_view(view)
             raise
 
-        def tar() -> Iterator[bytes]:
+        def tar() -> Generator[bytes, None, None]:
             try:
                 streamer = TarStreamer()
                 if base == ".":

@@ -98,7 +98,8 @@ class TarStreamer:
                 val = os.getxattr(fd, attr)
             except OSError:
                 continue
-            ti.pax_headers[XATTR_PAX_PREFIX + attr] = val.decode("utf-8", "surrogateescape")
+            ti.pax_headers = {**ti.pax_headers,
+                              XATTR_PAX_PREFIX + attr: val.decode("utf-8", "surrogateescape")}
 
     @staticmethod
     def _info(st: os.stat_result, arcname: str) -> tarfile.TarInfo:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,25 +58,22 @@ def unmount_view(target: Path) -> None:
             target.rmdir()
 
 
-async def _iterate(gen: Iterator[bytes]) -> AsyncIterator[bytes]:
+async def _iterate(gen: Generator[bytes, None, None]) -> AsyncGenerator[bytes, None]:
     """Pull a blocking generator from a thread, yielding batches."""
-    sentinel = object()
     buf = bytearray()
     try:
         while True:
-            chunk = await asyncio.to_thread(next, gen, sentinel)
-            if chunk is sentinel:
+            chunk = await asyncio.to_thread(next, gen, None)
+            if chunk is None:
                 break
-            buf += chunk  # type: ignore[operator]
+            buf += chunk
             if len(buf) >= STREAM_BATCH:
                 yield bytes(buf)
                 buf.clear()
         if buf:
             yield bytes(buf)
     finally:
-        close = getattr(gen, "close", None)
-        if close is not None:
-            await asyncio.to_thread(close)
+        await asyncio.to_thread(gen.close)
 
 
 class ViewStream:
@@ -86,12 +83,12 @@ class ViewStream:
     its first step (a client gone before the first chunk), which would leave
     a temporary mount behind; `aclose` here always releases the view."""
 
-    def __init__(self, gen: Iterator[bytes], view: View,
+    def __init__(self, gen: Generator[bytes, None, None], view: View,
                  close_view: Callable[[View], Awaitable[None]]) -> None:
         self._gen = gen
         self._view = view
         self._close_view = close_view
-        self._it: AsyncIterator[bytes] | None = None
+        self._it: AsyncGenerator[bytes, None] | None = None
         self._closed = False
 
     def __aiter__(self) -> ViewStream:
@@ -101,7 +98,7 @@ class ViewStream:
         if self._closed:
             raise StopAsyncIteration
         if self._it is None:
-            self._it = _iterate(self._gen).__aiter__()
+            self._it = _iterate(self._gen)
         try:
             return await self._it.__anext__()
         except BaseException:
@@ -114,12 +111,11 @@ class ViewStream:
         self._closed = True
         try:
             if self._it is not None:
-                await self._it.aclose()  # type: ignore[attr-defined]
+                await self._it.aclose()
             else:
-                await asyncio.to_thread(self._gen.close)  # type: ignore[attr-defined]
+                await asyncio.to_thread(self._gen.close)
         finally:
             await self._close_view(self._view)
-
 
 
 def unmount_stale_views(container_dir: Path) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,7 +135,7 @@ class _Filter:
 
 
 async def _emit_range(f: _OpenFile, start: int, end: int | None,
-                      flt: _Filter) -> AsyncIterator[tuple[int, bytes] | int]:
+                      flt: _Filter) -> AsyncGenerator[tuple[int, bytes] | int, None]:
     """Yield filtered records of one file range, then the offset reached."""
     pos = start
     while not flt.ended:
@@ -162,7 +162,7 @@ async def read_logs(json_logs: list[Path], *, stdout: bool, stderr: bool,
                     is_running: Callable[[], bool] = lambda: False,
                     pump: LogPump | None = None,
                     poll_interval: float = FOLLOW_POLL,
-                    ) -> AsyncIterator[tuple[int, bytes]]:
+                    ) -> AsyncGenerator[tuple[int, bytes], None]:
     """Records of a json-file log as (1 stdout | 2 stderr, payload).
 
     `json_logs` is oldest first (rotated files, then the current one); with
@@ -231,7 +231,7 @@ class _Follower:
             os.close(self.cur.fd)
             self.cur = None
 
-    async def step(self, flt: _Filter) -> AsyncIterator[tuple[int, bytes]]:
+    async def step(self, flt: _Filter) -> AsyncGenerator[tuple[int, bytes], None]:
         for _ in range(8):  # bounded: a rotation storm must not spin forever
             if self.cur is None:
                 self.cur = await asyncio.to_thread(_open, self.path)
