@@ -22,7 +22,7 @@ class ImageBackendService:
         self.images = images
 
     async def list_images(self, opts: ImageListOptions) -> list[dict[str, Any]]:
-        return await self.images.list(all=opts.all, filters=opts.filters, digests=opts.digests)
+        return await self.images.list_images(all=opts.all, filters=opts.filters, digests=opts.digests)
 
     def inspect(self, name: str) -> dict[str, Any]:
         return self.images.inspect(name)

@@ -26,7 +26,7 @@ import os
 import platform
 import posixpath
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -240,7 +240,7 @@ def _descriptor(media_type: str, data: bytes, **extra: Any) -> dict[str, Any]:
             "size": len(data), **extra}
 
 
-def write_archive(items: list[SaveItem], blob_path: Any) -> Iterator[bytes]:
+def write_archive(items: list[SaveItem], blob_path: Any) -> Generator[bytes, None, None]:
     """Stream a docker-archive (OCI layout + manifest.json) of the images.
 
     blob_path(digest) -> Path gives the stored config / layer tar.
@@ -273,7 +273,8 @@ def write_archive(items: list[SaveItem], blob_path: Any) -> Iterator[bytes]:
         if mdesc["digest"] not in written:
             written.add(mdesc["digest"])
             yield from _tar_bytes(f"blobs/sha256/{mdesc['digest'][7:]}", manifest)
-        for t in item.tags or [None]:
+        tags: list[Reference | None] = list(item.tags) or [None]
+        for t in tags:
             d = dict(mdesc)
             if t is not None:
                 d["annotations"] = {ANNOTATION_IMAGE_NAME: str(t), ANNOTATION_REF_NAME: t.tag}

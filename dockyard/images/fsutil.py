@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 CHUNK = 1 << 20
 
@@ -54,7 +54,7 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 
 
-def copy_hashing(src: BinaryIO, dst: BinaryIO) -> tuple[str, int]:
+def copy_hashing(src: IO[bytes], dst: IO[bytes]) -> tuple[str, int]:
     """Copy a stream, returning its sha256 digest and length."""
     h = hashlib.sha256()
     n = 0

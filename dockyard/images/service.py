@@ -38,6 +38,7 @@ from dockyard.images.reference import (
 )
 from dockyard.images.removal import Remover
 from dockyard.images.store import ImageRecord, ImageStore, chain_ids, now_rfc3339
+from dockyard.util.threadgen import batched_in_thread
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ Emit = Callable[[dict[str, Any]], None]
 ContainersUsing = Callable[[str], list[tuple[str, bool]]]
 Event = tuple[str, str, dict[str, str]]
 SPOOL_BUFFER = 4 << 20
+SAVE_BATCH = 1 << 20
 # the digest of an empty tar (two zero blocks): a commit without changes
 EMPTY_TAR_DIFF_ID = ("sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef")
 
@@ -255,19 +257,9 @@ class ImageService:
         items = self._save_items(names)
         self._emit_all(("save", i.image_id, self._attrs(self.store.images.get(i.image_id),
                                                           i.image_id)) for i in items)
-        gen: Iterator[bytes] = write_archive(items, self.store.blob_path)
-        sentinel = object()
-        buf = bytearray()
-        while True:
-            chunk = await asyncio.to_thread(next, gen, sentinel)
-            if chunk is sentinel:
-                break
-            buf += chunk  # type: ignore[operator]
-            if len(buf) >= 1 << 20:
-                yield bytes(buf)
-                buf.clear()
-        if buf:
-            yield bytes(buf)
+        async for chunk in batched_in_thread(write_archive(items, self.store.blob_path),
+                                             SAVE_BATCH):
+            yield chunk
 
     # -- import --------------------------------------------------------------------
 
@@ -434,7 +426,7 @@ class ImageService:
 
     # -- list / inspect / history ----------------------------------------------------
 
-    async def list(self, all: bool = False, filters: flt.Filters | None = None,
+    async def list_images(self, all: bool = False, filters: flt.Filters | None = None,
                    digests: bool = False) -> list[dict[str, Any]]:
         filters = filters or {}
         flt.check_keys(filters, flt.LIST_KEYS)

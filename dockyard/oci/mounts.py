@@ -120,15 +120,15 @@ def build_mounts(plan: MountPlan) -> tuple[list[dict], str]:
         base.append({"destination": INIT_PATH_IN_CONTAINER, "type": "bind",
                      "source": plan.init_source, "options": ["bind", "ro"]})
     out: list[dict] = []
-    for m in base:
-        dest = m["destination"]
+    for d in base:
+        dest = d["destination"]
         if dest in user_dests or (mount_dev and dest.startswith("/dev/")):
             continue
         if dest == "/dev/shm":
             if plan.ipc_none:
                 continue
-            m["options"].append(f"size={plan.shm_size}")
-        out.append(m)
+            d["options"].append(f"size={plan.shm_size}")
+        out.append(d)
     n_defaults = len(out)
 
     rootfs_propagation = ""
@@ -145,11 +145,11 @@ def build_mounts(plan: MountPlan) -> tuple[list[dict], str]:
                     "options": bind_options(m, plan.rro_supported)})
 
     if plan.readonly_rootfs:
-        for m in out[:n_defaults]:
-            if m["destination"] not in _RO_EXEMPT and "ro" not in m["options"]:
-                m["options"].append("ro")
-    for m in out[:n_defaults]:
-        if (plan.privileged and m["destination"] == "/sys") or (
-                plan.writable_cgroups and m["type"] == "cgroup"):
-            m["options"] = [o for o in m["options"] if o != "ro"]
+        for d in out[:n_defaults]:
+            if d["destination"] not in _RO_EXEMPT and "ro" not in d["options"]:
+                d["options"].append("ro")
+    for d in out[:n_defaults]:
+        if (plan.privileged and d["destination"] == "/sys") or (
+                plan.writable_cgroups and d["type"] == "cgroup"):
+            d["options"] = [o for o in d["options"] if o != "ro"]
     return out, rootfs_propagation

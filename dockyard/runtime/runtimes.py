@@ -18,6 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from dockyard.errors import InvalidParameter
 from dockyard.runtime.process import run
@@ -171,7 +172,7 @@ def make_probe_bundle(bundle: str, busybox: str, args: list[str],
         link = rootfs / "bin" / applet
         if not link.exists():
             link.symlink_to("busybox")
-    config = {
+    config: dict[str, Any] = {
         "ociVersion": "1.0.2",
         "process": {
             "terminal": False,

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.util.mount import MS_RDONLY, mount, mount_overlay, umount
+from dockyard.util.threadgen import batched_in_thread
 
-STREAM_BATCH = 256 * 1024
 VIEW_PREFIX = "fsview-"
 
 
@@ -58,24 +58,6 @@ def unmount_view(target: Path) -> None:
             target.rmdir()
 
 
-async def _iterate(gen: Generator[bytes, None, None]) -> AsyncGenerator[bytes, None]:
-    """Pull a blocking generator from a thread, yielding batches."""
-    buf = bytearray()
-    try:
-        while True:
-            chunk = await asyncio.to_thread(next, gen, None)
-            if chunk is None:
-                break
-            buf += chunk
-            if len(buf) >= STREAM_BATCH:
-                yield bytes(buf)
-                buf.clear()
-        if buf:
-            yield bytes(buf)
-    finally:
-        await asyncio.to_thread(gen.close)
-
-
 class ViewStream:
     """An async byte stream over a blocking tar generator that owns a view.
 
@@ -98,7 +80,7 @@ class ViewStream:
         if self._closed:
             raise StopAsyncIteration
         if self._it is None:
-            self._it = _iterate(self._gen)
+            self._it = batched_in_thread(self._gen)
         try:
             return await self._it.__anext__()
         except BaseException:

@@ -199,7 +199,7 @@ def test_rmi_semantics(h: Harness) -> None:
     # forced past a stopped container: untagged and gone from listings, layers kept
     out = h.run(h.svc.remove("foo:2", force=True))
     assert out[0] == {"Untagged": "foo:2"} and {"Deleted": rec.id} in out
-    assert h.run(h.svc.list()) == []
+    assert h.run(h.svc.list_images()) == []
     assert Path(h.svc.lower_dirs(rec.id)[0], "bin/hello").exists()
     h.using.clear()
     h.run(h.svc.prune())                                              # now collected
@@ -216,7 +216,7 @@ def test_rmi_by_id_deletes_layers(h: Harness) -> None:
     assert [e[0] for e in h.events] == ["load", "untag", "delete"]
     # and the state survives a restart
     h.svc = h.open()
-    assert h.run(h.svc.list()) == []
+    assert h.run(h.svc.list_images()) == []
 
 
 def test_list_filters(h: Harness) -> None:
@@ -226,9 +226,9 @@ def test_list_filters(h: Harness) -> None:
     h.load(legacy_archive([LAYER1], ["old:1"], config=old))
     h.load(legacy_archive([LAYER1, LAYER2], ["new:1", "other/new:2"]))
     h.load(oci_archive([LAYER2], None))
-    names = lambda **f: sorted(t for i in h.run(h.svc.list(filters=f)) for t in i["RepoTags"])
+    names = lambda **f: sorted(t for i in h.run(h.svc.list_images(filters=f)) for t in i["RepoTags"])
     assert names() == ["new:1", "old:1", "other/new:2"]
-    assert len(h.run(h.svc.list(filters={"dangling": ["true"]}))) == 1
+    assert len(h.run(h.svc.list_images(filters={"dangling": ["true"]}))) == 1
     assert names(dangling=["false"]) == ["new:1", "old:1", "other/new:2"]
     assert names(reference=["new"]) == ["new:1"]
     assert names(reference=["*/new:*"]) == ["other/new:2"]
@@ -238,9 +238,9 @@ def test_list_filters(h: Harness) -> None:
     assert names(since=["old:1"]) == ["new:1", "other/new:2"]
     assert names(until=["2021-01-01T00:00:00Z"]) == ["old:1"]
     with pytest.raises(InvalidParameter, match="^invalid filter 'x'$"):
-        h.run(h.svc.list(filters={"x": ["1"]}))
+        h.run(h.svc.list_images(filters={"x": ["1"]}))
     with pytest.raises(InvalidParameter, match="invalid filter 'dangling=maybe'"):
-        h.run(h.svc.list(filters={"dangling": ["maybe"]}))
+        h.run(h.svc.list_images(filters={"dangling": ["maybe"]}))
 
 
 def test_prune(h: Harness) -> None:
