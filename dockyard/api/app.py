@@ -12,12 +12,14 @@ import traceback
 from typing import Any
 
 from dockyard import API_VERSION, MIN_API_VERSION, __version__
-from dockyard.api.http import (
+from dockyard.api.server import (
+    STREAM_LIMIT,
+    HttpServer,
+    Limits,
     Request,
     Response,
     Router,
     error_response,
-    serve_connection,
     text_response,
 )
 from dockyard.errors import DockyardError, InvalidParameter
@@ -45,7 +47,8 @@ def build_router() -> Router:
 
 
 class App:
-    def __init__(self, engine: Any, router: Router | None = None) -> None:
+    def __init__(self, engine: Any, router: Router | None = None,
+                 limits: Limits | None = None) -> None:
         self.engine = engine
         self.router = router or build_router()
         self.max_version = parse_version(API_VERSION)
@@ -56,11 +59,14 @@ class App:
             "Ostype": "linux",
             "Server": f"dockyard/{__version__} (linux)",
         }
+        self.server = HttpServer(self.dispatch, self.default_headers, limits)
         self._servers: list[asyncio.AbstractServer] = []
 
     async def dispatch(self, req: Request) -> Response:
         t0 = time.perf_counter()
-        req.engine = self.engine
+        # The route files still reach the engine through the request (not a
+        # field of the server's Request: the server knows nothing of it).
+        req.engine = self.engine  # type: ignore[attr-defined]
         path = req.path
         m = _VERSION_PREFIX.match(path)
         if m:
@@ -100,16 +106,13 @@ class App:
                   (time.perf_counter() - t0) * 1000)
         return resp
 
-    async def _on_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await serve_connection(reader, writer, self.dispatch, self.default_headers)
-
     async def listen_unix(self, path: str, group: str | None = "docker", mode: int = 0o660) -> None:
         if os.path.exists(path) or os.path.islink(path):
             os.unlink(path)
         os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
         old = os.umask(0o117)
         try:
-            srv = await asyncio.start_unix_server(self._on_conn, path, limit=1024 * 1024)
+            srv = await asyncio.start_unix_server(self.server.handle, path, limit=STREAM_LIMIT)
         finally:
             os.umask(old)
         os.chmod(path, mode)

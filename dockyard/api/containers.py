@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from dockyard.api.http import (
+from dockyard.api.server import (
+    HijackedStream,
     HijackResponse,
     Request,
     Response,
     Router,
-    UpgradeResponse,
+    WebSocket,
+    WebSocketResponse,
     empty_response,
     json_response,
     stream_response,
@@ -156,9 +156,9 @@ async def attach(req: Request) -> Response:
         return m.read_logs(c, stdout=True, stderr=True, since_ns=None, until_ns=None,
                            tail=None, timestamps=False, follow=False)
 
-    async def run(reader: Any, writer: Any) -> None:
-        await attach_session(m, c, reader, writer, detach_keys=keys, multiplexed=multiplexed,
-                             replay=replay, **opts)
+    async def run(stream: HijackedStream) -> None:
+        await attach_session(m, c, stream, stream,  # type: ignore[arg-type]
+                             detach_keys=keys, multiplexed=multiplexed, replay=replay, **opts)
 
     return HijackResponse(run, ctype)
 
@@ -201,68 +201,55 @@ async def logs(req: Request) -> Response:
 async def attach_ws(req: Request) -> Response:
     """Attach over a websocket: raw stdout/stderr (never multiplexed), binary
     frames from API 1.28, text before; stdin from the client's frames."""
-    from dockyard.api import websocket as ws
-
     m = _mgr(req)
     c = m.get(req.params["id"])
     check_attachable(c)
-    lines = ws.handshake_headers(req.headers)
     keys = parse_detach_keys(req.query_get("detachKeys"))
     old = req.api_version < (1, 42)
     opts = {"stdin": old or req.query_bool("stdin"), "stdout": old or req.query_bool("stdout"),
                 "stderr": old or req.query_bool("stderr"), "stream": req.query_bool("stream"),
                 "logs": req.query_bool("logs")}
-    opcode = ws.OP_BINARY if req.api_version >= (1, 28) else ws.OP_TEXT
+    binary = req.api_version >= (1, 28)
 
     def replay() -> AsyncIterator[tuple[int, bytes]]:
         return m.read_logs(c, stdout=True, stderr=True, since_ns=None, until_ns=None,
                            tail=None, timestamps=False, follow=False)
 
-    async def run(reader: Any, writer: Any) -> None:
-        await attach_session(m, c, _WsReader(reader, writer), _WsWriter(writer, opcode),
+    async def run(ws: WebSocket) -> None:
+        await attach_session(m, c, _WsReader(ws), _WsWriter(ws, binary),  # type: ignore[arg-type]
                              detach_keys=keys, multiplexed=False, replay=replay, **opts)
-        with contextlib.suppress(Exception):
-            writer.write(ws.encode_frame(b"", ws.OP_CLOSE))
-            await writer.drain()
 
-    return UpgradeResponse(lines, run)
+    return WebSocketResponse(run)
 
 
 class _WsWriter:
-    def __init__(self, writer: Any, opcode: int) -> None:
-        self._w = writer
-        self._op = opcode
+    """Each write becomes one message, sent at the next drain."""
+
+    def __init__(self, ws: WebSocket, binary: bool) -> None:
+        self._ws = ws
+        self._binary = binary
+        self._queued: list[bytes] = []
 
     def write(self, data: bytes) -> None:
-        from dockyard.api.websocket import encode_frame
-
-        self._w.write(encode_frame(data, self._op))
+        self._queued.append(data)
 
     async def drain(self) -> None:
-        await self._w.drain()
+        while self._queued:
+            await self._ws.send(self._queued.pop(0), self._binary)
 
 
 class _WsReader:
-    """Client frames in, payload bytes out; a close frame is the end of stdin."""
+    """Client messages in, payload bytes out; the websocket's end is the end of stdin."""
 
-    def __init__(self, reader: Any, writer: Any) -> None:
-        self._r = reader
-        self._w = writer
+    def __init__(self, ws: WebSocket) -> None:
+        self._ws = ws
 
     async def read(self, n: int = -1) -> bytes:
-        from dockyard.api import websocket as ws
-
         while True:
-            try:
-                op, data = await ws.read_frame(self._r)
-            except (asyncio.IncompleteReadError, ConnectionError):
+            data = await self._ws.receive()
+            if data is None:
                 return b""
-            if op == ws.OP_CLOSE:
-                return b""
-            if op == ws.OP_PING:
-                self._w.write(ws.encode_frame(data, ws.OP_PONG))
-                continue
-            if op in (ws.OP_TEXT, ws.OP_BINARY, ws.OP_CONT) and data:
+            if data:
                 return data
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from dockyard import API_VERSION, __version__
 from dockyard.api.containers import resize_size
-from dockyard.api.http import (
+from dockyard.api.server import (
+    HijackedStream,
     HijackResponse,
     Request,
     Response,
@@ -60,8 +61,9 @@ async def start(req: Request) -> Response:
         return empty_response(200)
     ctype = MUX if not tty and req.api_version >= (1, 42) else RAW
 
-    async def run(reader: Any, writer: Any) -> None:
-        await execs.start_attached(exec_id, reader, writer, tty=tty, console_size=console)
+    async def run(stream: HijackedStream) -> None:
+        await execs.start_attached(exec_id, stream, stream, tty=tty,  # type: ignore[arg-type]
+                                   console_size=console)
 
     return HijackResponse(run, ctype, _hijack_headers())
 

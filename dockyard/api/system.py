@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-from dockyard.api.http import (
+from dockyard.api.server import (
     BytesResponse,
     Request,
     Response,

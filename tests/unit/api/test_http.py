@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.api.app import App
-from dockyard.api.http import (
+from dockyard.api.server import (
     Request,
     Router,
     json_response,
