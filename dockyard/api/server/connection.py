@@ -207,14 +207,14 @@ class HttpConnection:
                 del self._pending[:2 if self._pending[0] == 0x0D else 1]
                 scanned = 0
             m = HEAD_END.search(self._pending, max(0, scanned - 3))
-            if m:
-                head = bytes(self._pending[:m.end()])
-                del self._pending[:m.end()]
-                self.idle_since = None
-                return head
-            scanned = len(self._pending)
+            scanned = m.end() if m else len(self._pending)
             if scanned > self.limits.max_head:
                 raise BadRequest("request header too large", 431)
+            if m:
+                head = bytes(self._pending[:scanned])
+                del self._pending[:scanned]
+                self.idle_since = None
+                return head
             if self._eof:
                 if self._pending:
                     raise BadRequest("malformed request: incomplete request head")
@@ -295,6 +295,8 @@ class HttpConnection:
         try:
             async with asyncio.timeout(timeout):
                 data = await self._reader.read(READ_SIZE)
+        except TimeoutError:
+            raise
         except (ConnectionError, OSError):
             data = b""
         if data:
@@ -346,6 +348,8 @@ class HttpConnection:
 
     async def send_head(self, status: int, headers: dict[str, str]) -> None:
         h = {**self.server.default_headers, **headers}
+        if self._broken:
+            h["Connection"] = "close"
         self._status = status
         self._writer.write(self._h11.send(h11.Response(
             status_code=status, headers=list(h.items()), reason=_reason(status))) or b"")
