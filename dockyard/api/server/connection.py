@@ -308,6 +308,8 @@ class HttpConnection:
         """The next piece of the request body, b"" at its end."""
         h = self._h11
         while True:
+            if h.their_state in (h11.DONE, h11.MIGHT_SWITCH_PROTOCOL, h11.SWITCHED_PROTOCOL):
+                return b""       # read to its end already (h11 would wait for more)
             try:
                 ev = h.next_event()
             except h11.RemoteProtocolError as e:

@@ -51,6 +51,15 @@ def make_router(seen: Seen) -> Router:
             size += len(piece)
         return json_response({"size": size, "sha256": h.hexdigest()})
 
+    async def upload_then_stream(req: Request):
+        # the body is read to its end before the stream starts (as load and import do)
+        size = len(await req.body.read_all())
+
+        async def gen() -> AsyncIterator[bytes]:
+            yield b"%d\n" % size
+
+        return stream_response(gen(), "text/plain")
+
     async def forever(req: Request):
         async def gen() -> AsyncIterator[bytes]:
             try:
@@ -87,6 +96,7 @@ def make_router(seen: Seen) -> Router:
     r.add("GET", "/containers/{id}/json", echo)
     r.add("POST", "/upload", upload)
     r.add("GET", "/forever", forever)
+    r.add("POST", "/upload-stream", upload_then_stream)
     r.add("POST", "/hijack", hijack)
     r.add("GET", "/ws", ws_echo)
     r.add("GET", "/_ping", ping)

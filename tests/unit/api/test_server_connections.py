@@ -172,6 +172,19 @@ def test_streamed_request_body(server: Server):
     assert max(server.seen.body_pieces) <= 256 * 1024
 
 
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_stream_after_the_body_was_read(server: Server, framing: str):
+    head = b"POST /upload-stream HTTP/1.1\r\nHost: x\r\n"
+    if framing == "length":
+        raw = head + b"Content-Length: 5\r\n\r\nhello"
+    else:
+        raw = head + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    with server.connect() as s:
+        s.sendall(raw + PING)
+        got = read_until(s, b'"OK"\n')
+    assert b"\r\n2\r\n5\n\r\n0\r\n\r\n" in got and got.count(b"HTTP/1.1 200") == 2
+
+
 def test_unread_body_is_dropped_and_connection_kept(server: Server):
     with server.connect() as s:
         s.sendall(b"POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" + PING)
