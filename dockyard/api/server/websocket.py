@@ -116,8 +116,9 @@ class WebSocket:
     async def _closed_by_client(self, ev: CloseConnection) -> None:
         self._ended = True
         if self._proto.state is ConnectionState.REMOTE_CLOSING:
-            # an orderly close: answer it
+            # an orderly close: answer it, then the TCP connection goes too (RFC 6455 7.1.1)
             await self._send_quietly(self._proto.send(ev.response()))
+            self._stream.close()
         elif self._proto.state is ConnectionState.OPEN:
             # wsproto reports a broken frame as a close with the reason's code
             await self._fail(ev.code, ev.reason or "")
