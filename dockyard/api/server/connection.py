@@ -21,8 +21,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import resource
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -48,12 +49,21 @@ READ_SIZE = 64 * 1024
 STREAM_LIMIT = 64 * 1024
 
 
+def default_max_connections() -> int:
+    """1000, or half the file descriptors the process may open if that is less
+    (the rest are for containers' monitors, logs and attach sockets)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1000
+    return max(16, min(1000, soft // 2))
+
+
 @dataclass
 class Limits:
     max_head: int = 64 * 1024               # request line + headers; 431 beyond
     head_timeout: float = 30.0              # from a head's first byte to its end; 408
     idle_timeout: float = 300.0             # between requests on a kept-alive connection
-    max_connections: int = 1000
+    max_connections: int = field(default_factory=default_max_connections)
     max_trailer: int = 16 * 1024            # a chunked body's trailer section
     pipeline_buffer: int = 64 * 1024        # read ahead while a response streams
     discard_body: int = 1024 * 1024         # unread body dropped to keep the connection
@@ -65,6 +75,11 @@ Dispatch = Callable[[Request], Awaitable[Response]]
 
 class BodyError(InvalidParameter):
     """The client broke the request body's framing; the connection closes."""
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    # h11 quotes the offending line, which may be most of a 64 KiB head
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _reason(status: int) -> bytes:
@@ -242,7 +257,7 @@ class HttpConnection:
         try:
             ev = h.next_event()
         except h11.RemoteProtocolError as e:
-            raise BadRequest(f"malformed request: {e}",
+            raise BadRequest(f"malformed request: {_shorten(str(e))}",
                              431 if e.error_status_hint == 431 else 400) from None
         if not isinstance(ev, h11.Request):
             raise BadRequest("malformed request")
@@ -314,7 +329,7 @@ class HttpConnection:
                 ev = h.next_event()
             except h11.RemoteProtocolError as e:
                 self._broken = True
-                raise BodyError(f"malformed request body: {e}") from None
+                raise BodyError(f"malformed request body: {_shorten(str(e))}") from None
             if isinstance(ev, h11.Data):
                 return bytes(ev.data)
             if isinstance(ev, h11.EndOfMessage) or ev is h11.PAUSED:

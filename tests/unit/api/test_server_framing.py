@@ -189,3 +189,9 @@ def test_body_cut_short(server: Server):
     assert status_of(resp) == 400
     assert "malformed request body" in message_of(resp)
     assert status_of(server.ping()) == 200
+
+
+def test_error_messages_do_not_echo_a_whole_head(server: Server):
+    raw = b"GET /_ping HTTP/1.1\r\nHost: x\r\nX-Big : " + b"a" * 60000 + b"\r\n\r\n"
+    msg = refused(server, raw)
+    assert len(msg) < 300
