@@ -95,6 +95,14 @@ class StreamResponse(Response):
     async def send(self, ch: Channel, req: Request) -> bool:
         await ch.finish_request_body()
         await ch.send_head(self.status, dict(self.headers))
+        if req.method == "HEAD":
+            # the head alone; a follow stream would never end
+            aclose = getattr(self.chunks, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+            await ch.end()
+            return True
         it = self.chunks.__aiter__()
         try:
             async with ch.watch_client() as gone:

@@ -208,6 +208,9 @@ def test_head_request(server: Server):
     assert status_of(got) == 200
     assert b"Content-Length: 5" in got
     assert body_of(got) == b""
+    # a stream answers its head only, and its source is closed
+    got = server.exchange(b"HEAD /forever HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status_of(got) == 200 and body_of(got) == b""
 
 
 @pytest.mark.parametrize("upgrade", [True, False])
