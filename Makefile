@@ -39,10 +39,12 @@ test-v2: setup-test
 test-unit: $(VENV)/.stamp
 	$(VENV)/bin/python -m pytest -q tests/unit
 
-# ruff, then the layering contract (tests/unit/test_layering.py: what may
-# import what, no import cycles, no module past 600 lines)
+# ruff, mypy (the backend protocols are checked against their engine
+# implementations), then the layering contract (tests/unit/test_layering.py:
+# what may import what, no import cycles, no module past 600 lines)
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check dockyard tests
+	$(VENV)/bin/mypy dockyard
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit/test_layering.py
 
 bench: setup

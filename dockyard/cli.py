@@ -18,7 +18,7 @@ from dockyard.errors import DockyardError
 log = logging.getLogger("dockyard")
 
 
-def _daemon_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _daemon_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("daemon", help="run the engine")
     p.add_argument("-H", "--host", action="append", dest="hosts",
                    help="socket to listen on (unix://PATH); repeatable")
@@ -52,7 +52,7 @@ def build_config(ns: argparse.Namespace) -> DaemonConfig:
 
 
 async def run_daemon(cfg: DaemonConfig) -> int:
-    from dockyard.api.app import App
+    from dockyard.api.app import app_for
     from dockyard.engine.engine import Engine
 
     t0 = time.perf_counter()
@@ -64,7 +64,7 @@ async def run_daemon(cfg: DaemonConfig) -> int:
         log.error("%s", e.message)
         await engine.shutdown()
         return 1
-    app = App(engine.backends)
+    app = app_for(engine.backends)
     sockets: list[str] = []
     try:
         for h in cfg.hosts:

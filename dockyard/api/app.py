@@ -11,14 +11,6 @@ import time
 import traceback
 
 from dockyard import API_VERSION, MIN_API_VERSION
-from dockyard.api.http import (
-    Request,
-    Response,
-    Router,
-    error_response,
-    serve_connection,
-    text_response,
-)
 from dockyard.api.identity import DEFAULT_HEADERS
 from dockyard.api.routes.container_fs import ContainerFilesRoutes
 from dockyard.api.routes.container_ops import ContainerOpsRoutes
@@ -26,6 +18,16 @@ from dockyard.api.routes.containers import ContainerRoutes
 from dockyard.api.routes.execs import ExecRoutes
 from dockyard.api.routes.images import ImageRoutes
 from dockyard.api.routes.system import SystemRoutes
+from dockyard.api.server import (
+    STREAM_LIMIT,
+    HttpServer,
+    Limits,
+    Request,
+    Response,
+    Router,
+    error_response,
+    text_response,
+)
 from dockyard.backend import Backends
 from dockyard.errors import DockyardError, InvalidParameter
 
@@ -52,12 +54,18 @@ def build_router(backends: Backends) -> Router:
     return r
 
 
+def app_for(backends: Backends, limits: Limits | None = None) -> App:
+    """The daemon's API over one set of backends."""
+    return App(build_router(backends), limits)
+
+
 class App:
-    def __init__(self, backends: Backends, router: Router | None = None) -> None:
-        self.router = router or build_router(backends)
+    def __init__(self, router: Router, limits: Limits | None = None) -> None:
+        self.router = router
         self.max_version = parse_version(API_VERSION)
         self.min_version = parse_version(MIN_API_VERSION)
         self.default_headers = dict(DEFAULT_HEADERS)
+        self.server = HttpServer(self.dispatch, self.default_headers, limits)
         self._servers: list[asyncio.AbstractServer] = []
 
     async def dispatch(self, req: Request) -> Response:
@@ -101,16 +109,13 @@ class App:
                   (time.perf_counter() - t0) * 1000)
         return resp
 
-    async def _on_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await serve_connection(reader, writer, self.dispatch, self.default_headers)
-
     async def listen_unix(self, path: str, group: str | None = "docker", mode: int = 0o660) -> None:
         if os.path.exists(path) or os.path.islink(path):
             os.unlink(path)
         os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
         old = os.umask(0o117)
         try:
-            srv = await asyncio.start_unix_server(self._on_conn, path, limit=1024 * 1024)
+            srv = await asyncio.start_unix_server(self.server.handle, path, limit=STREAM_LIMIT)
         finally:
             os.umask(old)
         os.chmod(path, mode)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dockyard.api.http import Request
+from dockyard.api.server import Request
 from dockyard.errors import InvalidParameter
 
 

@@ -61,9 +61,9 @@ def open_compressed(f: IO[bytes]) -> IO[bytes]:
     if head.startswith(b"\x1f\x8b"):
         return gzip.GzipFile(fileobj=f)  # type: ignore[return-value]
     if head.startswith(b"BZh"):
-        return bz2.BZ2File(f)  # type: ignore[return-value]
+        return bz2.BZ2File(f)
     if head.startswith(b"\xfd7zXZ\x00"):
-        return lzma.LZMAFile(f)  # type: ignore[return-value]
+        return lzma.LZMAFile(f)
     if head.startswith(b"\x28\xb5\x2f\xfd"):
         raise InvalidParameter("zstd-compressed content is not supported")
     return f

@@ -103,7 +103,7 @@ def build_busybox_layer(out_path: Path, binary: Path = BUSYBOX_PATH,
             return self.f.write(b)
 
     with open(out_path, "wb") as raw, tarfile.open(
-            fileobj=_Hashing(raw), mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[call-overload]
+            fileobj=_Hashing(raw), mode="w|", format=tarfile.PAX_FORMAT) as tf:
         for d in sorted(dirs):
             tf.addfile(_info(d + "/", tarfile.DIRTYPE, dirs[d]))
         size = binary.stat().st_size

@@ -6,7 +6,7 @@ import base64
 import json
 from typing import Any
 
-from dockyard.api.http import (
+from dockyard.api.server import (
     Request,
     Response,
     Router,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from dockyard.api.http import (
+from dockyard.api.server import (
     BytesResponse,
     Request,
     Response,

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
-from dockyard.api import websocket as ws
-from dockyard.api.http import (
+from dockyard.api.params import resize_size
+from dockyard.api.server import (
+    HijackedStream,
     HijackResponse,
     Request,
     Response,
     Router,
-    UpgradeResponse,
+    WebSocket,
+    WebSocketResponse,
     empty_response,
     json_response,
     stream_response,
 )
-from dockyard.api.params import resize_size
 from dockyard.api.streams import MUX, RAW, StreamSink, frame, json_line
 from dockyard.backend import (
     AttachOptions,
@@ -145,8 +143,8 @@ class ContainerRoutes:
         multiplexed = not plan.tty
         ctype = MUX if multiplexed and req.api_version >= (1, 42) else RAW
 
-        async def run(reader: Any, writer: Any) -> None:
-            await plan.run(reader, StreamSink(writer, multiplexed))
+        async def run(stream: HijackedStream) -> None:
+            await plan.run(stream, StreamSink(stream, multiplexed))
 
         return HijackResponse(run, ctype)
 
@@ -156,16 +154,12 @@ class ContainerRoutes:
         # before API 1.42 the websocket always carried every stream
         plan = self.backend.attach(req.params["id"],
                                    self._attach_options(req, req.api_version < (1, 42)))
-        lines = ws.handshake_headers(req.headers)
-        opcode = ws.OP_BINARY if req.api_version >= (1, 28) else ws.OP_TEXT
+        binary = req.api_version >= (1, 28)
 
-        async def run(reader: Any, writer: Any) -> None:
-            await plan.run(_WsReader(reader, writer), _WsSink(writer, opcode))
-            with contextlib.suppress(Exception):
-                writer.write(ws.encode_frame(b"", ws.OP_CLOSE))
-                await writer.drain()
+        async def run(ws: WebSocket) -> None:
+            await plan.run(_WsStdin(ws), _WsSink(ws, binary))
 
-        return UpgradeResponse(lines, run)
+        return WebSocketResponse(run)
 
     # ------------------------------------------------------------ logs
     async def logs(self, req: Request) -> Response:
@@ -184,35 +178,32 @@ class ContainerRoutes:
 
 
 class _WsSink:
-    def __init__(self, writer: Any, opcode: int) -> None:
-        self._w = writer
-        self._op = opcode
+    """Each write becomes one message, sent at the next drain."""
+
+    def __init__(self, ws: WebSocket, binary: bool) -> None:
+        self._ws = ws
+        self._binary = binary
+        self._queued: list[bytes] = []
 
     def write(self, stream: int, data: bytes) -> None:
         if data:
-            self._w.write(ws.encode_frame(data, self._op))
+            self._queued.append(data)
 
     async def drain(self) -> None:
-        await self._w.drain()
+        while self._queued:
+            await self._ws.send(self._queued.pop(0), self._binary)
 
 
-class _WsReader:
-    """Client frames in, payload bytes out; a close frame is the end of stdin."""
+class _WsStdin:
+    """Client messages in, payload bytes out; the websocket's end is the end of stdin."""
 
-    def __init__(self, reader: Any, writer: Any) -> None:
-        self._r = reader
-        self._w = writer
+    def __init__(self, ws: WebSocket) -> None:
+        self._ws = ws
 
-    async def read(self, n: int = -1) -> bytes:
+    async def read(self, n: int = 65536) -> bytes:
         while True:
-            try:
-                op, data = await ws.read_frame(self._r)
-            except (asyncio.IncompleteReadError, ConnectionError):
+            data = await self._ws.receive()
+            if data is None:
                 return b""
-            if op == ws.OP_CLOSE:
-                return b""
-            if op == ws.OP_PING:
-                self._w.write(ws.encode_frame(data, ws.OP_PONG))
-                continue
-            if op in (ws.OP_TEXT, ws.OP_BINARY, ws.OP_CONT) and data:
+            if data:
                 return data

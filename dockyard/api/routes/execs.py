@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from dockyard.api.http import (
+from dockyard.api.identity import DEFAULT_HEADERS
+from dockyard.api.params import resize_size
+from dockyard.api.server import (
+    HijackedStream,
     HijackResponse,
     Request,
     Response,
@@ -12,8 +13,6 @@ from dockyard.api.http import (
     empty_response,
     json_response,
 )
-from dockyard.api.identity import DEFAULT_HEADERS
-from dockyard.api.params import resize_size
 from dockyard.api.streams import MUX, RAW, StreamSink
 from dockyard.backend import ExecBackend, ExecStartOptions
 from dockyard.errors import InvalidParameter
@@ -52,10 +51,10 @@ class ExecRoutes:
             return empty_response(200)
         ctype = MUX if not tty and req.api_version >= (1, 42) else RAW
 
-        async def run(reader: Any, writer: Any) -> None:
+        async def run(stream: HijackedStream) -> None:
             # the start request's tty decides the framing, as in dockerd
-            await self.backend.start_attached(exec_id, opts, reader,
-                                              StreamSink(writer, multiplexed=not tty))
+            await self.backend.start_attached(exec_id, opts, stream,
+                                              StreamSink(stream, multiplexed=not tty))
 
         # dockerd copies its middleware headers into the hijacked response head
         return HijackResponse(run, ctype, dict(DEFAULT_HEADERS))

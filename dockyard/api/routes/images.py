@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
-from dockyard.api.http import (
+from dockyard.api.server import (
     Request,
     Response,
     Router,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from dockyard.api.http import (
+from dockyard.api.params import event_time
+from dockyard.api.server import (
     BytesResponse,
     Request,
     Response,
@@ -12,7 +13,6 @@ from dockyard.api.http import (
     json_response,
     stream_response,
 )
-from dockyard.api.params import event_time
 from dockyard.api.streams import json_line
 from dockyard.backend import EventsOptions, SystemBackend
 from dockyard.errors import InvalidParameter

@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 
 from dockyard.api.app import App
-from dockyard.api.http import (
+from dockyard.api.server import (
     Request,
     Router,
     json_response,
     parse_filters,
     stream_response,
 )
-from dockyard.engine.events import EventBus
 from dockyard.errors import Conflict, InvalidParameter, NotFound
 
 
@@ -29,14 +28,6 @@ def test_parse_filters_both_forms():
         parse_filters("{bad")
     with pytest.raises(InvalidParameter):
         parse_filters("[1]")
-
-
-class FakeEngine:
-    def __init__(self) -> None:
-        self.events = EventBus()
-
-    def version(self) -> dict:
-        return {"ApiVersion": "1.51"}
 
 
 def make_router() -> Router:
@@ -77,7 +68,7 @@ async def roundtrip(sock: str, raw: bytes) -> bytes:
 
 def run_app(requests: list[bytes]) -> list[bytes]:
     async def main() -> list[bytes]:
-        app = App(FakeEngine(), make_router())
+        app = App(make_router())
         with tempfile.TemporaryDirectory() as d:
             sock = str(Path(d) / "s.sock")
             await app.listen_unix(sock, group=None)

@@ -1,0 +1,430 @@
+"""The connection loop: a client socket's bytes through h11 to the dispatcher
+and back, with the limits that keep the daemon safe from its clients.
+
+One h11 connection object serves one request: it parses the head and the
+body and frames the response; what it holds after the request (the next
+pipelined request, or stdin sent ahead of a hijack) is taken back through
+its `trailing_data` and handed to the next request or to the hijacked
+stream.  The bytes we read ourselves wait in `_pending` until then.
+
+Limits (all in `Limits`, so tests can shrink them): the head size (431
+beyond it), the time a head may take once it has started (408), the time
+a connection may sit idle between requests, the number of connections
+(the longest idle one makes room for a new one), how much a client may
+send ahead while a response streams, and what an unread request body may
+cost before the connection is closed instead of drained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import resource
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import h11
+
+from dockyard.api.server.framing import (
+    HEAD_END,
+    BadRequest,
+    ChunkedGuard,
+    check_head,
+    check_request,
+    is_chunked,
+)
+from dockyard.api.server.hijack import HijackedStream
+from dockyard.api.server.request import Body, Request
+from dockyard.api.server.responses import Response, empty_response, error_response, raw_head
+from dockyard.errors import DockyardError, InvalidParameter, NotModified
+
+log = logging.getLogger("dockyard.http")
+
+READ_SIZE = 64 * 1024
+# StreamReader's flow-control mark: it stops reading the socket at twice this
+STREAM_LIMIT = 64 * 1024
+
+
+def default_max_connections() -> int:
+    """1000, or half the file descriptors the process may open if that is less
+    (the rest are for containers' monitors, logs and attach sockets)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1000
+    return max(16, min(1000, soft // 2))
+
+
+@dataclass
+class Limits:
+    max_head: int = 64 * 1024               # request line + headers; 431 beyond
+    head_timeout: float = 30.0              # from a head's first byte to its end; 408
+    idle_timeout: float = 300.0             # between requests on a kept-alive connection
+    max_connections: int = field(default_factory=default_max_connections)
+    max_trailer: int = 16 * 1024            # a chunked body's trailer section
+    pipeline_buffer: int = 64 * 1024        # read ahead while a response streams
+    discard_body: int = 1024 * 1024         # unread body dropped to keep the connection
+    websocket_max_message: int = 1024 * 1024
+
+
+Dispatch = Callable[[Request], Awaitable[Response]]
+
+
+class BodyError(InvalidParameter):
+    """The client broke the request body's framing; the connection closes."""
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    # h11 quotes the offending line, which may be most of a 64 KiB head
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b"Status"
+
+
+class HttpServer:
+    """Accepts connections (asyncio's client callback) and keeps their count."""
+
+    def __init__(self, dispatch: Dispatch, default_headers: dict[str, str] | None = None,
+                 limits: Limits | None = None) -> None:
+        self.dispatch = dispatch
+        self.default_headers = dict(default_headers or {})
+        self.limits = limits or Limits()
+        self._connections: set[HttpConnection] = set()
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._connections) >= self.limits.max_connections and not self._evict_idle():
+            await self._refuse(writer)
+            return
+        conn = HttpConnection(self, reader, writer)
+        self._connections.add(conn)
+        try:
+            await conn.run()
+        finally:
+            self._connections.discard(conn)
+
+    def _evict_idle(self) -> bool:
+        """Close the connection that has waited longest for a request."""
+        idle = [c for c in self._connections if c.idle_since is not None]
+        if not idle:
+            return False
+        oldest = min(idle, key=lambda c: c.idle_since or 0.0)
+        self._connections.discard(oldest)
+        oldest.close()
+        return True
+
+    async def _refuse(self, writer: asyncio.StreamWriter) -> None:
+        log.warning("refusing a connection: %d connections are busy", len(self._connections))
+        writer.write(error_head_and_body(503, "too many connections", self.default_headers))
+        with contextlib.suppress(ConnectionError, OSError):
+            await writer.drain()
+        writer.close()
+
+
+def error_head_and_body(status: int, message: str, default_headers: dict[str, str]) -> bytes:
+    """A complete `{"message": ...}` answer on a connection about to close."""
+    body = (json.dumps({"message": message}) + "\n").encode()
+    headers = {**default_headers, "Content-Type": "application/json",
+               "Content-Length": str(len(body)), "Connection": "close"}
+    h = h11.Connection(h11.SERVER)
+    return b"".join([
+        h.send(h11.Response(status_code=status, headers=list(headers.items()),
+                            reason=_reason(status))) or b"",
+        h.send(h11.Data(data=body)) or b"",
+        h.send(h11.EndOfMessage()) or b"",
+    ])
+
+
+class HttpConnection:
+    """One client connection, one request at a time (pipelined ones wait)."""
+
+    def __init__(self, server: HttpServer, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self.server = server
+        self.limits = server.limits
+        self._reader = reader
+        self._writer = writer
+        self._pending = bytearray()       # read from the socket, not yet given to h11
+        self._eof = False
+        self.idle_since: float | None = None
+        # the request being served
+        self._h11 = h11.Connection(h11.SERVER)
+        self._guard: ChunkedGuard | None = None
+        self._method = "GET"
+        self._status = 200
+        self._head_sent = False
+        self._broken = False
+
+    @property
+    def websocket_max_message(self) -> int:
+        return self.limits.websocket_max_message
+
+    def close(self) -> None:
+        self.idle_since = None
+        with contextlib.suppress(Exception):
+            self._writer.close()
+
+    async def run(self) -> None:
+        try:
+            while await self._serve_one():
+                pass
+        except (ConnectionError, OSError):
+            pass
+        except Exception:
+            log.exception("connection failed")
+        finally:
+            self.close()
+
+    # ------------------------------------------------------------ one request
+    async def _serve_one(self) -> bool:
+        try:
+            head = await self._read_head()
+            if head is None:
+                return False
+            req = self._parse(head)
+        except BadRequest as e:
+            log.debug("bad request: %s", e.message)
+            await self._write_error(e.status, e.message)
+            return False
+        try:
+            resp = await self.server.dispatch(req)
+        except NotModified:
+            resp = empty_response(304)
+        except DockyardError as e:
+            resp = error_response(e.status, e.message)
+        try:
+            keep = await resp.send(self, req)
+        except BodyError as e:
+            if not self._head_sent:
+                await self._write_error(400, e.message)
+            return False
+        return keep and await self._next_cycle()
+
+    async def _read_head(self) -> bytes | None:
+        """The next request head, None when the client is done or idled out."""
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        scanned = 0
+        while True:
+            # RFC 9112 2.2: empty lines before a request line are ignored
+            while self._pending.startswith((b"\r\n", b"\n")):
+                del self._pending[:2 if self._pending[0] == 0x0D else 1]
+                scanned = 0
+            m = HEAD_END.search(self._pending, max(0, scanned - 3))
+            scanned = m.end() if m else len(self._pending)
+            if scanned > self.limits.max_head:
+                raise BadRequest("request header too large", 431)
+            if m:
+                head = bytes(self._pending[:scanned])
+                del self._pending[:scanned]
+                self.idle_since = None
+                return head
+            if self._eof:
+                if self._pending:
+                    raise BadRequest("malformed request: incomplete request head")
+                return None
+            if not self._pending:
+                if self.idle_since is None:
+                    self.idle_since = loop.time()
+                timeout = self.idle_since + self.limits.idle_timeout - loop.time()
+            else:
+                self.idle_since = None
+                if deadline is None:
+                    deadline = loop.time() + self.limits.head_timeout
+                timeout = deadline - loop.time()
+            try:
+                await self._read_more(max(timeout, 0.0))
+            except TimeoutError:
+                if self._pending:
+                    raise BadRequest("timed out reading the request head", 408) from None
+                return None
+
+    def _parse(self, head: bytes) -> Request:
+        check_head(head)
+        h = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_head)
+        h.receive_data(head)
+        try:
+            ev = h.next_event()
+        except h11.RemoteProtocolError as e:
+            raise BadRequest(f"malformed request: {_shorten(str(e))}",
+                             431 if e.error_status_hint == 431 else 400) from None
+        if not isinstance(ev, h11.Request):
+            raise BadRequest("malformed request")
+        check_request(ev)
+        self._h11 = h
+        self._guard = ChunkedGuard(self.limits.max_trailer) if is_chunked(ev) else None
+        self._method = ev.method.decode("ascii").upper()
+        self._status = 200
+        self._head_sent = False
+        self._broken = False
+        target = ev.target.decode("ascii")
+        parts = urlsplit(target)
+        headers: dict[str, str] = {}
+        for name, value in ev.headers:
+            k, v = name.decode("latin-1"), value.decode("latin-1")
+            headers[k] = f"{headers[k]}, {v}" if k in headers else v
+        return Request(
+            method=self._method, target=target, path=unquote(parts.path) or "/",
+            headers=headers, query=parse_qs(parts.query, keep_blank_values=True),
+            body=Body(self._receive_body), http_version=ev.http_version.decode("ascii"),
+            raw_headers=list(ev.headers),
+        )
+
+    async def _next_cycle(self) -> bool:
+        """After a response: whether the connection can take another request."""
+        h = self._h11
+        if self._broken or h.our_state is not h11.DONE:
+            return False
+        if h.their_state is h11.SEND_BODY:
+            # the handler left (part of) the body: drop a little, else close
+            dropped = 0
+            try:
+                while dropped <= self.limits.discard_body:
+                    data = await self._receive_body()
+                    if not data:
+                        break
+                    dropped += len(data)
+            except BodyError:
+                return False
+            if h.their_state is not h11.DONE:
+                return False
+        if h.their_state is not h11.DONE:
+            return False
+        ahead, _closed = h.trailing_data
+        self._pending[:0] = ahead
+        return True
+
+    # ------------------------------------------------------------ input
+    async def _read_more(self, timeout: float | None) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                data = await self._reader.read(READ_SIZE)
+        except TimeoutError:
+            raise
+        except (ConnectionError, OSError):
+            data = b""
+        if data:
+            self._pending += data
+        else:
+            self._eof = True
+
+    async def _receive_body(self) -> bytes:
+        """The next piece of the request body, b"" at its end."""
+        h = self._h11
+        while True:
+            if h.their_state in (h11.DONE, h11.MIGHT_SWITCH_PROTOCOL, h11.SWITCHED_PROTOCOL):
+                return b""       # read to its end already (h11 would wait for more)
+            try:
+                ev = h.next_event()
+            except h11.RemoteProtocolError as e:
+                self._broken = True
+                raise BodyError(f"malformed request body: {_shorten(str(e))}") from None
+            if isinstance(ev, h11.Data):
+                return bytes(ev.data)
+            if isinstance(ev, h11.EndOfMessage) or ev is h11.PAUSED:
+                return b""
+            if ev is not h11.NEED_DATA:
+                self._broken = True
+                raise BodyError("malformed request body")
+            if h.they_are_waiting_for_100_continue:
+                self._writer.write(h.send(h11.InformationalResponse(
+                    status_code=100, headers=[], reason=b"Continue")) or b"")
+            await self._feed_body()
+
+    async def _feed_body(self) -> None:
+        if not self._pending and not self._eof:
+            await self._read_more(None)
+        if self._pending:
+            data = bytes(self._pending)
+            self._pending.clear()
+            if self._guard is not None and not self._guard.done:
+                try:
+                    self._guard.feed(data)
+                except BadRequest as e:
+                    self._broken = True
+                    raise BodyError(e.message) from None
+            self._h11.receive_data(data)
+        elif self._eof:
+            self._h11.receive_data(b"")
+
+    # ------------------------------------------------------------ the Channel responses use
+    async def finish_request_body(self) -> None:
+        while await self._receive_body():
+            pass
+
+    async def send_head(self, status: int, headers: dict[str, str]) -> None:
+        h = {**self.server.default_headers, **headers}
+        if self._broken:
+            h["Connection"] = "close"
+        self._status = status
+        self._writer.write(self._h11.send(h11.Response(
+            status_code=status, headers=list(h.items()), reason=_reason(status))) or b"")
+        self._head_sent = True
+
+    async def send_data(self, data: bytes) -> None:
+        if self._method == "HEAD" or self._status in (204, 304) or not data:
+            return
+        for piece in self._h11.send_with_data_passthrough(h11.Data(data=data)) or []:
+            self._writer.write(piece)
+        await self._writer.drain()
+
+    async def end(self) -> None:
+        self._writer.write(self._h11.send(h11.EndOfMessage()) or b"")
+        await self._writer.drain()
+
+    @contextlib.asynccontextmanager
+    async def watch_client(self) -> AsyncIterator[asyncio.Event]:
+        """Notice a client that leaves while a response streams.
+
+        What it sends meanwhile (its next pipelined request) is kept for
+        later, up to `pipeline_buffer`; beyond that reading stops until the
+        response is done."""
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while not self._eof and len(self._pending) < self.limits.pipeline_buffer:
+                await self._read_more(None)
+            if self._eof:
+                gone.set()
+
+        task = asyncio.create_task(watch())
+        try:
+            yield gone
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def hijack_upgrade(self, headers: dict[str, str]) -> HijackedStream:
+        try:
+            head = self._h11.send(h11.InformationalResponse(
+                status_code=101, headers=list(headers.items()), reason=b"UPGRADED")) or b""
+        except h11.LocalProtocolError:
+            # h11 switches only on a request that proposed it; write it ourselves
+            head = raw_head(101, "UPGRADED", headers)
+        return await self.hijack_raw(head)
+
+    async def hijack_raw(self, head: bytes) -> HijackedStream:
+        self._head_sent = True
+        self._writer.write(head)
+        await self._writer.drain()
+        ahead, _closed = self._h11.trailing_data
+        early = ahead + bytes(self._pending)
+        self._pending.clear()
+        return HijackedStream(self._reader, self._writer, early, self._eof)
+
+    async def _write_error(self, status: int, message: str) -> None:
+        self._writer.write(error_head_and_body(status, message, self.server.default_headers))
+        with contextlib.suppress(ConnectionError, OSError):
+            await self._writer.drain()

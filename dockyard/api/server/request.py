@@ -1,0 +1,150 @@
+"""A parsed request as route handlers see it: the head, Docker's query
+conventions, and the body, streamed from the connection on demand."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dockyard.errors import InvalidParameter
+
+# A body larger than this is not JSON any route expects; streamed bodies
+# (load, import, cp) never go through read_all.
+MAX_JSON_BODY = 64 * 1024 * 1024
+
+
+class Body:
+    """The request body, pulled from the connection as the handler reads it.
+
+    `receive` returns the next piece of the body, b"" once it is complete;
+    it raises InvalidParameter when the client breaks the framing.  Nothing
+    is buffered here: a `docker load` body flows through in pieces."""
+
+    def __init__(self, receive: Callable[[], Awaitable[bytes]]) -> None:
+        self._receive = receive
+        self._done = False
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    async def read_some(self) -> bytes:
+        if self._done:
+            return b""
+        data = await self._receive()
+        if not data:
+            self._done = True
+        return data
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        while not self._done:
+            data = await self.read_some()
+            if data:
+                yield data
+
+    async def read_all(self, limit: int = MAX_JSON_BODY) -> bytes:
+        buf = bytearray()
+        async for c in self.chunks():
+            buf += c
+            if len(buf) > limit:
+                raise InvalidParameter("request body too large")
+        return bytes(buf)
+
+
+def no_body() -> Body:
+    async def empty() -> bytes:
+        return b""
+
+    return Body(empty)
+
+
+@dataclass
+class Request:
+    method: str
+    target: str
+    path: str                                  # percent-decoded exactly once
+    headers: dict[str, str]                    # lower-case names
+    query: dict[str, list[str]]
+    body: Body = field(default_factory=no_body)
+    api_version: tuple[int, int] = (1, 51)
+    params: dict[str, str] = field(default_factory=dict)
+    http_version: str = "1.1"
+    # the head's fields as received (names lower-case), for the websocket handshake
+    raw_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    # --- query helpers (Docker's conventions) ---
+    def query_get(self, name: str, default: str | None = None) -> str | None:
+        v = self.query.get(name)
+        return v[0] if v else default
+
+    def query_all(self, name: str) -> list[str]:
+        return list(self.query.get(name, []))
+
+    def query_bool(self, name: str, default: bool = False) -> bool:
+        v = self.query.get(name)
+        if not v:
+            return default
+        s = v[0].strip().lower()
+        return s not in ("", "0", "no", "false", "none")
+
+    def query_int(self, name: str, default: int | None = None) -> int | None:
+        v = self.query_get(name)
+        if v is None or v == "":
+            return default
+        try:
+            return int(v)
+        except ValueError as e:
+            raise InvalidParameter(f"invalid value for {name}: {v!r}") from e
+
+    def filters(self) -> dict[str, list[str]]:
+        return parse_filters(self.query_get("filters"))
+
+    async def json(self, *, allow_empty: bool = True) -> Any:
+        data = await self.body.read_all()
+        if not data.strip():
+            if allow_empty:
+                return None
+            raise InvalidParameter("invalid JSON: empty body")
+        try:
+            text = data.decode("utf-8")
+            obj, end = json.JSONDecoder().raw_decode(text)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise InvalidParameter(f"invalid JSON: {e}") from e
+        if text[end:].strip():
+            raise InvalidParameter("unexpected content after JSON")
+        return obj
+
+    def body_chunks(self) -> AsyncIterator[bytes]:
+        return self.body.chunks()
+
+    @property
+    def wants_upgrade(self) -> bool:
+        """The client asked to take the connection over (attach, exec start).
+
+        Like dockerd, only the `Upgrade` header counts, not `Connection`."""
+        return bool(self.headers.get("upgrade", "").strip())
+
+
+def parse_filters(raw: str | None) -> dict[str, list[str]]:
+    """Docker's filters query: `{"k":{"v":true}}` or the older `{"k":["v"]}`."""
+    if raw is None or raw.strip() == "":
+        return {}
+    try:
+        obj = json.loads(raw)
+    except ValueError as e:
+        raise InvalidParameter(f"invalid filter: {e}") from e
+    if not isinstance(obj, dict):
+        raise InvalidParameter("invalid filter: filters must be a JSON object")
+    out: dict[str, list[str]] = {}
+    for k, v in obj.items():
+        if isinstance(v, dict):
+            out[k] = [str(x) for x, on in v.items() if on]
+        elif isinstance(v, list):
+            out[k] = [str(x) for x in v]
+        elif isinstance(v, str):
+            out[k] = [v]
+        else:
+            raise InvalidParameter(f"invalid filter: bad value for '{k}'")
+    return out
