@@ -83,10 +83,10 @@ def _shorten(text: str, limit: int = 200) -> str:
 
 
 def _reason(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b"Status"
+    return _REASONS.get(status, b"Status")
+
+
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
 class HttpServer:
@@ -371,6 +371,21 @@ class HttpConnection:
         self._writer.write(self._h11.send(h11.Response(
             status_code=status, headers=list(h.items()), reason=_reason(status))) or b"")
         self._head_sent = True
+
+    async def send_whole(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        """A response whose body is all here: head, body and end in one write."""
+        h = {**self.server.default_headers, **headers}
+        if self._broken:
+            h["Connection"] = "close"
+        self._status = status
+        parts = [self._h11.send(h11.Response(
+            status_code=status, headers=list(h.items()), reason=_reason(status))) or b""]
+        self._head_sent = True
+        if body and self._method != "HEAD" and status not in (204, 304):
+            parts += self._h11.send_with_data_passthrough(h11.Data(data=body)) or []
+        parts.append(self._h11.send(h11.EndOfMessage()) or b"")
+        self._writer.write(b"".join(parts))
+        await self._writer.drain()
 
     async def send_data(self, data: bytes) -> None:
         if self._method == "HEAD" or self._status in (204, 304) or not data:

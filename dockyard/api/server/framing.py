@@ -22,6 +22,8 @@ import h11
 
 # A complete request head ends at the first empty line (h11 accepts bare LF too).
 HEAD_END = re.compile(rb"\n\r?\n")
+# a header line that starts with a space or tab continues the previous one
+_FOLDED_LINE = re.compile(rb"\n[ \t]")
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _HEX_PREFIX = re.compile(rb"[0-9A-Fa-f]*")
 MAX_CHUNK_SIZE_DIGITS = 16
@@ -39,9 +41,8 @@ class BadRequest(Exception):
 
 def check_head(head: bytes) -> None:
     """Rules on the raw head that h11 does not keep (it folds lines)."""
-    for line in re.split(rb"\r?\n", head)[1:]:
-        if line[:1] in (b" ", b"\t"):
-            raise BadRequest("malformed request: obsolete header line folding")
+    if _FOLDED_LINE.search(head):
+        raise BadRequest("malformed request: obsolete header line folding")
 
 
 def check_request(ev: h11.Request) -> None:

@@ -33,6 +33,8 @@ class Channel(Protocol):
 
     async def send_head(self, status: int, headers: dict[str, str]) -> None: ...
 
+    async def send_whole(self, status: int, headers: dict[str, str], body: bytes) -> None: ...
+
     async def send_data(self, data: bytes) -> None: ...
 
     async def end(self) -> None: ...
@@ -72,10 +74,7 @@ class BytesResponse(Response):
         h = dict(self.headers)
         if self.status not in (204, 304):
             h.setdefault("Content-Length", str(len(self.body)))
-        await ch.send_head(self.status, h)
-        if self.body:
-            await ch.send_data(self.body)
-        await ch.end()
+        await ch.send_whole(self.status, h, self.body)
         return True
 
 
