@@ -27,6 +27,7 @@ from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.host.environment import HostEnv
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, SystemError_
 from dockyard.oci.resources import linux_resources, verify_resources
+from dockyard.oci.schema import decode_update_config
 from dockyard.oci.validate import validate_restart_policy
 from dockyard.runtime import commands as rtcmd
 from dockyard.runtime.runtimes import OCIRuntime
@@ -140,54 +141,16 @@ _COPY_IF_SET = ("BlkioWeight", "CpuShares", "NanoCpus", "CpuPeriod", "CpuQuota",
                 "CpuRealtimeRuntime")
 
 
-def _go_type(v: Any) -> str:
-    return {str: "string", bool: "bool", list: "array", dict: "object"}.get(type(v), "number")
-
-
 def parse_update_body(body: Any, api_version: tuple[int, int] = (1, 51)) -> dict[str, Any]:
-    """The request's UpdateConfig, type-checked like Go's JSON decoder would.
+    """The request's UpdateConfig as Go's decoder reads it (types, int64
+    ranges, field names in any case).
 
-    Returns a dict with the resource keys and `RestartPolicy`.
+    Returns a dict with the resource keys that were set and `RestartPolicy`.
     """
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise InvalidParameter(f"json: cannot unmarshal {_go_type(body)} into Go value of "
-                               "type container.UpdateConfig")
-    out: dict[str, Any] = {}
-    for k in INT_FIELDS:
-        v = body.get(k)
-        if v is None:
-            continue
-        if isinstance(v, bool) or not isinstance(v, int):
-            if isinstance(v, float) and v.is_integer():
-                v = int(v)
-            else:
-                raise InvalidParameter(
-                    f"json: cannot unmarshal {_go_type(v)} into Go struct field "
-                    f"UpdateConfig.Resources.{k} of type int64")
-        out[k] = v
-    for k in STR_FIELDS:
-        v = body.get(k)
-        if v is None:
-            continue
-        if not isinstance(v, str):
-            raise InvalidParameter(f"json: cannot unmarshal {_go_type(v)} into Go struct field "
-                                   f"UpdateConfig.Resources.{k} of type string")
-        out[k] = v
-    for k in DEVICE_LISTS:
-        v = body.get(k)
-        if v is None:
-            continue
-        if not isinstance(v, list) or not all(isinstance(d, dict) for d in v):
-            raise InvalidParameter(f"json: cannot unmarshal {_go_type(v)} into Go struct field "
-                                   f"UpdateConfig.Resources.{k}")
-        out[k] = v
-    rp = body.get("RestartPolicy")
-    if rp is not None and not isinstance(rp, dict):
-        raise InvalidParameter(f"json: cannot unmarshal {_go_type(rp)} into Go struct field "
-                               "UpdateConfig.RestartPolicy of type container.RestartPolicy")
-    out["RestartPolicy"] = dict(rp or {})
+    req = decode_update_config(body)
+    out: dict[str, Any] = {k: v for k, v in req.items()
+                           if k in (*INT_FIELDS, *STR_FIELDS, *DEVICE_LISTS) and v is not None}
+    out["RestartPolicy"] = dict(req.get("RestartPolicy") or {})
     if api_version < (1, 40):
         out.pop("PidsLimit", None)
     # Both 0 and -1 (historically any negative) mean "unlimited" on update.

@@ -78,10 +78,17 @@ def test_update_body_types_and_pids_unlimited():
 
 
 @pytest.mark.parametrize("body", [{"Memory": "128m"}, {"CpusetCpus": 1}, [1],
-                                  {"RestartPolicy": "always"}, {"Memory": True}])
+                                  {"RestartPolicy": "always"}, {"Memory": True},
+                                  {"PidsLimit": 2**70}, {"Memory": 2**63}])
 def test_update_body_wrong_types_are_400(body):
-    with pytest.raises(InvalidParameter, match="cannot unmarshal"):
+    with pytest.raises(InvalidParameter, match="^invalid JSON: json: cannot unmarshal"):
         ops.parse_update_body(body)
+
+
+def test_update_body_field_names_in_any_case():
+    r = ops.parse_update_body({"memory": 1 << 27, "pidsLimit": 9,
+                               "restartpolicy": {"name": "always"}})
+    assert r == {"Memory": 1 << 27, "PidsLimit": 9, "RestartPolicy": {"Name": "always"}}
 
 
 # ------------------------------------------------------------------ merge rules
