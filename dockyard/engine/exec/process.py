@@ -17,6 +17,7 @@ from typing import Any
 from dockyard.backend import ExecStartOptions
 from dockyard.errors import InvalidParameter
 from dockyard.oci.schema import decode_exec_options, decode_exec_start
+from dockyard.oci.validate import check_process_strings
 from dockyard.runtime.attach import STDERR, STDOUT
 from dockyard.runtime.commands import missing_executable_in_runc_words
 from dockyard.runtime.exec import ExecSession
@@ -85,10 +86,12 @@ class ExecConfig:
 
 
 def parse_create_request(body: Any) -> dict[str, Any]:
-    """An exec create body as dockerd decodes it (container.ExecOptions)."""
+    """An exec create body as dockerd decodes it (container.ExecOptions), with
+    the strings the process gets checked as create checks a container's."""
     req = decode_exec_options(body)
     if not req.get("Cmd"):
         raise InvalidParameter("No exec command specified")
+    check_process_strings(req)
     return req
 
 

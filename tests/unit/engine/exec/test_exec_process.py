@@ -54,6 +54,10 @@ def test_create_body_field_names_in_any_case():
 
 
 @pytest.mark.parametrize(("body", "msg"), [
+    ({"Cmd": ["echo", "a\0b"]}, 'invalid Cmd: "a\\x00b" contains a NUL byte'),
+    ({"Cmd": ["sh"], "Env": ["A=\0"]}, 'invalid Env: "A=\\x00" contains a NUL byte'),
+    ({"Cmd": ["sh"], "WorkingDir": "/\0"}, 'invalid WorkingDir: "/\\x00" contains a NUL byte'),
+    ({"Cmd": ["sh"], "User": "0\0"}, 'invalid User: "0\\x00" contains a NUL byte'),
     ({"Cmd": ["sh"], "ConsoleSize": [-1, 80]},
      ("invalid JSON: json: cannot unmarshal number -1 into Go struct field "
      "ExecOptions.ConsoleSize of type uint")),
