@@ -366,10 +366,17 @@ def parse_device_cgroup_rule(rule: str) -> dict:
     m = DEVICE_CGROUP_RULE.match(rule)
     if not m:
         raise InvalidParameter(f"invalid device cgroup rule format: '{rule}'")
-    major = -1 if m.group(2) == "*" else int(m.group(2))
-    minor = -1 if m.group(3) == "*" else int(m.group(3))
-    return {"allow": True, "type": m.group(1), "major": major, "minor": minor,
-            "access": m.group(4)}
+    out: dict = {"allow": True, "type": m.group(1)}
+    # `*` is a missing major/minor in the OCI spec (runc also reads -1 so,
+    # crun writes it to devices.allow as is and the kernel refuses it)
+    for key, text in (("major", m.group(2)), ("minor", m.group(3))):
+        if text != "*":
+            if int(text) >= 1 << 63:
+                raise InvalidParameter(
+                    f"invalid {key} value in device cgroup rule format: '{rule}'")
+            out[key] = int(text)
+    out["access"] = m.group(4)
+    return out
 
 
 def _go_caps(caps: list) -> str:

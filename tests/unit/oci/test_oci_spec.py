@@ -151,7 +151,15 @@ def test_devices_and_cgroup_rules():
     rules = s["linux"]["resources"]["devices"]
     assert rules[8] == {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"}
     assert rules[9] == {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
-    assert rules[10] == {"allow": True, "type": "b", "major": -1, "minor": -1, "access": "r"}
+    # a wildcard is a missing number (crun writes -1 to devices.allow as is)
+    assert rules[10] == {"allow": True, "type": "b", "access": "r"}
+    s = spec({"DeviceCgroupRules": ["c 42:* rwm", "b *:7 m"]})
+    assert s["linux"]["resources"]["devices"][-2:] == [
+        {"allow": True, "type": "c", "major": 42, "access": "rwm"},
+        {"allow": True, "type": "b", "minor": 7, "access": "m"}]
+    with pytest.raises(InvalidParameter, match="^invalid major value in device cgroup rule "
+                                               "format: 'c 99999999999999999999:1 r'$"):
+        spec({"DeviceCgroupRules": ["c 99999999999999999999:1 r"]})
 
 
 @each_host
