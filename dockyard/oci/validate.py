@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dockyard.errors import InvalidParameter
 from dockyard.oci import modes
 from dockyard.oci.caps import validate_cap_lists
+from dockyard.oci.cgroupparent import validate_cgroup_parent
 from dockyard.oci.etcfiles import check_word, parse_extra_host, parse_ip
 from dockyard.oci.gojson import go_quote
 from dockyard.oci.host import EngineOptions, HostFacts
@@ -280,6 +281,7 @@ def verify_platform_settings(config: Mapping, hc: Mapping, host: HostFacts,
             raise InvalidParameter(
                 "cannot share the host PID namespace when user namespaces are enabled")
     parent = hc.get("CgroupParent") or ""
+    validate_cgroup_parent(parent)
     if parent and opts.cgroup_driver == "systemd" and (
             len(parent) <= 6 or not parent.endswith(".slice")):
         raise InvalidParameter(

@@ -129,4 +129,4 @@ class ContainerRunner:
             await rtcmd.delete(self.runtime_for(c), c.id, force=True)
         await asyncio.to_thread(umount, str(self.store.rootfs(c)))
         await asyncio.to_thread(self.specs.release_host_mounts, c)
-        await asyncio.to_thread(remove_empty_cgroup, self.host.cgroups_path(c.id))
+        await asyncio.to_thread(remove_empty_cgroup, self.host.cgroups_path(c.id, c.host_config))

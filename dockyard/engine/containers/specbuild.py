@@ -115,7 +115,7 @@ class SpecBuilder:
             seccomp_profile=self.host.seccomp_profile(),
             init_path=self.host.init_path() or "",
             mounts=[_dockerenv_mount(d)],
-            cgroups_path=self.host.cgroups_path(c.id),
+            cgroups_path=self.host.cgroups_path(c.id, c.host_config),
             uid_mappings=uid_maps,
             gid_mappings=gid_maps,
         )
@@ -137,8 +137,7 @@ class SpecBuilder:
         want = c.host_config.get("CpuRealtimeRuntime") or 0
         if want <= 0 or self.host.facts.cgroup_version != 1:
             return
-        parent = (c.host_config.get("CgroupParent") or self.host.config.cgroup_parent or
-                  "/docker").strip("/")
+        parent = os.path.dirname(self.host.cgroups_path(c.id, c.host_config)).strip("/")
         budget_file = Path("/sys/fs/cgroup/cpu") / parent / "cpu.rt_runtime_us"
         try:
             budget = int(budget_file.read_text())

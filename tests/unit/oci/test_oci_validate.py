@@ -407,6 +407,8 @@ def test_process_and_host_name_strings(cfg, msg):
     ({"ExtraHosts": ["a:1.2.3.4\n5.6.7.8 b"]},
      'invalid IP address in add-host: "1.2.3.4\\n5.6.7.8 b"'),
     ({"ExtraHosts": ["a"]}, 'bad format for add-host: "a"'),
+    ({"CgroupParent": "x\ny"}, ('invalid cgroup-parent "x\\ny": control characters are not '
+                               "allowed")),
 ])
 def test_etc_options_cannot_add_lines(hc, msg):
     assert err(hc) == msg
