@@ -26,6 +26,7 @@ from dockyard.engine.containers.stats import StatsService
 from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.host.environment import HostEnv
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, SystemError_
+from dockyard.oci.gojson import go_quote
 from dockyard.oci.resources import linux_resources, verify_resources
 from dockyard.oci.schema import decode_update_config
 from dockyard.oci.validate import validate_restart_policy
@@ -41,9 +42,13 @@ _ASCII_SPACE = re.compile(r"[\t\n\f\r ]+")
 
 
 def validate_ps_args(ps_args: str) -> None:
+    """dockerd's check that the PID column keeps its name, and no NUL (an
+    argument the kernel cannot take).  Bad ps_args are the client's: 400."""
+    if "\0" in ps_args:
+        raise InvalidParameter(f"invalid ps_args {go_quote(ps_args)}: contains a NUL byte")
     for key, value in _PS_ARGS_RENAME.findall(ps_args):
         if key != "pid":
-            raise SystemError_(f'specifying "{key}={value}" is not allowed')
+            raise InvalidParameter(f'specifying "{key}={value}" is not allowed')
 
 
 def _fields(line: str) -> list[str]:
@@ -318,8 +323,9 @@ class ContainerOperations:
         if code != 0:
             code, out, err = await _run_ps(args)
             if code != 0:
+                # ps ran and refused the options the client gave it
                 first = err.decode(errors="replace").split("\n", 1)[0]
-                raise SystemError_(f"ps: {first or f'exit status {code}'}")
+                raise InvalidParameter(f"ps: {first or f'exit status {code}'}")
         result = parse_ps_output(out.decode(errors="replace"), set(pids))
         self.store.emit(c, "top")
         return result

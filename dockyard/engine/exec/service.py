@@ -131,7 +131,7 @@ class ExecService:
             try:
                 keys = parse_detach_keys(req["DetachKeys"])
             except InvalidParameter:
-                raise SystemError_(
+                raise InvalidParameter(
                     f"Invalid escape keys ({req['DetachKeys']}) provided") from None
         cmd: list[str] = req["Cmd"]
         tty = bool(req.get("Tty"))

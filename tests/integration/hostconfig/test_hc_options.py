@@ -13,6 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
+import docker
 import pytest
 from hc_util import traces_of
 
@@ -124,3 +125,43 @@ def test_cgroup_parent_with_a_newline_is_refused(daemon):
     assert (status, out["message"]) == (
         400, 'invalid cgroup-parent "a\\nb": control characters are not allowed')
     assert _ids(daemon) == before
+
+
+# ---------------------------------------------------------------- bad input: 4xx
+
+def _no_python(message: str) -> None:
+    assert "Error:" not in message and "Traceback" not in message, message
+
+
+def test_top_with_bad_ps_args_is_a_400(daemon, name):
+    cid = daemon.out("run", "-d", "--name", name, "busybox", "sleep", "300").strip()
+    try:
+        status, out = api(daemon, "GET", f"/v1.51/containers/{cid}/top?ps_args=-ef%00x")
+        assert status == 400 and "NUL" in out["message"], out  # type: ignore[index]
+        status, out = api(daemon, "GET", f"/v1.51/containers/{cid}/top?ps_args=--no-such-opt")
+        assert status == 400 and out["message"].startswith("ps: "), out  # type: ignore[index]
+        _no_python(out["message"])  # type: ignore[index]
+    finally:
+        daemon.docker("rm", "-f", name)
+
+
+def test_name_filter_that_is_not_a_regexp_matches_nothing(daemon, name):
+    daemon.out("create", "--name", name, "busybox", "true")
+    try:
+        res = daemon.docker("ps", "-a", "--filter", "name=[")
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.decode().splitlines()[1:] == []
+        assert name in daemon.out("ps", "-a", "--filter", f"name={name}")
+    finally:
+        daemon.docker("rm", "-f", name)
+
+
+def test_exec_with_bad_detach_keys_is_a_400(daemon, client, name):
+    daemon.out("run", "-d", "--name", name, "busybox", "sleep", "300")
+    try:
+        with pytest.raises(docker.errors.APIError) as e:
+            client.api.exec_create(name, ["true"], detach_keys="bogus-keys")
+        assert e.value.status_code == 400
+        assert "Invalid escape keys (bogus-keys) provided" in str(e.value.explanation)
+    finally:
+        daemon.docker("rm", "-f", name)

@@ -52,9 +52,12 @@ def test_ps_args_allowed(args):
     ops.validate_ps_args(args)
 
 
-def test_ps_args_renaming_pid_column_refused():
-    with pytest.raises(SystemError_, match='specifying "user=PID" is not allowed'):
+def test_bad_ps_args_are_the_clients_400():
+    with pytest.raises(InvalidParameter, match='specifying "user=PID" is not allowed'):
         ops.validate_ps_args("-o user=PID")
+    with pytest.raises(InvalidParameter) as e:
+        ops.validate_ps_args("-ef\0x")
+    assert e.value.message == 'invalid ps_args "-ef\\x00x": contains a NUL byte'
 
 
 def test_read_cgroup_pids_walks_child_groups(tmp_path):
