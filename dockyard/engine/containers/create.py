@@ -25,6 +25,7 @@ from dockyard.images.service import ImageService
 from dockyard.oci import validate
 from dockyard.oci.normalize import command_of, normalize_host_config
 from dockyard.oci.normalize import merge_image_config as merge_with_image
+from dockyard.oci.options import refuse_unsupported
 from dockyard.oci.schema import decode_create_request
 
 CONTAINER_SUBDIRS = ("upper", "work", "merged")
@@ -55,6 +56,7 @@ class ContainerCreator:
         check_platform(platform, image_config, image_ref)
         merged = merge_image_config(config, image_config)
         host_config, warnings = self._prepare_host_config(merged, host_config, networking)
+        refuse_unsupported(config, host_config, networking)
         check_log_config(host_config)
         cid = self.store.new_id()
         name = name or generate_name(self.store.names_taken())

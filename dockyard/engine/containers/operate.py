@@ -27,6 +27,7 @@ from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.host.environment import HostEnv
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, SystemError_
 from dockyard.oci.gojson import go_quote
+from dockyard.oci.options import UPDATE_FIELDS, refuse_not_updatable
 from dockyard.oci.resources import linux_resources, verify_resources
 from dockyard.oci.schema import decode_update_config
 from dockyard.oci.validate import validate_restart_policy
@@ -130,31 +131,25 @@ async def _run_ps(args: list[str]) -> tuple[int, bytes, bytes]:
 
 # ---------------------------------------------------------------------- update
 
-# UpdateConfig = Resources + RestartPolicy.  Only these are read from the body.
-INT_FIELDS = (
-    "CpuShares", "Memory", "NanoCpus", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod",
-    "CpuRealtimeRuntime", "BlkioWeight", "MemoryReservation", "MemorySwap", "KernelMemory",
-    "KernelMemoryTCP", "MemorySwappiness", "PidsLimit", "CpuCount", "CpuPercent",
-    "IOMaximumIOps", "IOMaximumBandwidth",
-)
-STR_FIELDS = ("CpusetCpus", "CpusetMems", "CgroupParent")
 DEVICE_LISTS = ("BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
                 "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps")
 # Copied into the stored HostConfig when non-zero (container.UpdateContainer)
 _COPY_IF_SET = ("BlkioWeight", "CpuShares", "NanoCpus", "CpuPeriod", "CpuQuota", "CpusetCpus",
                 "CpusetMems", "MemorySwap", "MemoryReservation", "CpuRealtimePeriod",
-                "CpuRealtimeRuntime")
+                "CpuRealtimeRuntime", "KernelMemory")
 
 
 def parse_update_body(body: Any, api_version: tuple[int, int] = (1, 51)) -> dict[str, Any]:
     """The request's UpdateConfig as Go's decoder reads it (types, int64
-    ranges, field names in any case).
+    ranges, field names in any case); what an update cannot change is refused.
 
     Returns a dict with the resource keys that were set and `RestartPolicy`.
     """
     req = decode_update_config(body)
     out: dict[str, Any] = {k: v for k, v in req.items()
-                           if k in (*INT_FIELDS, *STR_FIELDS, *DEVICE_LISTS) and v is not None}
+                           if k != "RestartPolicy" and v is not None}
+    refuse_not_updatable(out)
+    out = {k: v for k, v in out.items() if k in UPDATE_FIELDS}
     out["RestartPolicy"] = dict(req.get("RestartPolicy") or {})
     if api_version < (1, 40):
         out.pop("PidsLimit", None)

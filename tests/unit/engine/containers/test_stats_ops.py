@@ -94,6 +94,27 @@ def test_update_body_field_names_in_any_case():
     assert r == {"Memory": 1 << 27, "PidsLimit": 9, "RestartPolicy": {"Name": "always"}}
 
 
+@pytest.mark.parametrize("body", [
+    {"CgroupParent": "/x"}, {"Ulimits": [{"Name": "nofile", "Soft": 1, "Hard": 1}]},
+    {"OomKillDisable": True}, {"MemorySwappiness": 10}, {"Devices": [{"PathOnHost": "/a"}]},
+    {"DeviceCgroupRules": ["c 1:3 rwm"]}, {"KernelMemoryTCP": 1 << 20}, {"CpuCount": 1}])
+def test_update_refuses_what_only_create_applies(body):
+    key = next(iter(body))
+    with pytest.raises(InvalidParameter) as e:
+        ops.parse_update_body(body)
+    assert e.value.message == (f"{key} cannot be changed by an update: it only takes effect "
+                               "when the container is created")
+
+
+def test_update_accepts_zero_values_of_create_only_fields():
+    # what the docker CLI sends: every field, zero where no flag was given
+    body = {"CgroupParent": "", "Devices": None, "Ulimits": None, "OomKillDisable": None,
+            "MemorySwappiness": None, "DeviceCgroupRules": None, "CpuCount": 0,
+            "Memory": 1 << 27}
+    assert ops.parse_update_body(body) == {"Memory": 1 << 27, "RestartPolicy": {}}
+    assert "MemorySwappiness" not in ops.parse_update_body({"MemorySwappiness": -1})
+
+
 # ------------------------------------------------------------------ merge rules
 
 STORED = {"Memory": 64 << 20, "MemorySwap": 128 << 20, "NanoCpus": 0, "CpuQuota": 0,
