@@ -133,6 +133,9 @@ async def _run_ps(args: list[str]) -> tuple[int, bytes, bytes]:
 
 DEVICE_LISTS = ("BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
                 "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps")
+# The kernel refusing a cgroup value (EINVAL, ERANGE) is a value the client
+# asked for, not a failure of the host.
+_KERNEL_REFUSED = re.compile(r"Invalid argument|Numerical result out of range")
 # Copied into the stored HostConfig when non-zero (container.UpdateContainer)
 _COPY_IF_SET = ("BlkioWeight", "CpuShares", "NanoCpus", "CpuPeriod", "CpuQuota", "CpusetCpus",
                 "CpusetMems", "MemorySwap", "MemoryReservation", "CpuRealtimePeriod",
@@ -203,6 +206,16 @@ def merge_update(stored: Mapping[str, Any], req: Mapping[str, Any], container_id
         hc["Memory"] = mem
         if g("MemorySwap"):
             hc["MemorySwap"] = g("MemorySwap")
+    # the kernel refuses a swap limit below the memory limit, or one without
+    # a memory limit: say so in Docker's create-time words
+    swap = g("MemorySwap") or 0
+    if swap > 0:
+        if cur("Memory") == 0:
+            raise InvalidParameter("You should always set the Memory limit when using "
+                                   "Memoryswap limit, see usage")
+        if swap < cur("Memory"):
+            raise InvalidParameter("Minimum memoryswap limit should be larger than memory "
+                                   "limit, see usage")
     if g("PidsLimit") is not None:
         hc["PidsLimit"] = g("PidsLimit")
     rp = g("RestartPolicy") or {}
@@ -377,4 +390,5 @@ class ContainerOperations:
                 await asyncio.to_thread(write_unlimited, cg, direct)
         except (DockyardError, OSError) as e:
             msg = e.message if isinstance(e, DockyardError) else str(e)
-            raise SystemError_(f"Cannot update container {c.id}: {msg}") from None
+            error = InvalidParameter if _KERNEL_REFUSED.search(msg) else SystemError_
+            raise error(f"Cannot update container {c.id}: {msg}") from None

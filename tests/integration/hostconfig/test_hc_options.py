@@ -248,6 +248,13 @@ def test_integers_out_of_int64_are_refused_at_create_and_update(daemon, name):
         assert status == 400
         # inspect still decodes: nothing out of range was stored
         daemon.out("inspect", name)
+        # a value the kernel refuses is the client's: 400, and nothing changes
+        status, out = api(daemon, "POST", f"/v1.51/containers/{cid}/update",
+                          json.dumps({"PidsLimit": 2**62}))
+        assert status == 400 and out["message"].startswith(  # type: ignore[index]
+            f"Cannot update container {cid}: "), out
+        assert daemon.out("inspect", "-f", "{{.HostConfig.PidsLimit}}", name).strip() in (
+            "<nil>", "0")
         status, out = api(daemon, "POST", f"/v1.51/containers/{cid}/update",
                           json.dumps({"CgroupParent": "/elsewhere"}))
         assert (status, out["message"]) == (  # type: ignore[index]

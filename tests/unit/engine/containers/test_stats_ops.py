@@ -131,6 +131,19 @@ def test_merge_only_non_zero_values_change_the_stored_config():
     assert STORED["Memory"] == 64 << 20      # the stored record is not touched
 
 
+@pytest.mark.parametrize(("stored", "req", "text"), [
+    ({"Memory": 64 << 20, "MemorySwap": 128 << 20}, {"MemorySwap": 1},
+     "Minimum memoryswap limit should be larger than memory limit, see usage"),
+    ({"Memory": 0, "MemorySwap": 0}, {"MemorySwap": 128 << 20},
+     "You should always set the Memory limit when using Memoryswap limit, see usage"),
+])
+def test_merge_swap_the_kernel_would_refuse_is_a_400(stored, req, text):
+    with pytest.raises(InvalidParameter) as e:
+        ops.merge_update(stored, req, "c1")
+    assert e.value.message == text
+    ops.merge_update(stored, {"MemorySwap": -1}, "c1")
+
+
 def test_merge_memory_above_stored_swap_is_a_conflict():
     with pytest.raises(Conflict) as e:
         ops.merge_update(STORED, {"Memory": 256 << 20}, "c1")
