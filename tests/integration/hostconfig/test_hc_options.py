@@ -156,7 +156,9 @@ def test_cgroup_parent_places_the_container(daemon, client, name, form):
     parent = form.format(p=top)
     want = "/" + os.path.normpath("/" + parent).lstrip("/")
     try:
-        cid = daemon.out("run", "-d", "--name", name, "--cgroup-parent", parent, "busybox",
+        # the host cgroup namespace, so the path is shown whole on v2 too
+        cid = daemon.out("run", "-d", "--name", name, "--cgroup-parent", parent,
+                         "--cgroupns", "host", "busybox",
                          "sh", "-c", "cat /proc/self/cgroup; sleep 300").strip()
         deadline = time.time() + 10
         while not daemon.out("logs", name) and time.time() < deadline:
