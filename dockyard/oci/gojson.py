@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from dockyard.errors import InvalidParameter
@@ -66,7 +67,6 @@ class Int(GoType):
 INT64 = Int()
 INT = Int("int")
 UINT16 = Int("uint16", 0, (1 << 16) - 1)
-UINT32 = Int("uint32", 0, (1 << 32) - 1)
 UINT64 = Int("uint64", 0, (1 << 64) - 1)
 UINT = Int("uint", 0, (1 << 64) - 1)
 DURATION = Int("time.Duration")
@@ -114,14 +114,16 @@ class Struct(GoType):
     name: str = ""                # reflect's Name(), e.g. "HostConfig"
     fields: tuple[Field, ...] = ()
 
+    @cached_property
     def exact(self) -> dict[str, Field]:
         return {f.name: f for f in self.fields}
 
+    @cached_property
     def folded(self) -> dict[str, Field]:
         return {fold(f.name): f for f in self.fields}
 
     def field(self, name: str) -> Field:
-        return self.exact()[name]
+        return self.exact[name]
 
 
 def slice_of(elem: GoType, go: str | None = None) -> Slice:
@@ -171,13 +173,18 @@ def go_quote(s: str) -> str:
 
 # --------------------------------------------------------------- decoding
 
-@dataclass(frozen=True)
-class _Where:
-    struct: str = ""              # innermost struct being decoded
-    path: tuple[str, ...] = ()
+# Where a value sits: None at the top, else (where the struct was, the
+# struct, the field); the path is only spelled out when an error needs it.
+_Where = tuple[Any, Struct, Field] | None
 
-    def enter(self, s: Struct, f: Field) -> _Where:
-        return _Where(s.name, (*self.path, *f.via, f.name))
+
+def _context(where: _Where) -> tuple[str, list[str]]:
+    """(innermost struct's name, field path from the top) of a position."""
+    if where is None:
+        return "", []
+    outer, s, f = where
+    _, path = _context(outer)
+    return s.name, [*path, *f.via, f.name]
 
 
 def _what(v: Any) -> str:
@@ -198,10 +205,8 @@ def number_text(v: float) -> str:
 
 
 def type_error(what: str, where: _Where, go: str) -> InvalidParameter:
-    if where.struct:
-        into = f"Go struct field {where.struct}.{'.'.join(where.path)}"
-    else:
-        into = "Go value"
+    struct_name, path = _context(where)
+    into = f"Go struct field {struct_name}.{'.'.join(path)}" if struct_name else "Go value"
     return InvalidParameter(f"invalid JSON: json: cannot unmarshal {what} into {into} "
                             f"of type {go}")
 
@@ -232,41 +237,48 @@ def _merge(old: Any, new: Any) -> Any:
 def _value(v: Any, t: GoType, where: _Where) -> Any:
     if v is None:
         return None
-    if isinstance(t, Struct):
+    kind = type(t)
+    if kind is Str:
+        if type(v) is not str:
+            raise type_error(_what(v), where, t.go)
+        return v
+    if kind is Bool:
+        if type(v) is not bool:
+            raise type_error(_what(v), where, t.go)
+        return v
+    if kind is Int:
+        assert isinstance(t, Int)
+        if type(v) is not int:
+            if isinstance(v, float):
+                raise type_error(f"number {number_text(v)}", where, t.go)
+            raise type_error(_what(v), where, t.go)
+        if not t.lo <= v <= t.hi:
+            raise type_error(f"number {v}", where, t.go)
+        return v
+    if kind is Struct:
+        assert isinstance(t, Struct)
         return _struct(v, t, where)
-    if isinstance(t, Bool):
-        if not isinstance(v, bool):
-            raise type_error(_what(v), where, t.go)
-        return v
-    if isinstance(t, Str):
-        if not isinstance(v, str):
-            raise type_error(_what(v), where, t.go)
-        return v
-    if isinstance(t, Int):
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise type_error(_what(v), where, t.go)
-        if isinstance(v, float) or not t.lo <= v <= t.hi:
-            raise type_error(f"number {number_text(v)}", where, t.go)
-        return v
-    if isinstance(t, StrSlice):
+    if kind is StrSlice:
         if isinstance(v, str):
             return [v]
         if not isinstance(v, list) or not all(x is None or isinstance(x, str) for x in v):
             raise type_error(_what(v), where, t.go)
         return ["" if x is None else x for x in v]
-    if isinstance(t, (Slice, Array)):
+    if kind is Slice or kind is Array:
+        assert isinstance(t, (Slice, Array))
         if not isinstance(v, list):
             raise type_error(_what(v), where, t.go)
         items = [zero(t.elem) if x is None else _value(x, t.elem, where) for x in v]
         if isinstance(t, Array):
             items = items[:t.length] + [zero(t.elem)] * (t.length - len(items))
         return items
-    if isinstance(t, Map):
+    if kind is Map:
+        assert isinstance(t, Map)
         if not isinstance(v, dict):
             raise type_error(_what(v), where, t.go)
         return {k: zero(t.elem) if x is None else _value(x, t.elem, where)
                 for k, x in v.items()}
-    if isinstance(t, Empty):
+    if kind is Empty:
         if not isinstance(v, dict):
             raise type_error(_what(v), where, t.go)
         return {}
@@ -276,13 +288,13 @@ def _value(v: Any, t: GoType, where: _Where) -> Any:
 def _struct(obj: Any, t: Struct, where: _Where) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise type_error(_what(obj), where, t.go)
-    exact, folded = t.exact(), t.folded()
+    exact, folded = t.exact, t.folded
     out: dict[str, Any] = {}
     for key, raw in obj.items():
         f = exact.get(key) or folded.get(fold(key))
         if f is None:
             continue
-        v = _value(raw, f.type, where.enter(t, f))
+        v = _value(raw, f.type, (where, t, f))
         if f.name in out:
             v = _merge(out[f.name], v) if v is not None else out[f.name]
         out[f.name] = v
@@ -291,12 +303,7 @@ def _struct(obj: Any, t: Struct, where: _Where) -> dict[str, Any]:
 
 def decode(value: Any, t: Struct) -> dict[str, Any]:
     """A request body as Go would decode it into `t` (see the module doc)."""
-    return _struct(value, t, _Where())
-
-
-def decode_field(value: Any, t: Struct, name: str) -> Any:
-    """One field of `t` on its own, with the error context of a whole body."""
-    return _value(value, t.field(name).type, _Where().enter(t, t.field(name)))
+    return _struct(value, t, None)
 
 
 def is_zero(v: Any, t: GoType | None = None) -> bool:

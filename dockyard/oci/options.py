@@ -52,7 +52,6 @@ NO_MOUNTS = "mounts (--mount, HostConfig.Mounts) are not supported yet" + _TMPFS
 NO_PORTS = ("publishing ports (-p, -P) is not supported yet: there is no bridge network; "
             "--network host shares the host's ports")
 NO_LINKS = "links (--link) are not supported yet: there is no bridge network"
-NO_NETWORKS = "user-defined networks are not supported yet"
 NO_MAC = "setting a MAC address is not supported yet: there is no bridge network"
 
 _ENDPOINT_REFUSED: dict[str, str | None] = {
