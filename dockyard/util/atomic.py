@@ -8,9 +8,13 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write(path: str | Path, data: bytes, mode: int = 0o644) -> None:
+def atomic_write(path: str | Path, data: bytes, mode: int = 0o644, *,
+                 make_parents: bool = True) -> None:
+    """`make_parents=False` for a file whose directory must already exist
+    (a record must never bring back a directory that was removed)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:

@@ -65,6 +65,60 @@ class Daemon:
 
 # every base and exec root a test daemon used, for the end-of-session sweep
 _USED_DIRS: list[Path] = []
+# what a stopped test daemon left of its removed containers (see leftovers())
+_LEAKS: list[str] = []
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CGROUP_PARENT = "dockyard"
+
+
+def container_cgroups() -> set[Path]:
+    """Container cgroups under the engine's parent with no process in them."""
+    found = set()
+    for cg in list(CGROUP_ROOT.glob(f"*/{CGROUP_PARENT}/*")) + \
+            list(CGROUP_ROOT.glob(f"{CGROUP_PARENT}/*")):
+        if not cg.is_dir() or len(cg.name) != 64:
+            continue
+        try:
+            if not (cg / "cgroup.procs").read_text().strip():
+                found.add(cg)
+        except OSError:
+            continue
+    return found
+
+
+def leftovers(d: Daemon) -> list[str]:
+    """What is left on the host of a daemon's containers once they are all
+    removed: mounts under its roots, conmon processes, network namespaces,
+    bundles and runtime state."""
+    out = []
+    roots = (str(d.data_root), str(d.exec_root))
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        target = line.split()[4]
+        if target.startswith(roots) and not target.endswith("/netns"):
+            out.append(f"mount {target}")
+    procs = subprocess.run(["pgrep", "-af", "conmon"], capture_output=True, text=True).stdout
+    out += [f"process {p}" for p in procs.splitlines() if str(d.exec_root) in p]
+    for sub in ("netns", "bundles"):
+        base = d.exec_root / sub
+        if base.is_dir():
+            out += [f"{sub}/{p.name}" for p in base.iterdir()]
+    runtime = d.exec_root / "runtime"
+    if runtime.is_dir():
+        out += [f"runtime state {p}" for rt in runtime.iterdir() if rt.is_dir()
+                for p in rt.iterdir() if len(p.name) == 64]
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind() -> Iterator[None]:
+    """After the whole suite: no test daemon left mounts, monitors, network
+    namespaces or runtime state of removed containers, and no container
+    cgroup was left behind."""
+    cgroups_before = container_cgroups()
+    yield
+    leaked = list(_LEAKS)
+    leaked += [f"cgroup {cg}" for cg in sorted(container_cgroups() - cgroups_before)]
+    assert not leaked, "left behind by the suite's containers:\n" + "\n".join(leaked)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -120,6 +174,7 @@ def stop_daemon(d: Daemon, cleanup: bool = True) -> None:
             ids = res.stdout.decode().split()
             if ids:
                 d.docker("rm", "-f", *ids, timeout=120)
+            _LEAKS.extend(f"{d.exec_root}: {what}" for what in leftovers(d))
         d.proc.terminate()
         try:
             d.proc.wait(15)

@@ -198,7 +198,10 @@ class ContainerAttach:
         detached = asyncio.Event()
 
         async def pump_in() -> None:
-            if await forward_stdin(stdin, conn, DetachScanner(keys)):
+            # as dockerd: detach keys are looked for only on a terminal; any
+            # other stdin is data, passed through byte for byte
+            scanner = DetachScanner(keys) if tty else None
+            if await forward_stdin(stdin, conn, scanner):
                 detached.set()
                 return
             if c.config.get("StdinOnce") and not tty:

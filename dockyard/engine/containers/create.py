@@ -73,7 +73,7 @@ class ContainerCreator:
         self.store.reserve_name(name, cid)
         try:
             await asyncio.to_thread(self._make_dirs, c)
-            self.store.save(c)
+            self.store.save_new(c)
         except BaseException:
             shutil.rmtree(self.store.dir(c), ignore_errors=True)
             self.store.release_name(name, cid)

@@ -62,6 +62,8 @@ class Lifecycle:
             async with self.store.lock(c):
                 if c.state.running:
                     raise NotModified("container is already running")
+                if c.state.removal or c not in self.store:
+                    raise Conflict("container is marked for removal and cannot be started")
                 self.restart_manager.reset(c)
                 await self._start_locked(c)
         except DockyardError as e:
@@ -320,6 +322,9 @@ class Lifecycle:
         if c.state.running and not opts.force:
             raise Conflict(f'cannot remove container "/{c.name}": container is running: stop '
                            "the container before removing or force remove")
+        if c.state.status == "restarting" and not opts.force:
+            raise Conflict(f'cannot remove container "/{c.name}": container is restarting: '
+                           "stop the container before removing or force remove")
         c.state.removal = True
         try:
             if c.state.running or c.state.status == "restarting":

@@ -94,7 +94,8 @@ class Container:
 
     def save(self, directory: Path) -> None:
         atomic_write(directory / "config.v2.json",
-                     json.dumps(self.to_disk(), separators=(",", ":")).encode(), 0o600)
+                     json.dumps(self.to_disk(), separators=(",", ":")).encode(), 0o600,
+                     make_parents=False)
 
     @classmethod
     def load(cls, directory: Path) -> Container:

@@ -40,12 +40,16 @@ class ContainerRemover:
         self.monitor = monitor
 
     async def destroy(self, c: Container) -> None:
-        """Remove every trace of a stopped container, then its record."""
+        """Remove every trace of a stopped container.  It leaves the store
+        first: from then on no late writer (the exit handler of a start that
+        raced this removal, a restart timer) can save its record again."""
         async with self.store.lock(c):
+            if c not in self.store:
+                return          # removed meanwhile (rm -f and --rm racing)
             self.restart.cancel(c)
+            self.store.discard(c)
             await self.runner.release(c)
             await asyncio.to_thread(self._remove_files, c)
-            self.store.discard(c)
         await self.waiters.cancelled(c)
         self.store.emit(c, "destroy")
         self.monitor.removed(c)

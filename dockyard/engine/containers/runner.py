@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 
 from dockyard.engine.containers.record import Container
 from dockyard.engine.containers.specbuild import SpecBuilder
@@ -19,6 +20,7 @@ from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.host.environment import HostEnv
 from dockyard.errors import DockyardError, InvalidParameter, SystemError_
 from dockyard.images.service import ImageService
+from dockyard.network.netns import remove_netns
 from dockyard.runtime import commands as rtcmd
 from dockyard.runtime import conmon
 from dockyard.runtime.commands import (
@@ -123,10 +125,14 @@ class ContainerRunner:
                                          self.store.layout(c), self.runtime_for(c))
 
     async def release(self, c: Container) -> None:
-        """Delete the runtime's container, unmount the rootfs and what start
-        mounted besides it, drop an empty cgroup a failed create left."""
+        """Undo everything a run made on the host, whether it ended or never
+        started: the runtime's container, the rootfs mount and what start
+        mounted besides it, the network namespace, the bundle (conmon's
+        files), and the cgroup a failed create may leave."""
         with contextlib.suppress(Exception):
             await rtcmd.delete(self.runtime_for(c), c.id, force=True)
         await asyncio.to_thread(umount, str(self.store.rootfs(c)))
         await asyncio.to_thread(self.specs.release_host_mounts, c)
+        await asyncio.to_thread(remove_netns, self.store.netns_path(c))
+        await asyncio.to_thread(shutil.rmtree, self.store.bundle(c), True)
         await asyncio.to_thread(remove_empty_cgroup, self.host.cgroups_path(c.id, c.host_config))

@@ -150,6 +150,14 @@ class ContainerStore:
 
     # ------------------------------------------------------------ disk
     def save(self, c: Container) -> None:
+        """Write the record of a container in the store.  A writer that comes
+        after the container was removed (an exit handler racing `rm -f`)
+        writes nothing: removal wins, no record comes back from the dead."""
+        if self._by_id.get(c.id) is c:
+            c.save(self.dir(c))
+
+    def save_new(self, c: Container) -> None:
+        """Write the first record of a container being created."""
         c.save(self.dir(c))
 
     def load_all(self) -> list[Container]:
