@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Any
@@ -26,7 +25,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-" + path.name + "-")
     try:
@@ -70,24 +69,3 @@ def _unlink_quiet(path: Path) -> None:
         path.unlink()
     except FileNotFoundError:
         pass
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a file or directory tree, even with read-only dirs inside."""
-    if path.is_symlink() or path.is_file():
-        _unlink_quiet(path)
-        return
-    if not path.exists():
-        return
-
-    def onerror(func: Any, p: str, _exc: Any) -> None:
-        # A 0555 directory (e.g. /proc in a layer) cannot lose children
-        # until it is writable again; root ignores modes but tests do not run
-        # as root.
-        try:
-            os.chmod(os.path.dirname(p), 0o700)
-            func(p)
-        except FileNotFoundError:
-            pass
-
-    shutil.rmtree(path, onerror=onerror)
