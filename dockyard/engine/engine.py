@@ -61,6 +61,7 @@ class Engine:
         self.store = ContainerStore(self.data_root, self.exec_root, self.events)
         self._lock_fd: int | None = None
         self._lifecycle: Lifecycle | None = None
+        self._remover: ContainerRemover | None = None
         self._logs: LogService | None = None
         self._execs: ExecService | None = None
         self._reaper: asyncio.Task[None] | None = None
@@ -127,6 +128,7 @@ class Engine:
         restart = RestartManager(store)
         health = HealthMonitor(store, runner)
         remover = ContainerRemover(store, runner, restart, waiters, monitor)
+        self._remover = remover
         lifecycle = Lifecycle(store, runner, monitor, restart, health, waiters, remover)
         stats = StatsService(store, host)
         execs = ExecService(store, runner, host, self.events)
@@ -143,10 +145,14 @@ class Engine:
                                   execs=execs)
 
     async def _open_containers(self) -> None:
-        assert self._lifecycle is not None
+        assert self._lifecycle is not None and self._remover is not None
         await asyncio.to_thread(prepare_netns_dir, self.store.netns_dir)
         for c in await asyncio.to_thread(self.store.load_all):
-            await asyncio.to_thread(unmount_stale_views, self.store.dir(c))   # a crash's
+            try:
+                await asyncio.to_thread(unmount_stale_views, self.store.dir(c))   # a crash's
+            except OSError as e:
+                log.warning("container %s: stale views: %s", c.id[:12], e)
+        await asyncio.to_thread(self._remover.sweep_orphans, self.store.orphans())
         await self._lifecycle.restore_all()
 
     # ----------------------------------------------------------- stop

@@ -301,6 +301,25 @@ class TreeWalk:
             cur.close()
 
 
+def directories(path: str | Path) -> Iterator[int]:
+    """An fd of `path` and of every directory below it, each valid until the
+    next is asked for; `path` missing or unreadable yields nothing, and what
+    vanishes meanwhile is skipped."""
+    try:
+        fd = os.open(path, DIR_FLAGS)
+    except OSError:
+        return
+    try:
+        yield fd
+        for e in TreeWalk(fd):
+            if e.kind == DIR:
+                yield e.fd
+    except OSError as e:
+        log.debug("walking %s: %s", path, e)
+    finally:
+        os.close(fd)
+
+
 # ---------------------------------------------------------------- removal
 
 MAX_DETACH = 16         # mounts stacked on one directory that removal detaches

@@ -160,7 +160,7 @@ class ContainerStore:
         loaded = []
         for d in sorted(self.root.iterdir()):
             if not (d / RECORD_FILE).exists():
-                continue
+                continue                # see orphans()
             try:
                 c = Container.load(d)
             except (OSError, ValueError, TypeError) as e:
@@ -169,6 +169,18 @@ class ContainerStore:
             self.add(c)
             loaded.append(c)
         return loaded
+
+    def orphans(self) -> list[Path]:
+        """Container directories without a record: what a removal or a create
+        interrupted by a crash left (the record is written last by a create
+        and removed first by a removal)."""
+        out = []
+        for d in sorted(self.root.iterdir()):
+            if (len(d.name) == 64 and all(ch in "0123456789abcdef" for ch in d.name)
+                    and d.is_dir() and not d.is_symlink()
+                    and not (d / RECORD_FILE).exists() and d.name not in self._by_id):
+                out.append(d)
+        return out
 
     # ------------------------------------------------------------ events
     def emit(self, c: Container, action: str, **extra: str) -> None:
