@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
+from dockyard.util.cancel import CancelToken, check
+
 CHUNK = 1 << 20
 
 
@@ -53,11 +55,13 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 
 
-def copy_hashing(src: IO[bytes], dst: IO[bytes]) -> tuple[str, int]:
+def copy_hashing(src: IO[bytes], dst: IO[bytes], cancel: CancelToken | None = None
+                 ) -> tuple[str, int]:
     """Copy a stream, returning its sha256 digest and length."""
     h = hashlib.sha256()
     n = 0
     while chunk := src.read(CHUNK):
+        check(cancel)
         h.update(chunk)
         dst.write(chunk)
         n += len(chunk)

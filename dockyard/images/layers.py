@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockyard.errors import InvalidParameter, SystemError_
+from dockyard.util.cancel import CancelToken, check
 from dockyard.util.safetar import SafeExtractor
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def invalid_layer_tar(e: BaseException) -> InvalidLayerTar:
     if isinstance(e, EOFError):
         return InvalidLayerTar("unexpected EOF")
     text = str(e)
-    return InvalidLayerTar(_GO_TAR_ERRORS.get(text, text or type(e).__name__))
+    return InvalidLayerTar(_GO_TAR_ERRORS.get(text, text or "archive/tar: invalid tar header"))
 
 
 @dataclass
@@ -118,8 +119,8 @@ class _LayerExtractor(SafeExtractor):
     log = log                       # this module's logger, not safetar's
     label = "layer"
 
-    def __init__(self, root_fd: int, privileged: bool) -> None:
-        super().__init__(root_fd, overlay_xattrs=True)
+    def __init__(self, root_fd: int, privileged: bool, cancel: CancelToken | None) -> None:
+        super().__init__(root_fd, overlay_xattrs=True, cancel=cancel)
         self.privileged = privileged
         self.result = ApplyResult()
 
@@ -128,6 +129,7 @@ class _LayerExtractor(SafeExtractor):
 
     def apply(self, tf: tarfile.TarFile) -> ApplyResult:
         for ti in tf:
+            check(self.cancel)
             if "\0" in ti.name or "\0" in ti.linkname:
                 # Go's tar reader refuses a NUL in a PAX path or linkpath
                 raise InvalidLayerTar("archive/tar: invalid tar header")
@@ -205,14 +207,15 @@ class _LayerExtractor(SafeExtractor):
             os.close(sfd)
 
 
-def apply_layer_tar(tar_path: Path, dest: Path, privileged: bool = False) -> ApplyResult:
+def apply_layer_tar(tar_path: Path, dest: Path, privileged: bool = False,
+                    cancel: CancelToken | None = None) -> ApplyResult:
     """Unpack an (uncompressed or gzip) layer tar into the directory `dest`."""
     if os.path.getsize(tar_path) == 0:
         return ApplyResult()           # Go's tar reader: no data is an empty archive
     root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         with tarfile.open(tar_path, mode="r|*") as tf, \
-                _LayerExtractor(root_fd, privileged) as ex:
+                _LayerExtractor(root_fd, privileged, cancel) as ex:
             return ex.apply(tf)
     except (tarfile.TarError, EOFError, zlib.error) as e:
         raise invalid_layer_tar(e) from e

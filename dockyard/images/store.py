@@ -50,9 +50,11 @@ from typing import Any
 
 from dockyard.errors import InvalidParameter, NotFound
 from dockyard.images import fsutil
+from dockyard.images.imageconfig import check_image_config
 from dockyard.images.layers import apply_layer_tar
 from dockyard.images.reference import Reference, parse_any, parse_normalized_named
 from dockyard.util import fstree
+from dockyard.util.cancel import CancelToken
 from dockyard.util.timefmt import rfc3339_nano_fixed
 
 log = logging.getLogger(__name__)
@@ -207,7 +209,7 @@ class ImageStore:
         return self.tmp / f"{prefix}-{uuid.uuid4().hex}"
 
     def add_layer(self, tar_path: Path, diff_id: str, chain_id: str, parent: str,
-                  privileged: bool = False) -> bool:
+                  privileged: bool = False, cancel: CancelToken | None = None) -> bool:
         """Unpack an uncompressed, verified layer tar; True if it was new.
 
         The tar is moved into the blob store (it is the source of truth for
@@ -223,7 +225,7 @@ class ImageStore:
         stage = self.new_temp("layer")
         (stage / "diff").mkdir(parents=True)
         try:
-            result = apply_layer_tar(blob, stage / "diff", privileged=privileged)
+            result = apply_layer_tar(blob, stage / "diff", privileged=privileged, cancel=cancel)
             fsutil.atomic_write_json(stage / "layer.json", {
                 "chain_id": chain_id, "diff_id": diff_id, "parent": parent,
                 "size": result.size})
@@ -277,11 +279,9 @@ class ImageStore:
                 self._write_meta(existing)
             return existing, False
         try:
-            cfg = json.loads(config_bytes)
+            cfg = check_image_config(json.loads(config_bytes))
         except ValueError as e:
             raise InvalidParameter(f"invalid image config: {e}") from e
-        if not isinstance(cfg, dict):
-            raise InvalidParameter("invalid image config: not an object")
         for c in chain_ids(list((cfg.get("rootfs") or {}).get("diff_ids") or [])):
             if not self.has_layer(c):
                 raise InvalidParameter(f"layer {c} of image {image_id} is missing")

@@ -35,6 +35,7 @@ import tarfile
 from collections.abc import Callable, Iterable
 from typing import Self
 
+from dockyard.util.cancel import CancelToken, check
 from dockyard.util.fstree import DirCursor, TreeChanged, remove_at
 
 CHUNK = 1 << 20
@@ -70,7 +71,8 @@ def open_dir_at(dir_fd: int, comps: Iterable[str], flags: int = DIR_FLAGS,
 class SafeExtractor:
     """Places tar members below `root_fd`; see the module docstring.
 
-    Options: `owner` replaces every member's uid/gid (copyUIDGID);
+    Options: `cancel` stops a long extraction between chunks (it raises
+    `Cancelled`); `owner` replaces every member's uid/gid (copyUIDGID);
     `overlay_xattrs` lets members carry overlayfs' own trusted.overlay.*
     xattrs (a layer may, a `docker cp` upload may not); `new_parent_owner`
     is given to the parent directories made for members whose parents the
@@ -87,8 +89,10 @@ class SafeExtractor:
 
     def __init__(self, root_fd: int, *, owner: tuple[int, int] | None = None,
                  overlay_xattrs: bool = False,
-                 new_parent_owner: tuple[int, int] | None = None) -> None:
+                 new_parent_owner: tuple[int, int] | None = None,
+                 cancel: CancelToken | None = None) -> None:
         self.root_fd = root_fd
+        self.cancel = cancel
         self.owner = owner
         self.overlay_xattrs = overlay_xattrs
         self.new_parent_owner = new_parent_owner
@@ -201,6 +205,7 @@ class SafeExtractor:
                 src = tf.extractfile(ti)
                 if src is not None:
                     while chunk := src.read(CHUNK):
+                        check(self.cancel)
                         out.write(chunk)
         elif ti.issym():
             # the target is stored verbatim: nothing here ever follows it
