@@ -316,6 +316,9 @@ class _CopyExtractor(SafeExtractor):
         try:
             with tarfile.open(fileobj=stream, mode="r|*") as tf:
                 for ti in tf:
+                    if "\0" in ti.name or "\0" in ti.linkname:
+                        raise InvalidParameter("invalid tar archive: archive/tar: invalid tar "
+                                               "header")
                     comps = _lexical(self.dest, ti.name)
                     if comps is None:
                         raise BreakoutError(
@@ -364,9 +367,19 @@ class _CopyExtractor(SafeExtractor):
             os.close(sfd)
 
 
+# what an archive entry (or the container changing the tree meanwhile) can
+# cause; any other failure is the host's
+_CLIENT_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EEXIST,
+                            errno.ENOTEMPTY, errno.EISDIR, errno.ENAMETOOLONG, errno.EINVAL,
+                            errno.EMLINK, errno.EXDEV, errno.ESTALE, errno.EPERM})
+
+
 def extract(root_fd: int, dest: list[str], stream: IO[bytes], opts: ExtractOptions) -> None:
     try:
         with _CopyExtractor(root_fd, dest, opts) as ex:
             ex.run(stream)
     except OSError as e:
-        raise SystemError_(f"extracting archive: {e.strerror or e}") from e
+        text = f"extracting archive: {e.strerror or e}"
+        if e.errno in _CLIENT_ERRNOS:
+            raise InvalidParameter(text) from e
+        raise SystemError_(text) from e
