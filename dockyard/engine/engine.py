@@ -76,6 +76,9 @@ class Engine:
     # ----------------------------------------------------------- start
     def lock_data_root(self) -> None:
         self.data_root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        # others may pass (a remapped root must) but list nothing; what is
+        # inside keeps itself private (images/ 0700, containers/ 0710)
+        os.chmod(self.data_root, 0o711)
         fd = os.open(self.data_root / "dockyard.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -92,6 +95,7 @@ class Engine:
     async def start(self) -> None:
         self.lock_data_root()
         self.exec_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.exec_root, 0o700)
         facts = await asyncio.to_thread(probe_host)
         # binfmt_misc for foreign images (a daemon option; see host/emulation.py)
         emulation = Emulation(self.config.emulation, facts.arch)
