@@ -62,6 +62,7 @@ class Engine:
         self._lock_fd: int | None = None
         self._lifecycle: Lifecycle | None = None
         self._remover: ContainerRemover | None = None
+        self._files: ContainerFiles | None = None
         self._logs: LogService | None = None
         self._execs: ExecService | None = None
         self._reaper: asyncio.Task[None] | None = None
@@ -136,14 +137,15 @@ class Engine:
         lifecycle = Lifecycle(store, runner, monitor, restart, health, waiters, remover)
         stats = StatsService(store, host)
         execs = ExecService(store, runner, host, self.events)
+        files = ContainerFiles(store, images, lifecycle)
         containers = ContainerBackendService(
             creator=ContainerCreator(store, images, host),
             views=ContainerViews(store, images),
             lifecycle=lifecycle, remover=remover,
             attach=ContainerAttach(store, waiters, logs), logs=logs, stats=stats,
             operations=ContainerOperations(store, runner, stats, host),
-            files=ContainerFiles(store, images, lifecycle))
-        self._lifecycle, self._logs, self._execs = lifecycle, logs, execs
+            files=files)
+        self._lifecycle, self._logs, self._execs, self._files = lifecycle, logs, execs, files
         self._backends = Backends(system=SystemService(host, store, images, self.events),
                                   images=ImageBackendService(images), containers=containers,
                                   execs=execs)
@@ -158,6 +160,8 @@ class Engine:
                 log.warning("container %s: stale views: %s", c.id[:12], e)
         await asyncio.to_thread(self._remover.sweep_orphans, self.store.orphans())
         await self._lifecycle.restore_all()
+        if self._files is not None:
+            await self._files.resume_interrupted_commits()
 
     # ----------------------------------------------------------- stop
     async def shutdown(self) -> None:

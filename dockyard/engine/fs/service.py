@@ -47,6 +47,8 @@ log = logging.getLogger("dockyard.fs")
 INIT_LAYER_FILES = frozenset({"/.dockerenv", "/etc/resolv.conf", "/etc/hosts",
                               "/etc/hostname", "/dev/console"})
 PIPE_CHUNK = 1 << 20
+# in a container's directory while a commit holds it paused
+COMMIT_PAUSE_MARK = "commit-paused"
 
 
 class ContainerFiles:
@@ -282,12 +284,18 @@ class ContainerFiles:
             raise Conflict(f"You cannot commit container {c.id} which is being removed")
         new_config = build_commit_config(opts.config, c.config, opts.changes)
         paused_here = False
+        mark = self.store.dir(c) / COMMIT_PAUSE_MARK
         if opts.pause and c.state.status == "running":
+            # written first: a daemon killed during the commit unpauses at start
+            await asyncio.to_thread(mark.touch, 0o600)
             try:
                 await self.lifecycle.pause(c.id)
                 paused_here = True
             except DockyardError as e:
                 log.info("commit: could not pause %s: %s", c.id[:12], e.message)
+            finally:
+                if not paused_here:
+                    await asyncio.to_thread(mark.unlink, True)
         try:
             upper = self.store.dir(c) / "upper"
             skips = Skips.of(mount_points(c.config, c.host_config))
@@ -302,12 +310,30 @@ class ContainerFiles:
             if paused_here:
                 with contextlib.suppress(DockyardError):
                     await self.lifecycle.unpause(c.id)
+                await asyncio.to_thread(mark.unlink, True)
         image_ref = ""
         if target is not None:
             image_ref = await self.images.tag(image_id, *target)
         self.store.emit(c, "commit", comment=opts.comment, imageID=image_id,
                         imageRef=image_ref)
         return image_id
+
+
+    async def resume_interrupted_commits(self) -> None:
+        """At start: containers a commit paused when the daemon died during it
+        run again (a pause the user asked for has no mark and stays)."""
+        for c in self.store:
+            mark = self.store.dir(c) / COMMIT_PAUSE_MARK
+            if not await asyncio.to_thread(mark.exists):
+                continue
+            if c.state.status == "paused":
+                log.info("unpausing %s, paused by a commit the daemon did not finish",
+                         c.id[:12])
+                try:
+                    await self.lifecycle.unpause(c.id)
+                except DockyardError as e:
+                    log.warning("unpausing %s: %s", c.id[:12], e.message)
+            await asyncio.to_thread(mark.unlink, True)
 
 
 def _read_in_root(root_fd: int, path: str) -> str:
