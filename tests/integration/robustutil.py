@@ -94,28 +94,39 @@ def send_request(sock_path: str, method: str, target: str, body: bytes = b"",
 
 
 def read_response(s: socket.socket, timeout: float = 120) -> tuple[int, bytes]:
-    """(status, body) of a response read to the connection's end."""
+    """(status, body) of the next response on the connection."""
     s.settimeout(timeout)
     data = b""
-    while True:
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise AssertionError(f"connection closed before a response: {data[:200]!r}")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    fields = {k.strip().lower(): v.strip() for k, _, v in
+              (line.partition(b":") for line in head.split(b"\r\n")[1:])}
+    if b"content-length" in fields:
+        n = int(fields[b"content-length"])
+        while len(body) < n:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return status, body[:n]
+    while not body.endswith(b"\r\n0\r\n\r\n") and not body.startswith(b"0\r\n\r\n"):
         chunk = s.recv(65536)
         if not chunk:
             break
-        data += chunk
-        if b"\r\n0\r\n\r\n" in data:
+        body += chunk
+    out, rest = b"", body
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        n = int(size_line, 16)
+        if n == 0:
             break
-    head, _, body = data.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    if b"transfer-encoding: chunked" in head.lower():
-        out, rest = b"", body
-        while rest:
-            size_line, _, rest = rest.partition(b"\r\n")
-            n = int(size_line, 16)
-            if n == 0:
-                break
-            out, rest = out + rest[:n], rest[n + 2:]
-        body = out
-    return status, body
+        out, rest = out + rest[:n], rest[n + 2:]
+    return status, out
 
 
 def wait_for(cond: Callable[[], Any], timeout: float = 60, what: str = "") -> Any:
