@@ -152,7 +152,7 @@ class ArchiveReader:
     def json(self, name: str) -> Any:
         try:
             return json.loads(self.read(name))
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:   # too deeply nested too
             raise InvalidParameter(f"invalid archive: {name}: {e}") from e
 
     def images(self) -> list[ArchiveImage]:

@@ -170,7 +170,7 @@ class ImageService:
                 cfg_bytes = reader.read(ai.config_member)
                 try:
                     cfg = check_image_config(json.loads(cfg_bytes))
-                except ValueError as e:
+                except (ValueError, RecursionError) as e:
                     raise InvalidParameter(f"invalid image config {ai.config_member}: {e}"
                                            ) from e
                 diff_ids = list(cfg["rootfs"].get("diff_ids") or [])

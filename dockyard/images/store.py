@@ -280,7 +280,7 @@ class ImageStore:
             return existing, False
         try:
             cfg = check_image_config(json.loads(config_bytes))
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise InvalidParameter(f"invalid image config: {e}") from e
         for c in chain_ids(list((cfg.get("rootfs") or {}).get("diff_ids") or [])):
             if not self.has_layer(c):

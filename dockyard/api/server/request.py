@@ -124,7 +124,7 @@ class Request:
         try:
             text = data.decode("utf-8")
             obj, end = json.JSONDecoder().raw_decode(text)
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
             raise InvalidParameter(f"invalid JSON: {e}") from e
         if text[end:].strip():
             raise InvalidParameter("unexpected content after JSON")
@@ -185,7 +185,7 @@ def parse_filters(raw: str | None) -> dict[str, list[str]]:
         return {}
     try:
         obj = json.loads(raw)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise InvalidParameter(f"invalid filter: {e}") from e
     if not isinstance(obj, dict):
         raise InvalidParameter("invalid filter: filters must be a JSON object")

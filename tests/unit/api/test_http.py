@@ -115,6 +115,16 @@ def test_bad_json_and_trailing_content():
     assert json.loads(body_of(out[1]))["message"] == "unexpected content after JSON"
 
 
+def test_json_nested_too_deep_is_a_client_error():
+    deep = b"[" * 200_000
+    out = run_app([b"POST /echo/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                   b"Content-Length: %d\r\n\r\n" % len(deep) + deep])
+    assert out[0].split(b" ")[1] == b"400"
+    assert json.loads(body_of(out[0]))["message"].startswith("invalid JSON")
+    with pytest.raises(InvalidParameter):
+        parse_filters("[" * 200_000)
+
+
 def test_keep_alive_after_stream():
     raw = (b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n"
            b"GET /err/nf HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

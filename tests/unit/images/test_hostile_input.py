@@ -128,6 +128,8 @@ def test_archives_of_the_wrong_shape(tmp_path: Path) -> None:
         TAR + "link /nothere /c.json: no such file or directory")
     oci = tar_bytes([entry("index.json", data=b'{"manifests": [{"no": "digest"}]}')])
     assert "index.json" in _reader_error(tmp_path, oci)
+    nested = tar_bytes([entry("manifest.json", data=b"[" * 100_000)])
+    assert "manifest.json" in _reader_error(tmp_path, nested)
 
 
 @pytest.mark.parametrize(("change", "text"), [
