@@ -170,7 +170,17 @@ class ImageStore:
         except (OSError, ValueError) as e:
             log.error("unreadable repositories.json, no image is tagged: %s", e)
             refs = {}
-        self.refs = {r: i for r, i in refs.get("refs", {}).items() if i in self.images}
+        self.refs = {}
+        saved = refs.get("refs") if isinstance(refs, dict) else None
+        for r, i in (saved if isinstance(saved, dict) else {}).items():
+            if i not in self.images:
+                continue
+            try:
+                parse_normalized_named(r)
+            except InvalidParameter:
+                log.error("dropping unreadable reference %r", r)
+                continue
+            self.refs[r] = i
         self._refresh_refs()
 
     def _record(self, image_id: str, cfg_bytes: bytes, meta: dict[str, Any]) -> ImageRecord:
