@@ -37,7 +37,7 @@ from dockyard.engine.fs.views import (
 )
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound, SystemError_
 from dockyard.images.service import ImageService
-from dockyard.util.fstree import open_regular
+from dockyard.util.fstree import TreeChanged, open_regular
 from dockyard.util.mount import is_mountpoint
 
 log = logging.getLogger("dockyard.fs")
@@ -117,7 +117,13 @@ class ContainerFiles:
         upper = self.store.dir(c) / "upper"
         lowers = self.images.lower_dirs(c.image_id)
         skips = Skips.of(mount_points(c.config, c.host_config))
-        return await asyncio.to_thread(compute_changes, upper, lowers, skips)
+        for _ in range(3):
+            try:
+                return await asyncio.to_thread(compute_changes, upper, lowers, skips)
+            except TreeChanged:
+                continue                # a running container moved what was compared
+        raise Conflict(f"the filesystem of container {c.id[:12]} kept changing while it "
+                       "was compared; try again")
 
     # ------------------------------------------------------------ cp: stat and read
     def _not_found(self, path: str, ref: str) -> NotFound:
@@ -304,8 +310,12 @@ class ContainerFiles:
                      "comment": opts.comment,
                      "created_by": " ".join(c.config.get("Cmd") or [])}
             lowers = self.images.lower_dirs(c.image_id)
-            image_id = await self.images.commit_layer(
-                c.image_id, commit_tar(upper, lowers, skips), child)
+            try:
+                image_id = await self.images.commit_layer(
+                    c.image_id, commit_tar(upper, lowers, skips), child)
+            except TreeChanged:
+                raise Conflict(f"the filesystem of container {c.id[:12]} changed while it "
+                               "was committed (commit with pause to avoid it)") from None
         finally:
             if paused_here:
                 with contextlib.suppress(DockyardError):

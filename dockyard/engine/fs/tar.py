@@ -80,6 +80,9 @@ class TarStreamer:
     # export: container paths Docker's init layer holds as empty 0755 files
     # (bind-mount targets); whatever the runtime left there is shown as those
     init_files: frozenset[str] = frozenset()
+    # a tree rearranged under the walk: export and cp end their archive there
+    # (a running container may do that); a commit must not keep half a layer
+    partial_ok: bool = True
     _links: dict[tuple[int, int], str] = field(default_factory=dict)
     _pending: list[bytes] = field(default_factory=list)
 
@@ -201,6 +204,8 @@ class TarStreamer:
                 else:
                     yield from self._leaf(e.fd, e.name, prefix + rel, child, e.st)
         except TreeChanged as err:
+            if not self.partial_ok:
+                raise
             log.info("fsops: %s: %s; the archive ends here", cpath, err)
         del self._pending[marks[0] or 0:]
 

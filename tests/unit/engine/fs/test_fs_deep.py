@@ -10,12 +10,14 @@ import sys
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from dockyard.engine.fs.commit import commit_tar
 from dockyard.engine.fs.diff import Skips, compute_changes
 from dockyard.engine.fs.paths import resolve
 from dockyard.engine.fs.tar import END_OF_ARCHIVE, TarStreamer
 from dockyard.images.layers import apply_layer_tar
-from dockyard.util.fstree import tree_size
+from dockyard.util.fstree import TreeChanged, tree_size
 
 NAME = "n" * 4
 DEPTH = 2 * sys.getrecursionlimit() + 500       # ~12k characters of path
@@ -151,3 +153,47 @@ def test_resolve_a_deep_path_with_symlinks(deep_tmp: Path) -> None:
         assert resolve(fd, "/rel", True) == ["escape"]          # ".." stops at the root
     finally:
         os.close(fd)
+
+
+def _rearranging_tree(root: Path) -> None:
+    (root / "a" / "b" / "c").mkdir(parents=True)
+    (root / "a" / "b" / "c" / "f").write_text("x")
+    (root / "z").write_text("z")
+
+
+def _rearrange(root: Path) -> None:
+    """What a running container may do while it is archived: the directory
+    being walked moves away and the one above it is replaced."""
+    os.rename(root / "a" / "b" / "c", root / "moved")
+    os.rename(root / "a", root / "old")
+    (root / "a").mkdir()
+
+
+def test_tree_rearranged_under_an_export_ends_it_validly(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _rearranging_tree(root)
+    fd = os.open(root, os.O_RDONLY)
+    buf = io.BytesIO()
+    try:
+        for chunk in TarStreamer().dir_tree(fd, "", "/", include_self=False):
+            buf.write(chunk)
+            if b"a/b/c/f" in chunk:
+                _rearrange(root)
+        buf.write(END_OF_ARCHIVE)
+    finally:
+        os.close(fd)
+    buf.seek(0)
+    with tarfile.open(fileobj=buf) as tf:
+        names = tf.getnames()
+    assert names[:4] == ["a", "a/b", "a/b/c", "a/b/c/f"]
+    assert not any(n.startswith(("moved", "old")) for n in names)
+
+
+def test_tree_rearranged_under_a_commit_fails_it(tmp_path: Path) -> None:
+    upper, lower = tmp_path / "upper", tmp_path / "lower"
+    lower.mkdir()
+    _rearranging_tree(upper)
+    with pytest.raises(TreeChanged):
+        for chunk in commit_tar(upper, [str(lower)], Skips.of([])):
+            if b"a/b/c/f" in chunk:
+                _rearrange(upper)
