@@ -227,8 +227,8 @@ class TreeWalk:
 
     def _list(self, fd: int) -> list[str]:
         names = os.listdir(fd)
-        # popped from the end: reversed order walks them in order
-        names.sort(reverse=True)
+        if self.sort:
+            names.sort(reverse=True)    # popped from the end: walked in order
         return names
 
     def _enter(self, cur: DirCursor, name: str) -> os.stat_result:
@@ -244,7 +244,7 @@ class TreeWalk:
         cur = DirCursor(self.root_fd, self.one_mount)
         self._cursor = cur
         try:
-            root_names = (sorted(self._names, reverse=True) if self._names is not None
+            root_names = (list(reversed(self._names)) if self._names is not None
                           else self._list(cur.fd))
             pending: list[list[str]] = [root_names]
             left: list[os.stat_result] = []
