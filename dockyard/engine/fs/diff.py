@@ -291,8 +291,10 @@ class _Frame:
     skipped: bool = False
 
 
-def _path_key(change: tuple[str, int]) -> list[str]:
-    return change[0].split("/")
+def _path_key(change: tuple[str, int]) -> str:
+    # component order without splitting (a deep path has thousands of
+    # components): NUL, which no name holds, sorts before every other byte
+    return change[0].replace("/", "\0")
 
 
 def compute_changes(upper: Path, lowers: list[str], skips: Skips) -> list[dict[str, Any]]:

@@ -173,7 +173,8 @@ def test_deep_image_tree_import_rmi_and_restart(own_daemon: Daemon) -> None:
 
 
 @pytest.mark.parametrize("op", ["import", "load"])
-def test_client_leaving_cancels_the_unpacking(daemon: Daemon, op: str) -> None:
+def test_client_leaving_cancels_the_unpacking(own_daemon: Daemon, op: str) -> None:
+    daemon = own_daemon
     layer = many_files_tar(40000)
     tag = f"gone-{op}:1"
     before = store_state(daemon.data_root)
