@@ -146,6 +146,25 @@ def test_load_of_a_non_archive(daemon: Daemon, client, body: bytes) -> None:
     assert last["error"] == last["errorDetail"]["message"]
 
 
+@pytest.mark.parametrize("op", ["import", "load"])
+def test_client_leaving_mid_upload_leaves_nothing(own_daemon: Daemon, op: str) -> None:
+    import socket
+
+    d = own_daemon
+    before = store_state(d.data_root)
+    body = many_files_tar(20000)
+    target = ("/v1.47/images/create?fromSrc=-&repo=half&tag=1" if op == "import"
+              else "/v1.47/images/load?quiet=1")
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(d.socket)
+    s.sendall(f"POST {target} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/x-tar\r\n"
+              f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:len(body) // 2])
+    wait_for(lambda: staging(d.data_root, op), what="the upload being spooled")
+    s.close()
+    wait_for(lambda: store_state(d.data_root) == before, 60, "the store as it was")
+    assert d.docker("image", "inspect", "half:1").returncode != 0
+
+
 def test_deep_image_tree_import_rmi_and_restart(own_daemon: Daemon) -> None:
     d = own_daemon
     before = store_state(d.data_root)
