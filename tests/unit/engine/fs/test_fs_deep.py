@@ -20,7 +20,7 @@ from dockyard.images.layers import apply_layer_tar
 from dockyard.util.fstree import TreeChanged, tree_size
 
 NAME = "n" * 4
-DEPTH = 2 * sys.getrecursionlimit() + 500       # ~12k characters of path
+DEPTH = sys.getrecursionlimit() + 500           # ~7.5k characters of path
 
 
 def chain(top: Path, depth: int, leaf: bytes = b"x") -> None:
