@@ -207,7 +207,10 @@ class SafeExtractor:
                     while chunk := src.read(CHUNK):
                         check(self.cancel)
                         out.write(chunk)
-        elif ti.issym():
+                out.flush()
+                self._meta_fd(fd, ti)   # through the fd it was written by
+            return
+        if ti.issym():
             # the target is stored verbatim: nothing here ever follows it
             self.check_symlink(ti, comps)
             os.symlink(ti.linkname, name, dir_fd=dfd)

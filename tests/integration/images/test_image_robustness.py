@@ -213,9 +213,9 @@ def test_client_leaving_cancels_the_unpacking(own_daemon: Daemon, op: str) -> No
 
 @pytest.mark.parametrize("op", ["import", "load", "rmi"])
 def test_kill_dash_nine_mid_operation_then_start(own_daemon: Daemon, op: str) -> None:
-    """The half made layer (or the half deleted one) is 2,000 directories deep."""
+    """The half made layer (or the half deleted one) is 1,500 directories deep."""
     d = own_daemon
-    layer = many_files_tar(15000, depth=2000)
+    layer = many_files_tar(8000, depth=1500)
     past_the_deep_part = lambda: unpacking_past(d.data_root, "d0")
     before = store_state(d.data_root)
     images_before = d.out("images", "-q", "--no-trunc")
