@@ -20,6 +20,7 @@ from dockyard.api.routes.images import ImageRoutes
 from dockyard.api.routes.system import SystemRoutes
 from dockyard.api.server import (
     STREAM_LIMIT,
+    ClientGone,
     HttpServer,
     Limits,
     Request,
@@ -98,6 +99,9 @@ class App:
         req.params = params
         try:
             resp = await handler(req)
+        except ClientGone:
+            log.info("%s %s: the client left; its request was cancelled", req.method, req.path)
+            raise
         except DockyardError:
             raise
         except asyncio.CancelledError:

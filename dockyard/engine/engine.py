@@ -61,6 +61,8 @@ class Engine:
         self.store = ContainerStore(self.data_root, self.exec_root, self.events)
         self._lock_fd: int | None = None
         self._lifecycle: Lifecycle | None = None
+        self._remover: ContainerRemover | None = None
+        self._files: ContainerFiles | None = None
         self._logs: LogService | None = None
         self._execs: ExecService | None = None
         self._reaper: asyncio.Task[None] | None = None
@@ -75,6 +77,9 @@ class Engine:
     # ----------------------------------------------------------- start
     def lock_data_root(self) -> None:
         self.data_root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        # others may pass (a remapped root must) but list nothing; what is
+        # inside keeps itself private (images/ 0700, containers/ 0710)
+        os.chmod(self.data_root, 0o711)
         fd = os.open(self.data_root / "dockyard.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -91,6 +96,7 @@ class Engine:
     async def start(self) -> None:
         self.lock_data_root()
         self.exec_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.exec_root, 0o700)
         facts = await asyncio.to_thread(probe_host)
         # binfmt_misc for foreign images (a daemon option; see host/emulation.py)
         emulation = Emulation(self.config.emulation, facts.arch)
@@ -127,27 +133,35 @@ class Engine:
         restart = RestartManager(store)
         health = HealthMonitor(store, runner)
         remover = ContainerRemover(store, runner, restart, waiters, monitor)
+        self._remover = remover
         lifecycle = Lifecycle(store, runner, monitor, restart, health, waiters, remover)
         stats = StatsService(store, host)
         execs = ExecService(store, runner, host, self.events)
+        files = ContainerFiles(store, images, lifecycle)
         containers = ContainerBackendService(
             creator=ContainerCreator(store, images, host),
             views=ContainerViews(store, images),
             lifecycle=lifecycle, remover=remover,
             attach=ContainerAttach(store, waiters, logs), logs=logs, stats=stats,
             operations=ContainerOperations(store, runner, stats, host),
-            files=ContainerFiles(store, images, lifecycle))
-        self._lifecycle, self._logs, self._execs = lifecycle, logs, execs
+            files=files)
+        self._lifecycle, self._logs, self._execs, self._files = lifecycle, logs, execs, files
         self._backends = Backends(system=SystemService(host, store, images, self.events),
                                   images=ImageBackendService(images), containers=containers,
                                   execs=execs)
 
     async def _open_containers(self) -> None:
-        assert self._lifecycle is not None
+        assert self._lifecycle is not None and self._remover is not None
         await asyncio.to_thread(prepare_netns_dir, self.store.netns_dir)
         for c in await asyncio.to_thread(self.store.load_all):
-            await asyncio.to_thread(unmount_stale_views, self.store.dir(c))   # a crash's
+            try:
+                await asyncio.to_thread(unmount_stale_views, self.store.dir(c))   # a crash's
+            except OSError as e:
+                log.warning("container %s: stale views: %s", c.id[:12], e)
+        await asyncio.to_thread(self._remover.sweep_orphans, self.store.orphans())
         await self._lifecycle.restore_all()
+        if self._files is not None:
+            await self._files.resume_interrupted_commits()
 
     # ----------------------------------------------------------- stop
     async def shutdown(self) -> None:
