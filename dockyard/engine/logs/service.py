@@ -8,8 +8,8 @@ what they see is always converted first.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,6 +26,8 @@ from dockyard.engine.logs.format import (
 from dockyard.engine.logs.pump import POLL_INTERVAL, LogPump
 from dockyard.engine.logs.reader import read_logs
 from dockyard.errors import InvalidParameter, NotImplementedByEngine
+
+log = logging.getLogger(__name__)
 
 SUPPORTED_LOG_DRIVERS = ("json-file", "none")
 
@@ -71,8 +73,8 @@ class LogService:
         opts = check_log_config(c.host_config)
         if opts is None:
             return None
-        pump = LogPump(self.store.conmon_log_path(c), self.store.log_path(c), opts.max_size,
-                       opts.max_file)
+        pump = LogPump(self.store.log_spool_path(c), self.store.log_path(c), opts.max_size,
+                       opts.max_file, fifo=self.store.conmon_log_path(c))
         self._pumps[c.id] = pump
         return pump
 
@@ -83,14 +85,17 @@ class LogService:
         self._pumps.pop(c.id, None)
 
     async def keep_pumping(self, c: Container) -> None:
-        """Convert new output every POLL_INTERVAL until cancelled."""
+        """Convert new output as conmon writes it, until cancelled."""
         pump = self._pumps.get(c.id)
         if pump is None:
             return
         while True:
-            await asyncio.sleep(POLL_INTERVAL)
-            with contextlib.suppress(Exception):
+            try:
                 await pump.pump_once()
+            except Exception:
+                log.exception("log pump failed for container %s", c.id[:12])
+            if not pump.has_more:
+                await pump.wait_output(POLL_INTERVAL)
 
     async def final_pump(self, c: Container) -> None:
         """The container has exited: convert the rest, open line included."""
