@@ -8,6 +8,7 @@ what they see is always converted first.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -66,6 +67,7 @@ class LogService:
     def __init__(self, store: ContainerStore) -> None:
         self.store = store
         self._pumps: dict[str, LogPump] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ pumps
     def start_pump(self, c: Container) -> LogPump | None:
@@ -75,6 +77,7 @@ class LogService:
             return None
         pump = LogPump(self.store.log_spool_path(c), self.store.log_path(c), opts.max_size,
                        opts.max_file, fifo=self.store.conmon_log_path(c))
+        self._close_later(self._pumps.pop(c.id, None))
         self._pumps[c.id] = pump
         return pump
 
@@ -82,7 +85,14 @@ class LogService:
         return self._pumps.get(c.id)
 
     def drop_pump(self, c: Container) -> None:
-        self._pumps.pop(c.id, None)
+        self._close_later(self._pumps.pop(c.id, None))
+
+    def _close_later(self, pump: LogPump | None) -> None:
+        # final_pump closes a pump; one dropped without it is closed here
+        if pump is not None and not pump.closed:
+            task = asyncio.create_task(pump.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def keep_pumping(self, c: Container) -> None:
         """Convert new output as conmon writes it, until cancelled."""
@@ -98,11 +108,17 @@ class LogService:
                 await pump.wait_output(POLL_INTERVAL)
 
     async def final_pump(self, c: Container) -> None:
-        """The container has exited: convert the rest, open line included."""
+        """The container has exited: convert the rest, open line included,
+        then close the pump (its files are let go; readers still holding it
+        get nothing more from it)."""
         pump = self._pumps.get(c.id)
-        if pump is not None:
-            with contextlib.suppress(Exception):
-                await pump.pump_once(final=True)
+        if pump is None:
+            return
+        try:
+            await pump.pump_once(final=True)
+        except Exception:
+            log.exception("final log pump failed for container %s", c.id[:12])
+        await pump.aclose()
 
     async def flush_all(self) -> None:
         """Daemon shutdown: bring every json log up to date."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 SCRIPT = "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done"
@@ -61,3 +63,33 @@ def test_log_drivers(daemon, name):
         assert daemon.out("inspect", "-f", "{{.LogPath}}", name).strip() == ""
     finally:
         daemon.docker("rm", "-f", name)
+
+
+def _open_files(pid: int) -> list[str]:
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            pass  # closed meanwhile
+    return out
+
+
+def test_runs_leave_no_open_log_files(daemon, name):
+    pid = daemon.proc.pid
+    daemon.docker("run", "--rm", "busybox", "echo", "warm up")
+    before = len(_open_files(pid))
+    for i in range(15):
+        daemon.out("run", "--name", f"{name}-{i}", "busybox", "sh", "-c", "seq 1 3000")
+        assert daemon.out("logs", "--tail", "1", f"{name}-{i}") == "3000\n"
+        daemon.out("rm", f"{name}-{i}")
+        daemon.out("run", "--rm", "busybox", "echo", "hi")
+    deadline = time.monotonic() + 10
+    while True:
+        files = _open_files(pid)
+        deleted = [f for f in files if f.endswith(" (deleted)")]
+        if (len(files) <= before + 3 and not deleted) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not deleted, f"removed files still open: {deleted[:5]}"
+    assert len(files) <= before + 3, f"{len(files) - before} more open files after 30 runs"
