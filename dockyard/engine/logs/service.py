@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from dockyard.backend import LogsOptions, LogStream
@@ -25,7 +25,7 @@ from dockyard.engine.logs.format import (
     parse_until,
 )
 from dockyard.engine.logs.pump import POLL_INTERVAL, LogPump
-from dockyard.engine.logs.reader import read_logs
+from dockyard.engine.logs.reader import read_log_batches
 from dockyard.errors import InvalidParameter, NotImplementedByEngine
 
 log = logging.getLogger(__name__)
@@ -129,21 +129,25 @@ class LogService:
     # ------------------------------------------------------------ reading
     def read(self, c: Container, *, stdout: bool, stderr: bool, since_ns: int | None = None,
              until_ns: int | None = None, tail: int | None = None, timestamps: bool = False,
-             follow: bool = False) -> AsyncIterator[tuple[int, bytes]]:
+             follow: bool = False) -> AsyncGenerator[list[tuple[int, bytes]], None]:
+        """Records in batches (see read_log_batches)."""
         opts = parse_json_file_opts((c.host_config.get("LogConfig") or {}).get("Config"))
         current = self.store.log_path(c)
         # the rotated files there are, then the current one even before it
         # exists: a follower waits for it
         files = [p for p in json_log_files(current, opts.max_file) if p != current]
-        return read_logs([*files, current],
-                         stdout=stdout, stderr=stderr, since_ns=since_ns, until_ns=until_ns,
-                         tail=tail, timestamps=timestamps, follow=follow,
-                         is_running=lambda: c.state.running or c.state.status == "restarting",
-                         pump=self._pumps.get(c.id))
+        return read_log_batches(
+            [*files, current], stdout=stdout, stderr=stderr, since_ns=since_ns,
+            until_ns=until_ns, tail=tail, timestamps=timestamps, follow=follow,
+            is_running=lambda: c.state.running or c.state.status == "restarting",
+            pump=self._pumps.get(c.id))
 
-    def replay(self, c: Container) -> AsyncIterator[tuple[int, bytes]]:
-        """Everything logged so far (`attach?logs=1`)."""
-        return self.read(c, stdout=True, stderr=True)
+    async def replay(self, c: Container) -> AsyncIterator[tuple[int, bytes]]:
+        """Everything logged so far (`attach?logs=1`), record by record."""
+        async with contextlib.aclosing(self.read(c, stdout=True, stderr=True)) as batches:
+            async for batch in batches:
+                for record in batch:
+                    yield record
 
     def logs(self, ref: str, opts: LogsOptions) -> LogStream:
         """`GET /containers/{id}/logs`."""
@@ -152,8 +156,8 @@ class LogService:
             raise InvalidParameter("Bad parameters: you must choose at least one stream")
         if log_driver(c.host_config) == "none":
             raise NotImplementedByEngine("configured logging driver does not support reading")
-        records = self.read(c, stdout=opts.stdout, stderr=opts.stderr,
+        batches = self.read(c, stdout=opts.stdout, stderr=opts.stderr,
                             since_ns=parse_since(opts.since) or None,
                             until_ns=parse_until(opts.until), tail=parse_tail(opts.tail),
                             timestamps=opts.timestamps, follow=opts.follow)
-        return LogStream(tty=bool(c.config.get("Tty")), records=records)
+        return LogStream(tty=bool(c.config.get("Tty")), batches=batches)

@@ -115,3 +115,37 @@ def test_chained_checkpoints(seed: int) -> None:
         conv.resume(points_of(json), checkpoint)
     json += convert(conv, data[pos:], rng).splitlines(keepends=True)
     assert json == full
+
+
+def test_reader_gives_back_what_was_written(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Records the reader takes without json.loads (plain text) and the
+    others come back as written, with the right times and streams."""
+    import asyncio
+
+    from dockyard.engine.logs.reader import read_log_batches
+    from dockyard.util.timefmt import rfc3339_nano_fixed
+
+    rng = random.Random(9)
+    path = tmp_path / "c-json.log"
+    want = []
+    lines = []
+    for i in range(2000):
+        payload = b"".join(rng.choice([*ALPHABET, b"text", b"\n"]) for _ in range(5))
+        if rng.random() < 0.5:
+            payload = b"plain %d\n" % i
+        ts = T0 + (i // 3) * 1000  # runs of equal times, as conmon writes them
+        stream = rng.choice(["stdout", "stderr"])
+        lines.append(encode_json_record(stream, payload, ts))
+        want.append((1 if stream == "stdout" else 2, ts, decode_json_record(
+            lines[-1].rstrip(b"\n")).log))
+    path.write_bytes(b"".join(lines))
+
+    async def read(**kw):  # type: ignore[no-untyped-def]
+        return [r async for b in read_log_batches([path], stdout=True, stderr=True, **kw)
+                for r in b]
+
+    assert asyncio.run(read()) == [(s, p) for s, _, p in want]
+    stamped = asyncio.run(read(timestamps=True, since_ns=T0 + 100_000))
+    expect = [(s, rfc3339_nano_fixed(t).encode() + b" " + p) for s, t, p in want
+              if t >= T0 + 100_000]
+    assert stamped == expect
