@@ -46,6 +46,7 @@ nothing more, so a reader still holding it never reads anything twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -63,7 +64,8 @@ READ_BATCH = 1 << 20              # conmon bytes converted per step
 SPOOL_AHEAD = 2 << 20             # bytes taken from the FIFO ahead of conversion
 STEP_BUDGET = 8 << 20             # bytes converted per pump_once while the container runs
 RESUME_SCAN_BYTES = 8 << 20       # json tail read back to find a stream's last line
-POLL_INTERVAL = 0.2
+POLL_INTERVAL = 0.2               # without a FIFO to watch
+IDLE_WAIT = 10.0                  # a FIFO's readiness is enough; this only bounds a wait
 
 
 class LogPump:
@@ -102,13 +104,15 @@ class LogPump:
         async with self._lock:
             return await asyncio.to_thread(self._pump_sync, final)
 
-    async def wait_output(self, timeout: float) -> None:
-        """Until conmon writes more, or `timeout` seconds.  The caller must
-        stop waiting before the pump is closed."""
+    async def wait_output(self, poll: float) -> None:
+        """Until conmon writes more: the FIFO says so (at most IDLE_WAIT),
+        or, reading conmon's own file, `poll` seconds.  The caller must stop
+        waiting before the pump is closed."""
         fd = self._spool.fifo_fd
         if fd is None or self.closed:
-            await asyncio.sleep(timeout)
+            await asyncio.sleep(poll)
             return
+        timeout = IDLE_WAIT
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
 
@@ -137,7 +141,8 @@ class LogPump:
             while not stopped():
                 await self._pump_logged(final=False)
                 if not self.has_more:
-                    await self.wait_output(interval)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wait_output(interval), interval)
             await self._pump_logged(final=True)
         finally:
             await self.aclose()

@@ -31,6 +31,7 @@ from dockyard.errors import InvalidParameter, NotImplementedByEngine
 log = logging.getLogger(__name__)
 
 SUPPORTED_LOG_DRIVERS = ("json-file", "none")
+FAILED_PUMP_RETRY = 1.0  # seconds
 
 
 def log_driver(host_config: dict[str, Any]) -> str:
@@ -103,7 +104,10 @@ class LogService:
             try:
                 await pump.pump_once()
             except Exception:
+                # (a full disk, say): the container waits meanwhile
                 log.exception("log pump failed for container %s", c.id[:12])
+                await asyncio.sleep(FAILED_PUMP_RETRY)
+                continue
             if not pump.has_more:
                 await pump.wait_output(POLL_INTERVAL)
 

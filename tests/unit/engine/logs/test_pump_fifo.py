@@ -170,3 +170,36 @@ def test_close_lets_go_of_every_file(tmp_path: Path, fifo: Fifo) -> None:
     run(pump.aclose())
     assert open_fds() - before <= {str(fd) for fd in range(3)}
     assert not (open_fds() - before)
+
+
+def test_a_failing_pump_is_retried_calmly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pump that fails (a full disk, say) with output waiting in the FIFO
+    must not spin the event loop."""
+    from types import SimpleNamespace
+
+    from dockyard.engine.logs import service as service_mod
+
+    monkeypatch.setattr(service_mod, "FAILED_PUMP_RETRY", 0.05)
+    calls = {"n": 0}
+
+    class Failing:
+        has_more = False
+
+        async def pump_once(self) -> int:
+            calls["n"] += 1
+            raise OSError(28, "No space left on device")
+
+        async def wait_output(self, poll: float) -> None:
+            return  # the FIFO is readable: there is output waiting
+
+    logs = service_mod.LogService(store=None)  # type: ignore[arg-type]
+    c = SimpleNamespace(id="c" * 64)
+    logs._pumps[c.id] = Failing()  # type: ignore[assignment]
+
+    async def go() -> None:
+        task = asyncio.create_task(logs.keep_pumping(c))  # type: ignore[arg-type]
+        await asyncio.sleep(0.3)
+        task.cancel()
+
+    run(go())
+    assert 2 <= calls["n"] <= 10
