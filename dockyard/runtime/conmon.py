@@ -29,6 +29,7 @@ import os
 import shutil
 import signal
 from dataclasses import dataclass
+from typing import Literal
 
 from dockyard.errors import SystemError_
 from dockyard.runtime import logfifo
@@ -127,7 +128,7 @@ class ContainerIO:
     # Where conmon logs the output: "file" (a k8s-file log it rotates at
     # the settings' log_size_max), "fifo" (k8s-file into a FIFO the daemon
     # drains; conmon's rotation off) or "none".
-    log: str = "file"
+    log: Literal["file", "fifo", "none"] = "file"
 
 
 @dataclass(frozen=True)
@@ -329,7 +330,8 @@ async def start_log_keeper(layout: ContainerLayout) -> None:
         if await asyncio.to_thread(logfifo.holds, pid, layout.log_path):
             return
         await asyncio.sleep(0.001)
-    await stop_log_keeper(layout)
+    await kill_conmon(pid)  # ours for certain: it has not been away from us
+    await asyncio.to_thread(logfifo.remove_pidfile, layout.log_keeper_pidfile)
     raise SystemError_("the log FIFO's keeper process did not start")
 
 

@@ -112,7 +112,6 @@ class LogPump:
         if fd is None or self.closed:
             await asyncio.sleep(poll)
             return
-        timeout = IDLE_WAIT
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
 
@@ -122,7 +121,7 @@ class LogPump:
 
         loop.add_reader(fd, readable)
         try:
-            await asyncio.wait_for(ready, timeout)
+            await asyncio.wait_for(ready, IDLE_WAIT)
         except TimeoutError:
             pass
         finally:
@@ -219,19 +218,20 @@ class LogPump:
         return self._out_fd
 
     def _write(self, chunks: list[bytes]) -> int:
-        """Write json-file text (each chunk whole records); returns the
+        """Write json-file text (whole records once joined); returns the
         number of records."""
-        if not chunks:
+        data = b"".join(chunks)
+        if not data:
             return 0
         fd = self._open_out()
-        data = b"".join(chunks)
         if self.max_size is None or self._out_size + len(data) < self.max_size:
             _write_all(fd, data)
             self._out_size += len(data)
             return data.count(b"\n")
         pending: list[bytes] = []
         pending_size = 0
-        for record in data.splitlines(keepends=True):
+        for record in data[:-1].split(b"\n"):
+            record += b"\n"  # the text holds no other raw "\n"
             # moby rotates before a write once the file reached max-size.
             if self._out_size + pending_size >= self.max_size:
                 if pending:

@@ -21,6 +21,7 @@ stay valid across `forget`; `base` is the position of the file's first byte.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from pathlib import Path
@@ -40,6 +41,7 @@ class Spool:
         self._fd: int | None = None
         self._ino: tuple[int, int] | None = None
         self._closed = False
+        self._splice = True
 
     @property
     def from_fifo(self) -> bool:
@@ -93,8 +95,7 @@ class Spool:
         moved = 0
         while self.end < upto:
             try:
-                n = os.splice(self.fifo_fd, self._fd, upto - self.end,
-                              offset_dst=self.end - self.base, flags=os.SPLICE_F_NONBLOCK)
+                n = self._move(upto - self.end)
             except BlockingIOError:
                 break
             if n <= 0:
@@ -102,6 +103,22 @@ class Spool:
             self.end += n
             moved += n
         return moved
+
+    def _move(self, size: int) -> int:
+        assert self.fifo_fd is not None and self._fd is not None
+        if self._splice:
+            try:
+                return os.splice(self.fifo_fd, self._fd, size, offset_dst=self.end - self.base,
+                                 flags=os.SPLICE_F_NONBLOCK)
+            except OSError as e:
+                if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    raise
+                # a file system without splice: a killed daemon may then
+                # lose what it had read and not yet written
+                self._splice = False
+        data = os.read(self.fifo_fd, min(size, 1 << 20))
+        _pwrite_all(self._fd, data, self.end - self.base)
+        return len(data)
 
     def read(self, pos: int, size: int) -> bytes:
         """Up to `size` bytes from position `pos` (b"" when there are none)."""
@@ -190,3 +207,10 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n

@@ -203,3 +203,15 @@ def test_a_failing_pump_is_retried_calmly(monkeypatch: pytest.MonkeyPatch) -> No
 
     run(go())
     assert 2 <= calls["n"] <= 10
+
+
+def test_without_splice_the_pump_still_drains_the_fifo(
+        tmp_path: Path, fifo: Fifo, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_splice(*args: object, **kw: object) -> int:
+        raise OSError(22, "Invalid argument")  # a file system without splice_write
+
+    monkeypatch.setattr(spool_mod.os, "splice", no_splice)
+    data = conmon_records(random.Random(8), 40)
+    fifo.write(data)
+    run(new_pump(tmp_path, fifo).pump_once(final=True))
+    assert json_lines(tmp_path) == reference(data) and fifo.held() == 0
