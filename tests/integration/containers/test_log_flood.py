@@ -90,6 +90,17 @@ def test_attached_run_of_a_flood_gets_every_byte(daemon, name):
         daemon.docker("rm", "-f", name)
 
 
+def test_docker_attach_to_a_flood_gets_every_byte(daemon, name):
+    daemon.out("run", "-d", "--name", name, "busybox", "sh", "-c",
+               flood_cmd(300_000, before="sleep 1; "))
+    try:
+        res = daemon.docker("attach", name, timeout=120)
+        assert res.returncode == 0, res.stderr.decode()
+        same_output(res.stdout, expected(300_000))
+    finally:
+        daemon.docker("rm", "-f", name)
+
+
 def test_rotation_drops_only_the_oldest_lines(daemon, name):
     n = 200_000
     daemon.docker("run", "--name", name, "--log-opt", "max-size=1m", "--log-opt",
