@@ -19,15 +19,10 @@ that the process still holds this FIFO, so a reused pid is never killed.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shlex
 import shutil
 import stat
-
-# conmon writes at most 8 KiB of output per record; a bigger pipe lets the
-# daemon take more per wake-up.  Linux lets root go up to pipe-max-size.
-FIFO_SIZE = 1 << 20
 
 # The keeper: catatonit's pause mode (a static binary of 700 KB resident,
 # 48 KB of it its own), or sleep for 2**31 - 1 seconds.  It keeps only its
@@ -36,8 +31,10 @@ KEEPERS = (("catatonit", "-P"), ("sleep", "2147483647"))
 
 
 def make_fifo(path: str) -> int:
-    """Create the FIFO (replacing anything else at `path`), make its pipe
-    big, and return a read-write descriptor of it to hand to the keeper."""
+    """Create the FIFO (replacing anything else at `path`) and return a
+    read-write descriptor of it to hand to the keeper.  It keeps the
+    kernel's pipe size (64 KiB): 1 MiB made no difference to a flood's
+    speed, and a full pipe's pages are kernel memory."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -46,19 +43,7 @@ def make_fifo(path: str) -> int:
         if not stat.S_ISFIFO(st.st_mode):
             os.unlink(path)
             os.mkfifo(path, 0o600)
-    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        size = FIFO_SIZE
-        while size > 4096:
-            try:
-                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
-                break
-            except OSError:
-                size //= 2  # above pipe-max-size, or the user's pipe quota
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
 
 
 def keeper_argv() -> list[str]:

@@ -10,7 +10,7 @@ How no line is lost, whatever the rate.  conmon writes its log into a FIFO
 (`conmon.fifo`), its own rotation off.  The pump moves what the FIFO holds
 into a spool file with splice(2) (spool.py) and converts the spool; it takes
 only SPOOL_AHEAD bytes ahead of what it has converted, so a container that
-writes faster than that fills the FIFO (1 MiB), conmon blocks on it and the
+writes faster than that fills the FIFO (64 KiB), conmon blocks on it and the
 container blocks on its stdout: back-pressure, as Docker's log FIFO gives.
 While the daemon is down the same happens, as under dockerd with
 live-restore: the container waits, and the disk holds the spool's few MiB.
@@ -34,10 +34,10 @@ Why this design.  Measured on the project's 2-vCPU host, 1,000,000 lines of
   are not logs we can convert; podman keeps the rotating k8s-file).
 - Reading the FIFO straight into memory would lose what was read but not
   yet written when the daemon dies; splice into the spool cannot.
-- This design: the flood takes 3.4-3.6 s, as under dockerd 20.10 on the
-  same host at the same time (3.2-4.0 s); the converter does 1,000,000 lines
-  in 1.7 s of CPU; the FIFO size (64 KiB or 1 MiB) made no difference we
-  could measure.
+- This design: the flood takes 2.8-3.5 s, as under dockerd 20.10 on the
+  same host at the same time (2.9-4.5 s); the converter does 1,000,000 lines
+  in 1.7 s of CPU; a 1 MiB FIFO instead of the kernel's 64 KiB made no
+  difference we could measure.
 
 A pump is closed once its container's run is over; a closed pump does
 nothing more, so a reader still holding it never reads anything twice.
