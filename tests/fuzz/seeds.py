@@ -1,0 +1,81 @@
+"""Objects the lane keeps in place for the fuzzed operations to find.
+
+Generated ids and names rarely name anything, so a fuzzed operation would
+mostly meet 404s.  Before each test the lane puts back (through its own,
+uncounted session) an image and a few containers in known states, named so
+that the generator can use the names (settings.py binds them to `{id}` and
+`{name}` path parameters, and stateful runs reach them through the links
+from `GET /containers/json`):
+
+  busybox:latest   the image the daemon makes at start
+  fuzz-running     running a shell loop that exits on SIGTERM within a second
+  fuzz-paused      the same, paused
+  fuzz-exited      exited with status 3
+  fuzz-created     created, never started
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.fuzz.lane import Lane
+
+IMAGE = "busybox:latest"
+LOOP = ["sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 1; done"]
+CONTAINERS = {
+    "fuzz-running": ("running", LOOP),
+    "fuzz-paused": ("paused", LOOP),
+    "fuzz-exited": ("exited", ["sh", "-c", "exit 3"]),
+    "fuzz-created": ("created", LOOP),
+}
+IMAGE_NAMES = ["busybox", IMAGE]
+CONTAINER_NAMES = sorted(CONTAINERS)
+
+
+def keep(lane: Lane) -> None:
+    keep_image(lane)
+    for name, (state, cmd) in CONTAINERS.items():
+        keep_container(lane, name, state, cmd)
+
+
+def keep_image(lane: Lane) -> None:
+    if not lane.busybox_tar:
+        r = lane.own_call("GET", f"/images/{IMAGE}/get")
+        r.raise_for_status()
+        lane.busybox_tar = r.content
+    elif lane.own_call("GET", f"/images/{IMAGE}/json").status_code == 404:
+        lane.own_call("POST", "/images/load?quiet=1", data=lane.busybox_tar).raise_for_status()
+
+
+def _state(lane: Lane, name: str) -> tuple[str, str] | None:
+    r = lane.own_call("GET", f"/containers/{name}/json")
+    if r.status_code == 404:
+        return None
+    r.raise_for_status()
+    info = r.json()
+    # a renamed seed keeps the name only when the rename gave it back
+    if info.get("Name") != f"/{name}":
+        return None
+    cmd = info.get("Config", {}).get("Cmd")
+    return info["State"]["Status"], json.dumps(cmd)
+
+
+def keep_container(lane: Lane, name: str, state: str, cmd: list[str]) -> None:
+    now = _state(lane, name)
+    if now is not None and now == (state, json.dumps(cmd)):
+        return
+    if now is not None:
+        lane.own_call("DELETE", f"/containers/{name}?force=1").raise_for_status()
+    body = json.dumps({"Image": IMAGE, "Cmd": cmd}).encode()
+    r = lane.own_call("POST", f"/containers/create?name={name}", data=body,
+                      headers={"Content-Type": "application/json"})
+    r.raise_for_status()
+    if state == "created":
+        return
+    lane.own_call("POST", f"/containers/{name}/start").raise_for_status()
+    if state == "exited":
+        lane.own_call("POST", f"/containers/{name}/wait", seconds=30).raise_for_status()
+    elif state == "paused":
+        lane.own_call("POST", f"/containers/{name}/pause").raise_for_status()
