@@ -16,8 +16,17 @@ if importlib.util.find_spec("schemathesis") is None:
     # the lane's packages come from requirements-fuzz.txt (make fuzz installs them)
     collect_ignore_glob = ["test_*.py"]
 else:
-    from tests.fuzz import report, seeds
+    from tests.fuzz import report, seeds, settings
     from tests.fuzz.lane import Lane, current, finish_lane, start_lane
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """The stateful run draws from the lane's seed too (hypothesis's own
+    pytest option), so a campaign's printed seed replays all of it."""
+    if importlib.util.find_spec("schemathesis") is not None and \
+            getattr(config.option, "hypothesis_seed", None) is None:
+        config.option.hypothesis_seed = settings.SEED
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -61,6 +70,12 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if new:
         pytest.xfail("known: " + "; ".join(f.headline() for f in new))
     return result
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    if importlib.util.find_spec("schemathesis") is None:
+        return ["fuzz lane: schemathesis is not installed (make fuzz installs it)"]
+    return [report.budget_line()]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

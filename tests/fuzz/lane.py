@@ -7,6 +7,7 @@ through `Lane.judge` (verdicts.py), which records what it finds.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import time
@@ -75,6 +76,15 @@ class Lane:
     own: requests.Session = field(default_factory=requests.Session)
     own_adapter: BoundedUnixAdapter | None = None
     busybox_tar: bytes = b""
+    # seeds the daemon could not put back (a finding); left alone after
+    broken_seeds: set[str] = field(default_factory=set)
+    # every container id seen in the data root, for the cgroup check
+    container_ids: set[str] = field(default_factory=set)
+
+    def note_containers(self) -> None:
+        with contextlib.suppress(OSError):
+            self.container_ids.update(p.name for p in
+                                      (self.daemon.data_root / "containers").iterdir())
 
     def own_call(self, method: str, path: str, seconds: float = 60.0,
                  data: bytes | None = None,
@@ -170,6 +180,7 @@ def finish_lane(lane: Lane) -> list[str]:
     d = lane.daemon
     try:
         if d.proc.poll() is None:
+            lane.note_containers()
             problems += remove_all_containers(lane)
             problems += [f"left behind: {what}" for what in leftovers(d)]
             lane.look_at_daemon(None, None)
@@ -190,23 +201,28 @@ def finish_lane(lane: Lane) -> list[str]:
         shutil.rmtree(d.exec_root, ignore_errors=True)
         shutil.rmtree(d.data_root.parent, ignore_errors=True)
     problems += [f"cgroup left behind: {cg}"
-                 for cg in sorted(container_cgroups() - lane.cgroups_before)]
+                 for cg in sorted(container_cgroups() - lane.cgroups_before)
+                 if cg.name in lane.container_ids]
     return problems
 
 
 def remove_all_containers(lane: Lane) -> list[str]:
     """`docker rm -f` of every container, through the API."""
     ids = [c["Id"] for c in lane.own_call("GET", "/containers/json?all=1").json()]
+    problems = []
     for cid in ids:
-        lane.own_call("DELETE", f"/containers/{cid}?force=1&v=1")
+        try:
+            lane.own_call("DELETE", f"/containers/{cid}?force=1&v=1", seconds=30)
+        except (requests.RequestException, Timeout) as e:
+            problems.append(f"rm -f {cid}: {e}")
     deadline = time.monotonic() + 30
     left: list[str] = []
     while time.monotonic() < deadline:
         left = [c["Id"] for c in lane.own_call("GET", "/containers/json?all=1").json()]
         if not left:
-            return []
+            return problems
         time.sleep(0.2)
-    return [f"container not removed: {cid}" for cid in left]
+    return problems + [f"container not removed: {cid}" for cid in left]
 
 
 def _mounts_under(*roots: Path) -> list[str]:

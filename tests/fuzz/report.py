@@ -29,6 +29,13 @@ def _hist(st: OpStats | None) -> str:
     return " ".join(f"{k}:{v}" for k, v in sorted(st.statuses.items()))
 
 
+def budget_line() -> str:
+    return (f"fuzz lane: seed {settings.SEED} "
+            f"({'derandomized' if settings.DETERMINISTIC else 'random'}), "
+            f"{settings.EXAMPLES} examples per operation, {settings.STATEFUL} stateful "
+            f"scenarios of up to {settings.STEPS} steps")
+
+
 def summary() -> list[str]:
     lane = current()
     if lane is None:
@@ -41,9 +48,7 @@ def summary() -> list[str]:
     lines = [
         "",
         "== fuzz lane ==",
-        (f"seed {settings.SEED} ({'derandomized' if settings.DETERMINISTIC else 'random'}), "
-         f"{settings.EXAMPLES} examples per operation, {settings.STATEFUL} stateful scenarios "
-         f"of up to {settings.STEPS} steps"),
+        budget_line(),
         (f"{total} requests in {seconds:.0f} s; {len(covered)} of {len(ops)} documented "
          f"operations covered; {len(claimed)} claimed by dockyard"),
         "claimed operations, requests and answers:",

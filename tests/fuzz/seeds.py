@@ -19,6 +19,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+import requests
+
+from tests.fuzz.findings import Finding
+from tests.fuzz.transport import Timeout
+
 if TYPE_CHECKING:
     from tests.fuzz.lane import Lane
 
@@ -35,9 +40,19 @@ CONTAINER_NAMES = sorted(CONTAINERS)
 
 
 def keep(lane: Lane) -> None:
+    lane.note_containers()
     keep_image(lane)
     for name, (state, cmd) in CONTAINERS.items():
-        keep_container(lane, name, state, cmd)
+        if name in lane.broken_seeds:
+            continue
+        try:
+            keep_container(lane, name, state, cmd)
+        except (requests.RequestException, Timeout) as e:
+            # a container the daemon can no longer remove or start is a
+            # finding; the lane goes on without that seed
+            lane.broken_seeds.add(name)
+            lane.record(Finding("-", f"seed {name}", "hung", f"putting back {name} failed",
+                                None, f"{type(e).__name__}: {e}"))
 
 
 def keep_image(lane: Lane) -> None:
