@@ -42,8 +42,12 @@ def lane() -> Iterator[Lane]:
     lane = start_lane(base)
     yield lane
     problems = finish_lane(lane)
+    # what a wedged seed (a known finding) left is reported, not failed on
+    known = [p for p in problems if any(cid in p for cid in lane.broken_ids)]
     report.cleanup_problems.extend(problems)
-    assert not problems, "\n".join(problems)
+    report.cleanup_known.extend(known)
+    unknown = [p for p in problems if p not in known]
+    assert not unknown, "\n".join(unknown)
 
 
 @pytest.fixture(autouse=True)

@@ -35,6 +35,15 @@ KNOWN = [
     # (BlkioDeviceReadBps[].Path an object); dockerd's decoder refuses it
     Known(frozenset({"ContainerUpdate"}), "negative_data_rejection", "in body",
           "type checks of the update body (engine/containers/operate.py)"),
+    # a NUL byte in the `path` of a put archive reaches a Python path call:
+    # ValueError, 500 (NUL injection in container file paths)
+    Known(frozenset({"PutContainerArchive", "ContainerArchive", "ContainerArchiveInfo"}),
+          "5xx", "embedded null byte", "NUL bytes in container file paths (engine/fs)"),
+    # kill of a paused container waits 10 s and leaves it paused (dockerd
+    # kills it at once); after more kills, updates and an unpause the record
+    # can end "running" with no process, and rm -f, stop and kill then hang
+    Known(frozenset({"-"}), "hung", "putting back fuzz-",
+          "kill of a paused container (engine/containers/lifecycle.py)"),
     # `ps` refusing ps_args is reported as the daemon's failure, as dockerd
     # does (errdefs.System in daemon/top_unix.go); a 400 would be kinder
     Known(frozenset({"ContainerTop"}), "5xx", "ps: ",

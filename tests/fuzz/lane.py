@@ -78,6 +78,9 @@ class Lane:
     busybox_tar: bytes = b""
     # seeds the daemon could not put back (a finding); left alone after
     broken_seeds: set[str] = field(default_factory=set)
+    broken_ids: set[str] = field(default_factory=set)
+    # what the run wants said in the summary besides findings
+    notes: list[str] = field(default_factory=list)
     # every container id seen in the data root, for the cgroup check
     container_ids: set[str] = field(default_factory=set)
 

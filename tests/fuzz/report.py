@@ -14,6 +14,7 @@ from tests.fuzz.findings import Finding
 from tests.fuzz.lane import OpStats, current
 
 cleanup_problems: list[str] = []
+cleanup_known: list[str] = []
 
 
 def describe(findings: list[Finding]) -> str:
@@ -75,8 +76,10 @@ def summary() -> list[str]:
     lines.append(f"findings: {len(unknown)} new, {len(items) - len(unknown)} known")
     for f in items:
         lines.append(f"  {f.headline()}")
+    for note in lane.notes:
+        lines.append(f"note: {note}")
     for p in cleanup_problems:
-        lines.append(f"cleanup: {p}")
+        lines.append(f"cleanup: {p}" + (" [known: a wedged seed]" if p in cleanup_known else ""))
     out = Path(os.environ.get("DOCKYARD_FUZZ_REPORT") or "fuzz-report.json")
     lane.findings.write_json(out, {
         "seed": settings.SEED, "deterministic": settings.DETERMINISTIC,
@@ -87,6 +90,7 @@ def summary() -> list[str]:
         "answers": {op_id: dict(st.statuses) for op_id, st in lane.stats.items()},
         "messages": {op_id: st.messages for op_id, st in lane.stats.items() if st.messages},
         "cleanup": cleanup_problems,
+        "notes": lane.notes,
     })
     lines.append(f"report: {out}")
     return lines

@@ -16,6 +16,7 @@ from `GET /containers/json`):
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,9 @@ def keep(lane: Lane) -> None:
             # a container the daemon can no longer remove or start is a
             # finding; the lane goes on without that seed
             lane.broken_seeds.add(name)
+            with contextlib.suppress(requests.RequestException, Timeout, ValueError, KeyError):
+                lane.broken_ids.add(lane.own_call("GET", f"/containers/{name}/json",
+                                                  seconds=5).json()["Id"])
             lane.record(Finding("-", f"seed {name}", "hung", f"putting back {name} failed",
                                 None, f"{type(e).__name__}: {e}"))
 
