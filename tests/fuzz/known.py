@@ -35,6 +35,11 @@ KNOWN = [
     # (BlkioDeviceReadBps[].Path an object); dockerd's decoder refuses it
     Known(frozenset({"ContainerUpdate"}), "negative_data_rejection", "in body",
           "type checks of the update body (engine/containers/operate.py)"),
+    # an update whose PidsLimit is a float beyond int64 reaches the
+    # runtime: `writing file pids.max: Invalid argument`, 500; dockerd's
+    # decoder refuses the number with a 400
+    Known(frozenset({"ContainerUpdate"}), "5xx", "Cannot update container",
+          "int64 ranges and types of the update body (engine/containers/operate.py)"),
     # a NUL byte in the `path` of a put archive reaches a Python path call:
     # ValueError, 500 (NUL injection in container file paths)
     Known(frozenset({"PutContainerArchive", "ContainerArchive", "ContainerArchiveInfo"}),
