@@ -49,6 +49,10 @@ KNOWN = [
     # can end "running" with no process, and rm -f, stop and kill then hang
     Known(frozenset({"-"}), "hung", "putting back fuzz-",
           "kill of a paused container (engine/containers/lifecycle.py)"),
+    # the same frozen process seen by a forced removal: SIGKILL does not
+    # end a paused container, so `rm -f` of one answers 500
+    Known(frozenset({"ContainerDelete"}), "5xx", "did not exit after SIGKILL",
+          "kill of a paused container (engine/containers/lifecycle.py)"),
     # `ps` refusing ps_args is reported as the daemon's failure, as dockerd
     # does (errdefs.System in daemon/top_unix.go); a 400 would be kinder
     Known(frozenset({"ContainerTop"}), "5xx", "ps: ",
