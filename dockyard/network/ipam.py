@@ -115,7 +115,8 @@ class SubnetAllocator:
                ip_range: str | None = None) -> SubnetAllocator:
         if subnet.num_addresses < 4 and subnet.version == 4:
             raise InvalidParameter(f"invalid subnet {subnet}: too small for containers")
-        gw = parse_address(gateway, "gateway") if gateway else next(subnet.hosts())
+        gw: IPAddress = parse_address(gateway, "gateway") if gateway else \
+            parse_address(str(next(subnet.hosts())))
         if gw not in subnet:
             raise InvalidParameter(f"invalid gateway {gw}: not in subnet {subnet}")
         rng = None

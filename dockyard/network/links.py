@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ipaddress
+import logging
 import os
 import secrets
 from collections.abc import Iterator
@@ -26,6 +27,10 @@ from pyroute2.netlink.exceptions import NetlinkError
 from dockyard.errors import Conflict, SystemError_
 
 IFNAMSIZ = 15
+# pyroute2 sets its logger to log everything when imported, and it logs
+# every netlink message at debug level: the daemon's debug log would be
+# that alone.  Warnings and errors still come through.
+logging.getLogger("pyroute2").setLevel(logging.WARNING)
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -183,3 +188,27 @@ def enable_forwarding() -> None:
     """Bridge networking routes between the bridges and the host's interfaces,
     as dockerd turns it on (its `ip-forward` option, on by default)."""
     _sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+
+
+def host_routes() -> list[ipaddress.IPv4Network]:
+    """The IPv4 networks the host routes to directly or through a gateway
+    (the default route excluded): a new network's subnet must avoid them."""
+    out: list[ipaddress.IPv4Network] = []
+    try:
+        with open("/proc/net/route") as f:
+            lines = f.read().splitlines()[1:]
+    except OSError:
+        return out
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        dest = int(fields[1], 16)
+        mask = int(fields[7], 16)
+        if mask == 0:
+            continue
+        addr = ipaddress.IPv4Address(dest.to_bytes(4, "little"))
+        netmask = ipaddress.IPv4Address(mask.to_bytes(4, "little"))
+        with contextlib.suppress(ValueError):
+            out.append(ipaddress.IPv4Network(f"{addr}/{netmask}", strict=False))
+    return out

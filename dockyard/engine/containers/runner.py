@@ -127,12 +127,15 @@ class ContainerRunner:
     async def release(self, c: Container) -> None:
         """Undo everything a run made on the host, whether it ended or never
         started: the runtime's container, the rootfs mount and what start
-        mounted besides it, the network namespace, the bundle (conmon's
-        files), and the cgroup a failed create may leave."""
+        mounted besides it, the network endpoints and published ports, the
+        network namespace, the bundle (conmon's files), and the cgroup a
+        failed create may leave."""
         with contextlib.suppress(Exception):
             await rtcmd.delete(self.runtime_for(c), c.id, force=True)
         await asyncio.to_thread(umount, str(self.store.rootfs(c)))
         await asyncio.to_thread(self.specs.release_host_mounts, c)
+        with contextlib.suppress(Exception):
+            await self.specs.networking.stop(c)
         await asyncio.to_thread(remove_netns, self.store.netns_path(c))
         await asyncio.to_thread(shutil.rmtree, self.store.bundle(c), True)
         await asyncio.to_thread(remove_empty_cgroup, self.host.cgroups_path(c.id))

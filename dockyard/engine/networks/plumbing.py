@@ -1,0 +1,101 @@
+"""`Plumbing`: the kernel and DNS state of every network, kept equal to the records.
+
+After any change (a network made or removed, a container started, stopped,
+connected or disconnected) the firewall chains and the DNS configuration
+are rendered again from the records and applied in one step each, under
+one lock, so concurrent changes never interleave half-written rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+from dockyard.engine.containers.record import Container
+from dockyard.engine.networks.records import BRIDGE_OPTIONS, Endpoint, NetworkRecord
+from dockyard.network import dns, firewall, links
+from dockyard.network.firewall import BridgeRules, PortForward
+
+log = logging.getLogger("dockyard.networks")
+
+
+def endpoints_of(c: Container) -> list[Endpoint]:
+    return [Endpoint.from_json(e) for e in c.endpoints.values()]
+
+
+def _flag(net: NetworkRecord, key: str) -> bool:
+    return net.options.get(BRIDGE_OPTIONS[key], "true").lower() not in ("false", "0")
+
+
+class Plumbing:
+    def __init__(self, dns_dir: Path) -> None:
+        self.dns = dns.DnsServer(dns_dir)
+        self._lock = asyncio.Lock()
+        self._last_rules = ""
+
+    async def start(self) -> None:
+        await firewall.ensure_jumps()
+
+    async def ensure_bridge(self, net: NetworkRecord) -> None:
+        addrs = []
+        for s in net.subnets:
+            prefix = s.subnet.split("/")[1]
+            if s.gateway:
+                addrs.append(f"{s.gateway}/{prefix}")
+        await asyncio.to_thread(links.ensure_bridge, net.bridge, addrs, net.mtu)
+
+    async def remove_bridge(self, net: NetworkRecord) -> None:
+        await asyncio.to_thread(links.delete_link, net.bridge)
+
+    async def sync(self, networks: Iterable[NetworkRecord],
+                   containers: Iterable[Container]) -> None:
+        nets = [n for n in networks if n.is_bridge]
+        running = [c for c in containers if c.endpoints]
+        by_id = {n.id: n for n in nets}
+        bridges = []
+        for n in nets:
+            s4 = n.subnet4()
+            if s4 is not None:
+                bridges.append(BridgeRules(n.bridge, s4.subnet, internal=n.internal,
+                                           masquerade=_flag(n, "masquerade"),
+                                           icc=_flag(n, "icc")))
+        forwards = []
+        dns_files: dict[str, list[dns.DnsRecord]] = {n.name: [] for n in nets
+                                                      if n.dns_enabled}
+        for c in running:
+            eps = endpoints_of(c)
+            primary = eps[0] if eps else None
+            for p in c.ports:
+                if primary is not None and primary.ip and primary.network_id in by_id:
+                    forwards.append(PortForward(p["protocol"], _host_ip(p["host_ip"]),
+                                                int(p["host_port"]), primary.ip,
+                                                int(p["container_port"]),
+                                                by_id[primary.network_id].bridge))
+            for e in eps:
+                net = by_id.get(e.network_id)
+                if net is not None and net.dns_enabled:
+                    dns_files[net.name].append(dns.DnsRecord(
+                        c.id, [e.ip] if e.ip else [], [e.ip6] if e.ip6 else [],
+                        e.dns_names, e.upstream))
+        rules = firewall.render(bridges, forwards)
+        async with self._lock:
+            if rules != self._last_rules:
+                await firewall.apply(rules)
+                self._last_rules = rules
+            await self.dns.update({
+                name: dns.render_network(_gateways(by_id, name), (), recs)
+                for name, recs in dns_files.items()})
+
+    async def shutdown(self) -> None:
+        """The daemon stops; rules and DNS stay, containers keep their networking."""
+
+
+def _host_ip(ip: str) -> str:
+    return "" if ip in ("", "0.0.0.0") else ip
+
+
+def _gateways(by_id: dict[str, NetworkRecord], name: str) -> list[str]:
+    net = next(n for n in by_id.values() if n.name == name)
+    return [s.gateway for s in net.subnets if s.gateway]
