@@ -47,11 +47,12 @@ from dockyard.engine.networks.endpoints import ContainerNetworking
 from dockyard.engine.networks.plumbing import Plumbing
 from dockyard.engine.networks.ports import PortHolder
 from dockyard.engine.networks.service import NetworkService
-from dockyard.engine.networks.store import NetworkStore, default_bridge_subnet
+from dockyard.engine.networks.store import HostNames, NetworkStore, default_bridge_subnet
 from dockyard.engine.system import SystemService
 from dockyard.errors import Unavailable
 from dockyard.images.service import ImageService
 from dockyard.network import links
+from dockyard.network.firewall import Chains
 from dockyard.network.ipam import DEFAULT_POOLS, parse_pools
 from dockyard.network.netns import prepare_netns_dir
 from dockyard.runtime.runtimes import RuntimeVersion, prepare_runtimes, runtime_version
@@ -72,7 +73,8 @@ class Engine:
         self._execs: ExecService | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._backends: Backends | None = None
-        self._net_store = NetworkStore(self.data_root)
+        self._host_names = HostNames.for_data_root(self.data_root)
+        self._net_store = NetworkStore(self.data_root, self._host_names.default_bridge)
 
     @property
     def backends(self) -> Backends:
@@ -131,7 +133,8 @@ class Engine:
         pools = parse_pools(self.config.default_address_pools) or DEFAULT_POOLS
         self._net_store.load(lambda: default_bridge_subnet(self.config.bip, pools,
                                                              self._net_store))
-        self._plumbing = Plumbing(self.exec_root / "dns")
+        self._plumbing = Plumbing(self.exec_root / "dns",
+                                  Chains(self._host_names.chain_prefix))
         if self.config.ip_forward:
             await asyncio.to_thread(links.enable_forwarding)
         await self._plumbing.start()

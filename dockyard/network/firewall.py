@@ -34,19 +34,44 @@ from dataclasses import dataclass
 
 from dockyard.errors import SystemError_
 
-FORWARD = "DOCKYARD-FORWARD"
-ISOLATION_1 = "DOCKYARD-ISOLATION-1"
-ISOLATION_2 = "DOCKYARD-ISOLATION-2"
-DNAT = "DOCKYARD-DNAT"
-POSTROUTING = "DOCKYARD-POSTROUTING"
+DEFAULT_PREFIX = "DOCKYARD"
 
-# (table, built-in chain, rule spec after -A/-I) added once at start
-JUMPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("filter", "FORWARD", ("-j", FORWARD)),
-    ("nat", "PREROUTING", ("-m", "addrtype", "--dst-type", "LOCAL", "-j", DNAT)),
-    ("nat", "OUTPUT", ("-m", "addrtype", "--dst-type", "LOCAL", "-j", DNAT)),
-    ("nat", "POSTROUTING", ("-j", POSTROUTING)),
-)
+
+@dataclass(frozen=True)
+class Chains:
+    """The chain names of one engine.  Engines with different data roots on
+    one host each keep their own chains, so one never rewrites the other's."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    @property
+    def forward(self) -> str:
+        return f"{self.prefix}-FORWARD"
+
+    @property
+    def isolation1(self) -> str:
+        return f"{self.prefix}-ISOLATION-1"
+
+    @property
+    def isolation2(self) -> str:
+        return f"{self.prefix}-ISOLATION-2"
+
+    @property
+    def dnat(self) -> str:
+        return f"{self.prefix}-DNAT"
+
+    @property
+    def postrouting(self) -> str:
+        return f"{self.prefix}-POSTROUTING"
+
+    def jumps(self) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+        """(table, built-in chain, rule spec) added once at start."""
+        return (
+            ("filter", "FORWARD", ("-j", self.forward)),
+            ("nat", "PREROUTING", ("-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat)),
+            ("nat", "OUTPUT", ("-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat)),
+            ("nat", "POSTROUTING", ("-j", self.postrouting)),
+        )
 
 
 @dataclass(frozen=True)
@@ -72,48 +97,51 @@ class PortForward:
     bridge: str
 
 
-def render(bridges: Sequence[BridgeRules], forwards: Iterable[PortForward]) -> str:
+def render(bridges: Sequence[BridgeRules], forwards: Iterable[PortForward],
+           chains: Chains = Chains()) -> str:
     """The `iptables-restore --noflush` input for the whole state."""
     fwd = list(forwards)
-    f: list[str] = ["*filter", f":{FORWARD} - [0:0]", f":{ISOLATION_1} - [0:0]",
-                    f":{ISOLATION_2} - [0:0]"]
-    f.append(f"-A {FORWARD} -j {ISOLATION_1}")
+    fw, iso1, iso2 = chains.forward, chains.isolation1, chains.isolation2
+    dnat, post = chains.dnat, chains.postrouting
+    f: list[str] = ["*filter", f":{fw} - [0:0]", f":{iso1} - [0:0]",
+                    f":{iso2} - [0:0]"]
+    f.append(f"-A {fw} -j {iso1}")
     for b in bridges:
-        f.append(f"-A {ISOLATION_1} -i {b.bridge} ! -o {b.bridge} -j {ISOLATION_2}")
-        f.append(f"-A {ISOLATION_2} -o {b.bridge} -j DROP")
-    f.append(f"-A {ISOLATION_1} -j RETURN")
-    f.append(f"-A {ISOLATION_2} -j RETURN")
+        f.append(f"-A {iso1} -i {b.bridge} ! -o {b.bridge} -j {iso2}")
+        f.append(f"-A {iso2} -o {b.bridge} -j DROP")
+    f.append(f"-A {iso1} -j RETURN")
+    f.append(f"-A {iso2} -j RETURN")
     for b in bridges:
         br = b.bridge
         if b.internal:
-            f.append(f"-A {FORWARD} -i {br} ! -o {br} -j DROP")
-            f.append(f"-A {FORWARD} -o {br} ! -i {br} -j DROP")
-        f.append(f"-A {FORWARD} -o {br} -m conntrack --ctstate RELATED,ESTABLISHED "
+            f.append(f"-A {fw} -i {br} ! -o {br} -j DROP")
+            f.append(f"-A {fw} -o {br} ! -i {br} -j DROP")
+        f.append(f"-A {fw} -o {br} -m conntrack --ctstate RELATED,ESTABLISHED "
                  "-j ACCEPT")
         for p in fwd:
             if p.bridge == br and not b.internal:
-                f.append(f"-A {FORWARD} -d {p.container_ip}/32 ! -i {br} -o {br} "
+                f.append(f"-A {fw} -d {p.container_ip}/32 ! -i {br} -o {br} "
                          f"-p {p.protocol} -m {p.protocol} --dport {p.container_port} "
                          "-j ACCEPT")
-        f.append(f"-A {FORWARD} -i {br} -o {br} -j {'ACCEPT' if b.icc else 'DROP'}")
+        f.append(f"-A {fw} -i {br} -o {br} -j {'ACCEPT' if b.icc else 'DROP'}")
         if not b.internal:
-            f.append(f"-A {FORWARD} -i {br} ! -o {br} -j ACCEPT")
-        f.append(f"-A {FORWARD} -o {br} -j DROP")
+            f.append(f"-A {fw} -i {br} ! -o {br} -j ACCEPT")
+        f.append(f"-A {fw} -o {br} -j DROP")
     f.append("COMMIT")
-    n: list[str] = ["*nat", f":{DNAT} - [0:0]", f":{POSTROUTING} - [0:0]"]
+    n: list[str] = ["*nat", f":{dnat} - [0:0]", f":{post} - [0:0]"]
     for b in bridges:
         if b.masquerade and not b.internal:
-            n.append(f"-A {POSTROUTING} -s {b.subnet} ! -o {b.bridge} -j MASQUERADE")
-        n.append(f"-A {POSTROUTING} -o {b.bridge} -m addrtype --src-type LOCAL "
+            n.append(f"-A {post} -s {b.subnet} ! -o {b.bridge} -j MASQUERADE")
+        n.append(f"-A {post} -o {b.bridge} -m addrtype --src-type LOCAL "
                  "-j MASQUERADE")
     internal = {b.bridge for b in bridges if b.internal}
     for p in fwd:
         if p.bridge in internal:
             continue
         dest = f"-d {p.host_ip}/32 " if p.host_ip else ""
-        n.append(f"-A {DNAT} {dest}-p {p.protocol} -m {p.protocol} --dport {p.host_port} "
+        n.append(f"-A {dnat} {dest}-p {p.protocol} -m {p.protocol} --dport {p.host_port} "
                  f"-j DNAT --to-destination {p.container_ip}:{p.container_port}")
-        n.append(f"-A {POSTROUTING} -s {p.container_ip}/32 -d {p.container_ip}/32 "
+        n.append(f"-A {post} -s {p.container_ip}/32 -d {p.container_ip}/32 "
                  f"-p {p.protocol} -m {p.protocol} --dport {p.container_port} -j MASQUERADE")
     n.append("COMMIT")
     return "\n".join(f + n) + "\n"
@@ -133,12 +161,12 @@ async def apply(rules: str) -> None:
         raise SystemError_(f"applying the network rules failed: {err}")
 
 
-async def ensure_jumps() -> None:
+async def ensure_jumps(chains: Chains = Chains()) -> None:
     """Create the chains if needed and jump into them from the built-in ones
     (first in FORWARD, so a FORWARD policy of DROP set by another engine does
     not stop dockyard's traffic); idempotent."""
-    await apply(render([], []))     # makes the chains exist (empty)
-    for table, chain, spec in JUMPS:
+    await apply(render([], [], chains))     # makes the chains exist (empty)
+    for table, chain, spec in chains.jumps():
         code, _ = await _run(["iptables", "--wait", "-t", table, "-C", chain, *spec])
         if code != 0:
             code, err = await _run(["iptables", "--wait", "-t", table, "-I", chain, "1",
@@ -147,14 +175,14 @@ async def ensure_jumps() -> None:
                 raise SystemError_(f"adding the {chain} jump failed: {err}")
 
 
-async def remove_all() -> None:
-    """Take every dockyard rule and chain out (tests, and the last network going)."""
-    for table, chain, spec in JUMPS:
+async def remove_all(chains: Chains = Chains()) -> None:
+    """Take every rule and chain of one engine out."""
+    for table, chain, spec in chains.jumps():
         while (await _run(["iptables", "--wait", "-t", table, "-D", chain, *spec]))[0] == 0:
             pass
-    for table, chains in (("filter", (FORWARD, ISOLATION_1, ISOLATION_2)),
-                          ("nat", (DNAT, POSTROUTING))):
-        for chain in chains:
+    for table, names in (("filter", (chains.forward, chains.isolation1, chains.isolation2)),
+                         ("nat", (chains.dnat, chains.postrouting))):
+        for chain in names:
             await _run(["iptables", "--wait", "-t", table, "-F", chain])
-        for chain in chains:
+        for chain in names:
             await _run(["iptables", "--wait", "-t", table, "-X", chain])

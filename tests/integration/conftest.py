@@ -4,8 +4,12 @@ runtimes (make setup installs them)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -16,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from dockyard.engine.networks.store import HostNames
+from dockyard.network import firewall
 
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 
@@ -109,15 +116,29 @@ def leftovers(d: Daemon) -> list[str]:
     return out
 
 
+def host_network_objects() -> set[str]:
+    """Bridges, veths and firewall chains an engine makes on the host."""
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    found = {f"link {line.split(':')[1].strip().split('@')[0]}"
+             for line in links.splitlines()
+             if line.split(":")[1].strip().startswith(("dy", "veth"))}
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    found |= {f"chain {line.split()[0][1:]}" for line in rules.splitlines()
+              if line.startswith(":DOCKYARD")}
+    return found
+
+
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind() -> Iterator[None]:
     """After the whole suite: no test daemon left mounts, monitors, network
     namespaces or runtime state of removed containers, and no container
-    cgroup was left behind."""
+    cgroup, bridge, veth or firewall chain was left behind."""
     cgroups_before = container_cgroups()
+    network_before = host_network_objects()
     yield
     leaked = list(_LEAKS)
     leaked += [f"cgroup {cg}" for cg in sorted(container_cgroups() - cgroups_before)]
+    leaked += sorted(host_network_objects() - network_before)
     assert not leaked, "left behind by the suite's containers:\n" + "\n".join(leaked)
 
 
@@ -165,6 +186,21 @@ def start_daemon(base: Path, extra_args: list[str] | None = None) -> Daemon:
     return Daemon(sock, data, execr, proc, log_path)
 
 
+def remove_host_networking(d: Daemon) -> None:
+    """A test daemon's bridges, firewall chains and name server: the host is
+    shared, and a test daemon's data root does not outlive its test."""
+    names = HostNames.for_data_root(d.data_root)
+    bridges = [names.default_bridge]
+    for p in (d.data_root / "networks").glob("*.json"):
+        with contextlib.suppress(OSError, ValueError):
+            bridges.append(json.loads(p.read_text()).get("bridge") or "")
+    for b in filter(None, bridges):
+        subprocess.run(["ip", "link", "del", b], capture_output=True)
+    asyncio.run(firewall.remove_all(firewall.Chains(names.chain_prefix)))
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int((d.exec_root / "dns" / "aardvark.pid").read_text()), signal.SIGTERM)
+
+
 def stop_daemon(d: Daemon, cleanup: bool = True) -> None:
     """Stop the daemon; with cleanup, also remove its containers (they
     outlive the daemon by design), its exec root and its base directory."""
@@ -182,6 +218,7 @@ def stop_daemon(d: Daemon, cleanup: bool = True) -> None:
             d.proc.kill()
             d.proc.wait()
     if cleanup:
+        remove_host_networking(d)
         subprocess.run(["umount", "-l", str(d.exec_root / "netns")], capture_output=True)
         shutil.rmtree(d.exec_root, ignore_errors=True)
         shutil.rmtree(d.data_root.parent, ignore_errors=True)

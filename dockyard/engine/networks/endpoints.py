@@ -101,11 +101,11 @@ class ContainerNetworking:
             if not ip:
                 continue
             if not net.user_defined:
-                raise InvalidParameter("user specified IP address is supported on user "
-                                       "defined networks only")
+                raise InvalidParameter("user-specified IP address is supported on "
+                                       "user-defined networks only")
             sub = net.subnet6() if v6 else net.subnet4()
             if sub is None or not sub.user_subnet:
-                raise InvalidParameter("user specified IP address is supported only when "
+                raise InvalidParameter("user-specified IP address is supported only when "
                                        "connecting to networks with user configured subnets")
             try:
                 addr = ipaddress.ip_address(ip)

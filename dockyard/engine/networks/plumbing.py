@@ -30,13 +30,14 @@ def _flag(net: NetworkRecord, key: str) -> bool:
 
 
 class Plumbing:
-    def __init__(self, dns_dir: Path) -> None:
+    def __init__(self, dns_dir: Path, chains: firewall.Chains) -> None:
         self.dns = dns.DnsServer(dns_dir)
+        self.chains = chains
         self._lock = asyncio.Lock()
         self._last_rules = ""
 
     async def start(self) -> None:
-        await firewall.ensure_jumps()
+        await firewall.ensure_jumps(self.chains)
 
     async def ensure_bridge(self, net: NetworkRecord) -> None:
         addrs = []
@@ -79,7 +80,7 @@ class Plumbing:
                     dns_files[net.name].append(dns.DnsRecord(
                         c.id, [e.ip] if e.ip else [], [e.ip6] if e.ip6 else [],
                         e.dns_names, e.upstream))
-        rules = firewall.render(bridges, forwards)
+        rules = firewall.render(bridges, forwards, self.chains)
         async with self._lock:
             if rules != self._last_rules:
                 await firewall.apply(rules)

@@ -9,15 +9,17 @@ an address that is in use.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.engine.networks.records import BRIDGE_OPTIONS, NetworkRecord, SubnetConfig
 from dockyard.errors import Conflict, InvalidParameter, NotFound
-from dockyard.network import links
+from dockyard.network import firewall, links
 from dockyard.network.ipam import (
     IPAddress,
     IPNetwork,
@@ -31,7 +33,26 @@ from dockyard.network.ipam import (
 log = logging.getLogger("dockyard.networks")
 
 DEFAULT_BRIDGE = "dockyard0"
+DEFAULT_DATA_ROOT = Path("/var/lib/dockyard")
 PREDEFINED = ("bridge", "host", "none")
+
+
+@dataclass(frozen=True)
+class HostNames:
+    """The names an engine gives to what it makes in the host's shared
+    namespaces.  The engine on the default data root uses the plain ones;
+    another engine on the same host (another data root, a test daemon) gets
+    its own, so the two never rewrite each other's bridge or rules."""
+
+    default_bridge: str
+    chain_prefix: str
+
+    @classmethod
+    def for_data_root(cls, data_root: Path) -> HostNames:
+        if data_root.resolve() == DEFAULT_DATA_ROOT:
+            return cls(DEFAULT_BRIDGE, firewall.DEFAULT_PREFIX)
+        tag = hashlib.sha256(str(data_root.resolve()).encode()).hexdigest()[:6]
+        return cls(f"dy{tag}0", f"{firewall.DEFAULT_PREFIX}-{tag}")
 
 
 def new_network_id() -> str:
@@ -39,8 +60,9 @@ def new_network_id() -> str:
 
 
 class NetworkStore:
-    def __init__(self, data_root: Path) -> None:
+    def __init__(self, data_root: Path, default_bridge: str = DEFAULT_BRIDGE) -> None:
         self.dir = data_root / "networks"
+        self.default_bridge = default_bridge
         self._by_id: dict[str, NetworkRecord] = {}
         self._names: dict[str, str] = {}
         self._v4: dict[str, SubnetAllocator] = {}
@@ -132,25 +154,26 @@ class NetworkStore:
                 log.error("network %s has an unusable subnet: %s", net.name, e.message)
         for name in PREDEFINED:
             if name not in self._names:
-                self.add(self._predefined(name, default_subnet() if name == "bridge" else ""))
+                self.add(self._predefined(name, default_subnet() if name == "bridge" else "",
+                                          self.default_bridge))
 
     def subnets_in_use(self) -> list[IPNetwork]:
         return [parse_subnet(s.subnet) for n in self._by_id.values() for s in n.subnets]
 
     @staticmethod
-    def _predefined(name: str, subnet: str) -> NetworkRecord:
+    def _predefined(name: str, subnet: str, bridge: str) -> NetworkRecord:
         now = time.time_ns()
         if name == "bridge":
             gateway = str(next(parse_subnet(subnet).hosts()))
             return NetworkRecord(
                 id=new_network_id(), name="bridge", driver="bridge", created=now,
-                bridge=DEFAULT_BRIDGE, predefined=True,
+                bridge=bridge, predefined=True,
                 subnets=[SubnetConfig(subnet=subnet, gateway=gateway)],
                 options={BRIDGE_OPTIONS["default_bridge"]: "true",
                          BRIDGE_OPTIONS["icc"]: "true",
                          BRIDGE_OPTIONS["masquerade"]: "true",
                          BRIDGE_OPTIONS["host_binding"]: "0.0.0.0",
-                         BRIDGE_OPTIONS["name"]: DEFAULT_BRIDGE,
+                         BRIDGE_OPTIONS["name"]: bridge,
                          BRIDGE_OPTIONS["mtu"]: "1500"})
         return NetworkRecord(id=new_network_id(), name=name,
                              driver="host" if name == "host" else "null", created=now,

@@ -1,0 +1,211 @@
+"""Bridge networks end to end: addresses, names, isolation, published ports,
+connect/disconnect, the network API's shapes and errors, and hygiene."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+SERVE = "mkdir -p /www; echo {text} > /www/index.html; exec httpd -f -p 80 -h /www"
+
+
+def _net(daemon, **kw: str) -> str:
+    name = f"n-{uuid.uuid4().hex[:8]}"
+    args = ["network", "create"]
+    for k, v in kw.items():
+        args += [f"--{k.replace('_', '-')}", v]
+    daemon.out(*args, name)
+    return name
+
+
+@pytest.fixture
+def net(daemon):
+    name = _net(daemon)
+    yield name
+    daemon.docker("network", "rm", name)
+
+
+def _inspect(daemon, what: str) -> dict:
+    return json.loads(daemon.out("inspect", what))[0]
+
+
+def _wait_http(url: str, timeout: float = 10) -> bytes:
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return r.read()
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_default_bridge_gives_an_address_and_a_route(daemon):
+    out = daemon.out("run", "--rm", "busybox", "sh", "-c", "ip -4 addr show eth0; ip route")
+    assert "inet " in out and "default via" in out
+
+
+def test_containers_resolve_each_other_by_name_and_alias(daemon, net, name):
+    daemon.out("run", "-d", "--name", name, "--network", net, "--network-alias", "dbalias",
+               "busybox", "sh", "-c", SERVE.format(text="page"))
+    try:
+        for host in (name, "dbalias"):
+            out = daemon.out("run", "--rm", "--network", net, "busybox", "sh", "-c",
+                             f"for i in 1 2 3 4 5; do wget -qO- http://{host}/ && exit 0; "
+                             "sleep 0.2; done; exit 1")
+            assert out == "page\n"
+        other = _net(daemon)
+        try:
+            res = daemon.docker("run", "--rm", "--network", other, "busybox", "nslookup", name)
+            assert res.returncode != 0
+            ip = _inspect(daemon, name)["NetworkSettings"]["Networks"][net]["IPAddress"]
+            res = daemon.docker("run", "--rm", "--network", other, "busybox", "wget", "-T",
+                                "2", "-qO-", f"http://{ip}/")
+            assert res.returncode != 0          # bridge networks are isolated
+        finally:
+            daemon.docker("network", "rm", other)
+    finally:
+        daemon.docker("rm", "-f", name)
+
+
+def test_published_port_reaches_the_container_from_the_host(daemon, name):
+    port = _free_port()
+    daemon.out("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:80", "busybox", "sh",
+               "-c", SERVE.format(text="hello"))
+    try:
+        assert _wait_http(f"http://127.0.0.1:{port}/") == b"hello\n"
+        assert daemon.out("port", name).strip() == f"80/tcp -> 127.0.0.1:{port}"
+        ports = _inspect(daemon, name)["NetworkSettings"]["Ports"]
+        assert ports == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+        ps = daemon.out("ps", "--filter", f"name={name}", "--format", "{{.Ports}}")
+        assert ps.strip() == f"127.0.0.1:{port}->80/tcp"
+        res = daemon.docker("run", "--rm", "-p", f"127.0.0.1:{port}:80", "busybox", "true")
+        assert res.returncode != 0
+        assert "port is already allocated" in res.stderr.decode()
+    finally:
+        daemon.docker("rm", "-f", name)
+    # the port is free again once the container is gone
+    s = socket.socket()
+    s.bind(("127.0.0.1", port))
+    s.close()
+
+
+def test_ephemeral_port_and_publish_all(daemon, name):
+    daemon.out("run", "-d", "--name", name, "-P", "--expose", "80", "busybox", "sh", "-c",
+               SERVE.format(text="any"))
+    try:
+        mapping = daemon.out("port", name, "80/tcp").split(":")[-1].strip()
+        assert 32768 <= int(mapping) <= 60999
+        assert _wait_http(f"http://127.0.0.1:{mapping}/") == b"any\n"
+    finally:
+        daemon.docker("rm", "-f", name)
+
+
+def test_connect_and_disconnect_a_running_container(daemon, net, name):
+    daemon.out("run", "-d", "--name", name, "busybox", "sleep", "300")
+    try:
+        daemon.out("network", "connect", "--alias", "extra", net, name)
+        out = daemon.out("exec", name, "ip", "-o", "-4", "addr")
+        assert "eth1" in out
+        nets = _inspect(daemon, name)["NetworkSettings"]["Networks"]
+        assert set(nets) == {"bridge", net} and nets[net]["IPAddress"]
+        res = daemon.docker("network", "connect", net, name)
+        assert res.returncode != 0 and "already exists in network" in res.stderr.decode()
+        daemon.out("network", "disconnect", net, name)
+        assert "eth1" not in daemon.out("exec", name, "ip", "-o", "-4", "addr")
+        res = daemon.docker("network", "disconnect", net, name)
+        assert res.returncode != 0 and "is not connected to network" in res.stderr.decode()
+    finally:
+        daemon.docker("rm", "-f", name)
+
+
+def test_network_inspect_and_list_shapes(daemon):
+    name = _net(daemon, subnet="10.123.45.0/24", gateway="10.123.45.254", label="k=v")
+    try:
+        info = _inspect(daemon, name)
+        assert info["Driver"] == "bridge" and info["Scope"] == "local"
+        assert info["IPAM"]["Config"] == [{"Subnet": "10.123.45.0/24",
+                                           "Gateway": "10.123.45.254"}]
+        assert info["Labels"] == {"k": "v"}
+        listed = daemon.out("network", "ls", "--filter", "label=k=v", "--format", "{{.Name}}")
+        assert listed.split() == [name]
+        builtin = daemon.out("network", "ls", "--filter", "type=builtin", "--format",
+                             "{{.Name}}")
+        assert sorted(builtin.split()) == ["bridge", "host", "none"]
+        cid = daemon.out("run", "-d", "--network", name, "--ip", "10.123.45.7", "busybox",
+                         "sleep", "300").strip()
+        try:
+            members = _inspect(daemon, name)["Containers"]
+            assert members[cid]["IPv4Address"] == "10.123.45.7/24"
+            res = daemon.docker("network", "rm", name)
+            assert res.returncode != 0 and "has active endpoints" in res.stderr.decode()
+        finally:
+            daemon.docker("rm", "-f", cid)
+    finally:
+        daemon.docker("network", "rm", name)
+
+
+@pytest.mark.parametrize("args,text", [
+    (["network", "create", "--subnet", "bad", "x-bad"], "invalid CIDR address: bad"),
+    (["network", "create", "--driver", "weird", "x-weird"], 'plugin "weird" not found'),
+    (["run", "--rm", "--network", "nosuch", "busybox", "true"], "network nosuch not found"),
+    (["run", "--rm", "--ip", "172.30.0.50", "busybox", "true"],
+     "user-specified IP address is supported on user-defined networks only"),
+    (["network", "rm", "nosuch"], "network nosuch not found"),
+    (["network", "rm", "bridge"], "pre-defined network and cannot be removed"),
+])
+def test_network_errors(daemon, args, text):
+    res = daemon.docker(*args)
+    assert res.returncode != 0
+    assert text in res.stderr.decode()
+
+
+def test_overlapping_subnet_and_duplicate_name(daemon):
+    name = _net(daemon, subnet="10.124.0.0/16")
+    try:
+        res = daemon.docker("network", "create", "--subnet", "10.124.5.0/24", "x-overlap")
+        assert "Pool overlaps with other one on this address space" in res.stderr.decode()
+        res = daemon.docker("network", "create", name)
+        assert f"network with name {name} already exists" in res.stderr.decode()
+    finally:
+        daemon.docker("network", "rm", name)
+
+
+def test_internal_network_has_no_way_out(daemon):
+    net = f"n-{uuid.uuid4().hex[:8]}"
+    daemon.out("network", "create", "--internal", net)
+    try:
+        out = daemon.out("run", "--rm", "--network", net, "busybox", "ip", "route")
+        assert "default" not in out
+    finally:
+        daemon.docker("network", "rm", net)
+
+
+def test_nothing_left_after_many_containers(daemon, net):
+    def counts() -> tuple[int, int, int]:
+        links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+        rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+        netns = len(list((daemon.exec_root / "netns").iterdir()))
+        return links.count("veth"), rules.count("DOCKYARD"), netns
+
+    daemon.out("run", "--rm", "--network", net, "busybox", "true")
+    before = counts()
+    for i in range(20):
+        daemon.out("run", "--rm", "--network", net if i % 2 else "bridge",
+                   *(["-p", "80"] if i % 3 == 0 else []), "busybox", "true")
+    assert counts() == before
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
