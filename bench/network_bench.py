@@ -32,7 +32,13 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import DOCKER, ROOT, start_dockyard, stop, time_cli, wait_socket  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from run import DOCKER, ROOT, start_dockyard, stop, time_cli, wait_socket
+
+from tests.integration.network.refdocker import (
+    forward_policy,
+    remove_docker_networking,
+)
 
 NETAVARK = "/usr/lib/podman/netavark"
 AARDVARK = "/usr/lib/podman/aardvark-dns"
@@ -143,25 +149,6 @@ def start_reference_dockerd(base: Path, busybox_tar: Path) -> tuple[subprocess.P
     return proc, sock
 
 
-def remove_docker_networking() -> None:
-    """What a stopped dockerd leaves: docker0 and its chains and jumps."""
-    subprocess.run(["ip", "link", "del", "docker0"], capture_output=True)
-    for table in ("filter", "nat"):
-        rules = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True,
-                               text=True).stdout.splitlines()
-        for rule in rules:
-            if rule.startswith("-A ") and ("DOCKER" in rule.split()[1] or "docker0" in rule
-                                           or "-j DOCKER" in rule):
-                if not rule.split()[1].startswith("DOCKER"):
-                    subprocess.run(["iptables", "-t", table, "-D", *rule.split()[1:]],
-                                   capture_output=True)
-        for rule in rules:
-            if rule.startswith("-N DOCKER"):
-                chain = rule.split()[1]
-                subprocess.run(["iptables", "-t", table, "-F", chain], capture_output=True)
-                subprocess.run(["iptables", "-t", table, "-X", chain], capture_output=True)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=15)
@@ -191,7 +178,11 @@ def main() -> int:
         cli(sock, "save", "-o", str(tar), "busybox")
     finally:
         stop(dy)
+        subprocess.run([sys.executable, "-m", "dockyard.cli", "cleanup", "--data-root",
+                        str(base / "data"), "--exec-root", "/run/dockyard-bench"],
+                       cwd=ns.tree, capture_output=True)
     if not ns.no_dockerd and shutil.which("dockerd"):
+        policy = forward_policy()
         proc, rsock = start_reference_dockerd(base, tar)
         try:
             r = rows["dockerd"]
@@ -204,7 +195,7 @@ def main() -> int:
         finally:
             stop(proc)
             subprocess.run(["pkill", "-f", "/run/bench-net-docker"], capture_output=True)
-            remove_docker_networking()
+            remove_docker_networking(policy)
             shutil.rmtree("/var/lib/bench-net-docker", ignore_errors=True)
     if not ns.no_netavark:
         setup, teardown = netavark_cost(ns.runs)

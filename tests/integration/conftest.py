@@ -5,11 +5,8 @@ runtimes (make setup installs them)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.engine.networks.store import HostNames
-from dockyard.network import firewall
+from dockyard.engine.networks import store as engine_networks
 
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 
@@ -189,16 +185,7 @@ def start_daemon(base: Path, extra_args: list[str] | None = None) -> Daemon:
 def remove_host_networking(d: Daemon) -> None:
     """A test daemon's bridges, firewall chains and name server: the host is
     shared, and a test daemon's data root does not outlive its test."""
-    names = HostNames.for_data_root(d.data_root)
-    bridges = [names.default_bridge]
-    for p in (d.data_root / "networks").glob("*.json"):
-        with contextlib.suppress(OSError, ValueError):
-            bridges.append(json.loads(p.read_text()).get("bridge") or "")
-    for b in filter(None, bridges):
-        subprocess.run(["ip", "link", "del", b], capture_output=True)
-    asyncio.run(firewall.remove_all(firewall.Chains(names.chain_prefix)))
-    with contextlib.suppress(OSError, ValueError):
-        os.kill(int((d.exec_root / "dns" / "aardvark.pid").read_text()), signal.SIGTERM)
+    asyncio.run(engine_networks.remove_host_networking(d.data_root, d.exec_root))
 
 
 def stop_daemon(d: Daemon, cleanup: bool = True) -> None:

@@ -9,6 +9,7 @@ an address that is in use.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import secrets
@@ -20,6 +21,7 @@ from pathlib import Path
 from dockyard.engine.networks.records import BRIDGE_OPTIONS, NetworkRecord, SubnetConfig
 from dockyard.errors import Conflict, InvalidParameter, NotFound
 from dockyard.network import firewall, links
+from dockyard.network.dns import DnsServer
 from dockyard.network.ipam import (
     IPAddress,
     IPNetwork,
@@ -187,3 +189,27 @@ def default_bridge_subnet(bip: str | None, pools: tuple[Pool, ...], store: Netwo
         return str(parse_subnet(bip))
     taken: list[IPNetwork] = [*store.subnets_in_use(), *links.host_routes()]
     return str(choose_subnet(pools, taken))
+
+
+async def remove_host_networking(data_root: Path, exec_root: Path) -> list[str]:
+    """Take out what an engine made in the host's shared network state: its
+    bridges, its firewall chains and their jumps, its name server.  For an
+    engine that is stopped and will not come back on this data root (a
+    removed installation, a test daemon).  Returns what was removed."""
+    names = HostNames.for_data_root(data_root)
+    bridges = [names.default_bridge]
+    for path in (data_root / "networks").glob("*.json"):
+        try:
+            bridges.append(NetworkRecord.load(path).bridge)
+        except (OSError, ValueError, TypeError):
+            continue
+    removed = []
+    for bridge in dict.fromkeys(b for b in bridges if b):
+        if await asyncio.to_thread(links.link_exists, bridge):
+            await asyncio.to_thread(links.delete_link, bridge)
+            removed.append(f"bridge {bridge}")
+    await firewall.remove_all(firewall.Chains(names.chain_prefix))
+    removed.append(f"firewall chains {names.chain_prefix}-*")
+    dns_server = DnsServer(exec_root / "dns")
+    await dns_server.stop()
+    return removed
