@@ -19,6 +19,7 @@ from typing import Any
 from dockyard.engine.containers.record import Container
 from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.host.environment import HostEnv
+from dockyard.engine.networks import legacy_links
 from dockyard.engine.networks.endpoints import ContainerNetworking
 from dockyard.errors import Conflict, InvalidParameter, NotFound
 from dockyard.images.service import ImageService
@@ -74,6 +75,8 @@ class SpecBuilder:
             # the container's interfaces are there before its process starts
             endpoints = await self.networking.start(c, str(netns),
                                                     list(resolv.external_nameservers))
+        links = legacy_links.resolve(self.store, c, endpoints[0].network_name) \
+            if endpoints and hc.get("Links") else []
         etc_dir = d
         if net_mode.startswith("container:"):
             # As dockerd's initializeNetworking: the container takes the donor's
@@ -84,8 +87,10 @@ class SpecBuilder:
             c.config["Domainname"] = donor.config.get("Domainname") or ""
             etc_dir = self.store.dir(donor)
         else:
+            extra = legacy_links.hosts_entries(links, endpoints[0].network_name) \
+                if links else []
             await asyncio.to_thread(self._write_etc_files, c, d,
-                                    [e.ip for e in endpoints if e.ip], resolv.text)
+                                    [e.ip for e in endpoints if e.ip], resolv.text, extra)
         ns_paths = self._joined_namespaces(c)
         await asyncio.to_thread(self._check_rt_budget, c)
         shm_path = await asyncio.to_thread(self._prepare_shm, c)
@@ -130,6 +135,12 @@ class SpecBuilder:
             gid_mappings=gid_maps,
         )
         spec = ocispec.build_runtime_spec(inp)
+        if links:
+            # the link variables, under what the container's own Env sets
+            env = spec["process"]["env"]
+            own = {e.split("=", 1)[0] for e in env}
+            env[:0] = [e for e in legacy_links.environment(
+                links, endpoints[0].network_name, c) if e.split("=", 1)[0] not in own]
         if remap is not None and netns is not None:
             await remap.apply_net_sysctls(spec, str(netns))   # userns-remap, see userns.py
         bundle = self.store.bundle(c)
@@ -225,7 +236,7 @@ class SpecBuilder:
         return self.networking.host_gateway()
 
     def _write_etc_files(self, c: Container, d: Path, addresses: list[str],
-                         resolv_text: str) -> None:
+                         resolv_text: str, link_hosts: list[str]) -> None:
         hc = c.host_config
         hostname = c.config.get("Hostname") or c.id[:12]
         net_mode = hc.get("NetworkMode") or "bridge"
@@ -238,7 +249,8 @@ class SpecBuilder:
                                                      self.host_gateway_ips())
         else:
             hosts = etcfiles.hosts_file(hostname, c.config.get("Domainname") or "", addresses,
-                                        hc.get("ExtraHosts") or [], self.host_gateway_ips())
+                                        [*link_hosts, *(hc.get("ExtraHosts") or [])],
+                                        self.host_gateway_ips())
         atomic_write(d / "hosts", hosts.encode())
         atomic_write(d / "resolv.conf", resolv_text.encode())
 

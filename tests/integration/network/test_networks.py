@@ -209,3 +209,24 @@ def _free_port() -> int:
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def test_legacy_link_on_the_default_bridge(daemon, name):
+    daemon.out("run", "-d", "--name", name, "--expose", "80", "-e", "SECRET=s3", "busybox",
+               "sleep", "300")
+    try:
+        ip = _inspect(daemon, name)["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+        out = daemon.out("run", "--rm", "--name", f"{name}-client", "--link",
+                         f"{name}:dbalias", "busybox", "sh", "-c",
+                         "grep dbalias /etc/hosts; env | grep ^DBALIAS_ | sort")
+        lines = out.splitlines()
+        assert lines[0].split()[:2] == [ip, "dbalias"]
+        env = dict(line.split("=", 1) for line in lines[1:])
+        assert env["DBALIAS_NAME"] == f"/{name}-client/dbalias"
+        assert env["DBALIAS_PORT"] == f"tcp://{ip}:80"
+        assert env["DBALIAS_PORT_80_TCP_ADDR"] == ip
+        assert env["DBALIAS_ENV_SECRET"] == "s3"
+        res = daemon.docker("run", "--rm", "--link", "nosuchcontainer:x", "busybox", "true")
+        assert res.returncode != 0
+    finally:
+        daemon.docker("rm", "-f", name)
