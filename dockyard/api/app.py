@@ -106,7 +106,8 @@ class App:
             raise
         except Exception as e:  # noqa: BLE001 - a bug answers 500, the daemon keeps serving
             log.error("%s %s failed:\n%s", req.method, req.path, traceback.format_exc())
-            return error_response(500, f"{type(e).__name__}: {e}")
+            # the log has the traceback; the client gets no Python internals
+            return error_response(500, f"internal error: {e}" if str(e) else "internal error")
         log.debug("%s %s -> %s (%.1f ms)", req.method, req.target, getattr(resp, "status", "?"),
                   (time.perf_counter() - t0) * 1000)
         return resp

@@ -12,6 +12,7 @@ from dockyard.backend.streams import OutputSink, StdinSource
 class ExecStartOptions:
     tty: bool = False                       # the start request's; decides the framing
     console_size: list[int] | None = None   # [height, width]
+    detach: bool = False
 
 
 class ExecBackend(Protocol):
@@ -35,6 +36,6 @@ class ExecBackend(Protocol):
 
     async def resize(self, exec_id: str, height: int, width: int) -> None: ...
 
-    def console_size(self, value: Any) -> list[int] | None:
-        """A request's ConsoleSize checked with Docker's text."""
+    def start_options(self, body: Any, api_version: tuple[int, int]) -> ExecStartOptions:
+        """`POST /exec/{id}/start`'s body (Docker's ExecStartConfig), checked."""
         ...

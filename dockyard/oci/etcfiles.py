@@ -13,6 +13,11 @@ loopback nameservers (and IPv6 ones without IPv6) are dropped and Google's
 public servers used if none remain; with an internal resolver (user-defined
 networks) the resolver address replaces all nameservers and the originals are
 returned as external servers for it to forward to.
+
+Every value that lands in these files must be one word of printable
+characters: a newline in a name, server or option would add lines of the
+client's choosing (another nameserver, another host), so the builders refuse
+it even when create-time validation (validate.py) has already done so.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from dockyard.errors import InvalidParameter
+from dockyard.oci.gojson import go_quote
 
 HOST_GATEWAY = "host-gateway"
 
@@ -42,24 +48,44 @@ RESOLV_HEADER = (
 )
 
 
+def is_word(value: str) -> bool:
+    """No whitespace, no control characters: safe as one field of a line."""
+    return value.isprintable() and not any(ch.isspace() for ch in value)
+
+
+def check_word(what: str, value: str) -> str:
+    if not is_word(value):
+        raise InvalidParameter(f"invalid {what} {go_quote(value)}: whitespace and control "
+                               "characters are not allowed")
+    return value
+
+
+def parse_ip(what: str, value: str) -> str:
+    """An IP address in its canonical form, or Docker-style `invalid IP
+    address in <what>: "x"`.  Surrounding whitespace is allowed, as Go's
+    ValidateIPAddress trims it."""
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise InvalidParameter(f"invalid IP address in {what}: {go_quote(value)}") from None
+
+
 def hostname_file(hostname: str) -> str:
-    return hostname + "\n"
+    return check_word("hostname", hostname) + "\n"
 
 
 def parse_extra_host(entry: str) -> tuple[str, str]:
     """`name:ip` (split on the first colon, so IPv6 works) -> (name, ip).
 
-    Raises Docker's `bad format for add-host: "x"` / `invalid IP address in
-    add-host: "ip"`.  `host-gateway` is returned unresolved.
+    Raises Docker's `bad format for add-host: "x"` (also for a name with
+    whitespace or control characters) / `invalid IP address in add-host:
+    "ip"`.  `host-gateway` is returned unresolved.
     """
     name, sep, ip = entry.partition(":")
-    if not sep or not name:
-        raise InvalidParameter(f'bad format for add-host: "{entry}"')
+    if not sep or not name or not is_word(name):
+        raise InvalidParameter(f"bad format for add-host: {go_quote(entry)}")
     if ip != HOST_GATEWAY:
-        try:
-            ipaddress.ip_address(ip)
-        except ValueError:
-            raise InvalidParameter(f'invalid IP address in add-host: "{ip}"') from None
+        ip = parse_ip("add-host", ip)
     return name, ip
 
 
@@ -88,6 +114,9 @@ def hosts_file(hostname: str, domainname: str = "", addresses: Sequence[str] = (
         else:
             records.append((_canonical_ip(ip), name))
     if addresses:
+        check_word("hostname", hostname)
+        if domainname:
+            check_word("domainname", domainname)
         names = hostname + (f".{domainname}" if domainname else "")
         first, dot, _ = names.partition(".")
         if dot:
@@ -169,11 +198,11 @@ def resolv_conf(host_text: str | None, dns: Sequence[str] = (), dns_search: Sequ
     rc = parse_resolv_conf(host_text or "")
     ns_override = bool(dns)
     if dns:
-        rc.nameservers = [str(ipaddress.ip_address(d)) for d in dns]
+        rc.nameservers = [parse_ip("dns", d) for d in dns]
     if dns_search:
-        rc.search = [s for s in dns_search if s != "."]
+        rc.search = [check_word("dns search domain", s) for s in dns_search if s != "."]
     if dns_options:
-        rc.options = list(dns_options)
+        rc.options = [check_word("dns option", o) for o in dns_options if o]
     transform = ""
     warnings: list[str] = []
     external: list[str] = []

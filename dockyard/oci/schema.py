@@ -1,157 +1,207 @@
-"""JSON types of the create and update bodies, checked before anything else.
+"""Docker's request structs, as data, and the decoding of each request body.
 
-dockerd decodes requests into Go structs, so a value of the wrong JSON type
-is an error before any validation runs; a dict-based engine has to check it
-explicitly, or a string where a bool belongs is stored and breaks inspect.
-Errors read like Go's decoder's, which clients have seen for years.
+dockerd decodes create, update, exec and commit bodies into these Go
+structs (moby v28 api/types), so a value of the wrong JSON type, an integer
+out of its type's range or a field name in another case is settled before
+any validation runs.  A dict-based engine has to do that explicitly, or a
+string where a bool belongs is stored and breaks inspect, a mis-cased field
+is silently ignored, and a 2^70 memory limit reaches the runtime.  Every
+body goes through `gojson.decode` against its struct here; the result is
+what the rest of the engine reads.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from dockyard.errors import InvalidParameter
+from dockyard.oci.gojson import (
+    DURATION,
+    INT,
+    INT64,
+    STRMAP,
+    STRS,
+    UINT,
+    UINT16,
+    UINT64,
+    Array,
+    Bool,
+    Empty,
+    Field,
+    Int,
+    Str,
+    StrSlice,
+    Struct,
+    decode,
+    fields,
+    map_of,
+    slice_of,
+    struct,
+)
 
-BOOL, INT, STR, STRS, STRMAP, OBJ, ANYMAP = "bool", "int64", "string", "[]string", \
-    "map[string]string", "struct", "map[string]struct"
-# StrSlice fields take a JSON string too (moby's strslice): "echo hi" -> ["echo hi"]
-STRSLICE = "strslice"
+BOOL, STR = Bool(), Str()
+CONSOLE_SIZE = Array("[2]uint", UINT, 2)
 
-CONFIG_FIELDS: dict[str, str] = {
-    **dict.fromkeys(("AttachStdin", "AttachStdout", "AttachStderr", "Tty", "OpenStdin",
-                     "StdinOnce", "ArgsEscaped", "NetworkDisabled"), BOOL),
-    **dict.fromkeys(("Hostname", "Domainname", "User", "Image", "WorkingDir", "MacAddress",
-                     "StopSignal"), STR),
-    "StopTimeout": INT,
-    "Env": STRS, "OnBuild": STRS,
-    "Cmd": STRSLICE, "Entrypoint": STRSLICE, "Shell": STRSLICE,
-    "Labels": STRMAP,
-    "ExposedPorts": ANYMAP, "Volumes": ANYMAP,
-    "Healthcheck": OBJ,
-}
+HEALTH_CONFIG = struct(
+    "v1.HealthcheckConfig", Field("Test", STRS),
+    *fields(DURATION, "Interval", "Timeout", "StartPeriod", "StartInterval"),
+    Field("Retries", INT))
 
-RESOURCE_FIELDS: dict[str, str] = {
-    **dict.fromkeys(("Memory", "MemoryReservation", "MemorySwap", "MemorySwappiness",
-                     "KernelMemory", "KernelMemoryTCP", "NanoCpus", "CpuShares", "CpuPeriod",
-                     "CpuQuota", "CpuRealtimePeriod", "CpuRealtimeRuntime", "BlkioWeight",
-                     "PidsLimit", "CpuCount", "CpuPercent", "IOMaximumIOps",
-                     "IOMaximumBandwidth"), INT),
-    **dict.fromkeys(("CpusetCpus", "CpusetMems", "CgroupParent"), STR),
-    "OomKillDisable": BOOL, "Init": BOOL,
-    **dict.fromkeys(("BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
-                     "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "Devices", "Ulimits",
-                     "DeviceRequests"), "[]struct"),
-    "DeviceCgroupRules": STRS,
-}
+CONFIG = struct(
+    "container.Config",
+    *fields(STR, "Hostname", "Domainname", "User"),
+    *fields(BOOL, "AttachStdin", "AttachStdout", "AttachStderr"),
+    Field("ExposedPorts", map_of(Empty(), "nat.PortSet")),
+    *fields(BOOL, "Tty", "OpenStdin", "StdinOnce"),
+    Field("Env", STRS), Field("Cmd", StrSlice()), Field("Healthcheck", HEALTH_CONFIG),
+    Field("ArgsEscaped", BOOL), Field("Image", STR),
+    Field("Volumes", map_of(Empty())), Field("WorkingDir", STR),
+    Field("Entrypoint", StrSlice()), Field("NetworkDisabled", BOOL),
+    Field("MacAddress", STR), Field("OnBuild", STRS), Field("Labels", STRMAP),
+    Field("StopSignal", STR), Field("StopTimeout", INT), Field("Shell", StrSlice()))
 
-HOST_CONFIG_FIELDS: dict[str, str] = {
-    **RESOURCE_FIELDS,
-    **dict.fromkeys(("Binds", "Dns", "DnsOptions", "DnsSearch", "ExtraHosts", "GroupAdd",
-                     "Links", "SecurityOpt", "VolumesFrom", "MaskedPaths", "ReadonlyPaths"),
-                    STRS),
-    "CapAdd": STRSLICE, "CapDrop": STRSLICE,
-    **dict.fromkeys(("ContainerIDFile", "NetworkMode", "IpcMode", "Cgroup", "PidMode",
-                     "UTSMode", "UsernsMode", "CgroupnsMode", "Runtime", "VolumeDriver",
-                     "Isolation"), STR),
-    **dict.fromkeys(("AutoRemove", "Privileged", "PublishAllPorts", "ReadonlyRootfs"), BOOL),
-    **dict.fromkeys(("OomScoreAdj", "ShmSize"), INT),
-    **dict.fromkeys(("Sysctls", "Tmpfs", "StorageOpt", "Annotations"), STRMAP),
-    "PortBindings": ANYMAP,
-    "RestartPolicy": OBJ, "LogConfig": OBJ,
-    "Mounts": "[]struct",
-    "ConsoleSize": "[2]uint",
-}
+WEIGHT_DEVICE = struct("blkiodev.WeightDevice", Field("Path", STR), Field("Weight", UINT16))
+THROTTLE_DEVICE = struct("blkiodev.ThrottleDevice", Field("Path", STR), Field("Rate", UINT64))
+DEVICE_MAPPING = struct("container.DeviceMapping",
+                        *fields(STR, "PathOnHost", "PathInContainer", "CgroupPermissions"))
+DEVICE_REQUEST = struct(
+    "container.DeviceRequest", Field("Driver", STR), Field("Count", INT),
+    Field("DeviceIDs", STRS), Field("Capabilities", slice_of(STRS)), Field("Options", STRMAP))
+ULIMIT = struct("units.Ulimit", Field("Name", STR), *fields(INT64, "Hard", "Soft"))
 
-SUB_FIELDS: dict[str, dict[str, str]] = {
-    "RestartPolicy": {"Name": STR, "MaximumRetryCount": INT},
-    "LogConfig": {"Type": STR, "Config": STRMAP},
-    "Healthcheck": {"Test": STRS, "Interval": INT, "Timeout": INT, "StartPeriod": INT,
-                    "StartInterval": INT, "Retries": INT},
-}
+RESOURCES = struct(
+    "container.Resources",
+    Field("CpuShares", INT64), Field("Memory", INT64), Field("NanoCpus", INT64),
+    Field("CgroupParent", STR), Field("BlkioWeight", UINT16),
+    Field("BlkioWeightDevice", slice_of(WEIGHT_DEVICE, "[]*blkiodev.WeightDevice")),
+    *fields(slice_of(THROTTLE_DEVICE, "[]*blkiodev.ThrottleDevice"), "BlkioDeviceReadBps",
+            "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps"),
+    *fields(INT64, "CpuPeriod", "CpuQuota", "CpuRealtimePeriod", "CpuRealtimeRuntime"),
+    *fields(STR, "CpusetCpus", "CpusetMems"),
+    Field("Devices", slice_of(DEVICE_MAPPING)), Field("DeviceCgroupRules", STRS),
+    Field("DeviceRequests", slice_of(DEVICE_REQUEST)),
+    *fields(INT64, "KernelMemory", "KernelMemoryTCP", "MemoryReservation", "MemorySwap",
+            "MemorySwappiness"),
+    Field("OomKillDisable", BOOL), Field("PidsLimit", INT64),
+    Field("Ulimits", slice_of(ULIMIT, "[]*units.Ulimit")),
+    *fields(INT64, "CpuCount", "CpuPercent"),
+    *fields(UINT64, "IOMaximumIOps", "IOMaximumBandwidth"))
+
+LOG_CONFIG = struct("container.LogConfig", Field("Type", STR), Field("Config", STRMAP))
+RESTART_POLICY = struct("container.RestartPolicy",
+                        Field("Name", Str("container.RestartPolicyMode")),
+                        Field("MaximumRetryCount", INT))
+PORT_BINDING = struct("nat.PortBinding", *fields(STR, "HostIp", "HostPort"))
+
+MOUNT = struct(
+    "mount.Mount", Field("Type", Str("mount.Type")), *fields(STR, "Source", "Target"),
+    Field("ReadOnly", BOOL), Field("Consistency", Str("mount.Consistency")),
+    Field("BindOptions", struct(
+        "mount.BindOptions", Field("Propagation", Str("mount.Propagation")),
+        *fields(BOOL, "NonRecursive", "CreateMountpoint", "ReadOnlyNonRecursive",
+                "ReadOnlyForceRecursive"))),
+    Field("VolumeOptions", struct(
+        "mount.VolumeOptions", Field("NoCopy", BOOL), Field("Labels", STRMAP),
+        Field("Subpath", STR),
+        Field("DriverConfig", struct("mount.Driver", Field("Name", STR),
+                                     Field("Options", STRMAP))))),
+    Field("ImageOptions", struct("mount.ImageOptions", Field("Subpath", STR))),
+    Field("TmpfsOptions", struct(
+        "mount.TmpfsOptions", Field("SizeBytes", INT64),
+        Field("Mode", Int("fs.FileMode", 0, (1 << 32) - 1)),
+        Field("Options", slice_of(STRS)))),
+    Field("ClusterOptions", struct("mount.ClusterOptions")))
+
+HOST_CONFIG = struct(
+    "container.HostConfig",
+    Field("Binds", STRS), Field("ContainerIDFile", STR), Field("LogConfig", LOG_CONFIG),
+    Field("NetworkMode", Str("container.NetworkMode")),
+    Field("PortBindings", map_of(slice_of(PORT_BINDING), "nat.PortMap")),
+    Field("RestartPolicy", RESTART_POLICY), Field("AutoRemove", BOOL),
+    Field("VolumeDriver", STR), Field("VolumesFrom", STRS),
+    Field("ConsoleSize", CONSOLE_SIZE), Field("Annotations", STRMAP),
+    *fields(StrSlice(), "CapAdd", "CapDrop"),
+    Field("CgroupnsMode", Str("container.CgroupnsMode")),
+    *fields(STRS, "Dns", "DnsOptions", "DnsSearch", "ExtraHosts", "GroupAdd"),
+    Field("IpcMode", Str("container.IpcMode")), Field("Cgroup", Str("container.CgroupSpec")),
+    Field("Links", STRS), Field("OomScoreAdj", INT), Field("PidMode", Str("container.PidMode")),
+    *fields(BOOL, "Privileged", "PublishAllPorts", "ReadonlyRootfs"),
+    Field("SecurityOpt", STRS), *fields(STRMAP, "StorageOpt", "Tmpfs"),
+    Field("UTSMode", Str("container.UTSMode")), Field("UsernsMode", Str("container.UsernsMode")),
+    Field("ShmSize", INT64), Field("Sysctls", STRMAP), Field("Runtime", STR),
+    Field("Isolation", Str("container.Isolation")),
+    Field("Mounts", slice_of(MOUNT)), *fields(STRS, "MaskedPaths", "ReadonlyPaths"),
+    Field("Init", BOOL),
+    embed=("Resources", RESOURCES))
+
+ENDPOINT_SETTINGS = struct(
+    "network.EndpointSettings",
+    Field("IPAMConfig", struct("network.EndpointIPAMConfig",
+                               *fields(STR, "IPv4Address", "IPv6Address"),
+                               Field("LinkLocalIPs", STRS))),
+    *fields(STRS, "Links", "Aliases"), Field("MacAddress", STR), Field("DriverOpts", STRMAP),
+    Field("GwPriority", INT), *fields(STR, "NetworkID", "EndpointID", "Gateway", "IPAddress"),
+    Field("IPPrefixLen", INT), *fields(STR, "IPv6Gateway", "GlobalIPv6Address"),
+    Field("GlobalIPv6PrefixLen", INT), Field("DNSNames", STRS))
+
+NETWORKING_CONFIG = struct(
+    "network.NetworkingConfig",
+    Field("EndpointsConfig", map_of(ENDPOINT_SETTINGS, "map[string]*network.EndpointSettings")))
+
+CREATE_REQUEST = struct("container.CreateRequest", Field("HostConfig", HOST_CONFIG),
+                        Field("NetworkingConfig", NETWORKING_CONFIG), embed=("Config", CONFIG))
+
+UPDATE_CONFIG = struct("container.UpdateConfig", Field("RestartPolicy", RESTART_POLICY),
+                       embed=("Resources", RESOURCES))
+
+EXEC_OPTIONS = struct(
+    "container.ExecOptions", Field("User", STR), *fields(BOOL, "Privileged", "Tty"),
+    Field("ConsoleSize", CONSOLE_SIZE),
+    *fields(BOOL, "AttachStdin", "AttachStderr", "AttachStdout"), Field("DetachKeys", STR),
+    Field("Env", STRS), Field("WorkingDir", STR), Field("Cmd", STRS), Field("Detach", BOOL))
+
+EXEC_START_OPTIONS = struct("container.ExecStartOptions", *fields(BOOL, "Detach", "Tty"),
+                            Field("ConsoleSize", CONSOLE_SIZE))
 
 _PORT = re.compile(r"^\d{1,5}(-\d{1,5})?(/[a-zA-Z]+)?$")
+CONFIG_KEYS = frozenset(f.name for f in CONFIG.fields)
 
 
-def _json_type(v: Any) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, (int, float)):
-        return f"number {v}" if isinstance(v, float) else "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    return "object"
+def _decode_body(body: Any, t: Struct) -> dict[str, Any]:
+    if body is None:
+        return {}
+    return decode(body, t)
 
 
-def _fail(v: Any, path: str, gotype: str) -> InvalidParameter:
-    return InvalidParameter(f"invalid JSON: json: cannot unmarshal {_json_type(v)} into Go "
-                            f"struct field {path} of type {gotype}")
-
-
-def _check(v: Any, kind: str, path: str) -> Any:
-    """Return the value (StrSlice strings become lists) or raise."""
-    if v is None:
-        return v
-    if kind == BOOL:
-        if not isinstance(v, bool):
-            raise _fail(v, path, "bool")
-    elif kind == INT:
-        if isinstance(v, bool) or not isinstance(v, int):
-            if isinstance(v, float) and v.is_integer():
-                return int(v)
-            raise _fail(v, path, "int64")
-    elif kind == STR:
-        if not isinstance(v, str):
-            raise _fail(v, path, "string")
-    elif kind in (STRS, STRSLICE):
-        if kind == STRSLICE and isinstance(v, str):
-            return [v]
-        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise _fail(v, path, "[]string")
-    elif kind == STRMAP:
-        if not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values()):
-            raise _fail(v, path, "map[string]string")
-    elif kind == ANYMAP:
-        if not isinstance(v, dict) or not all(x is None or isinstance(x, (dict, list))
-                                              for x in v.values()):
-            raise _fail(v, path, "map[string]struct {}")
-    elif kind == OBJ:
-        if not isinstance(v, dict):
-            raise _fail(v, path, "struct")
-    elif kind == "[]struct":
-        if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
-            raise _fail(v, path, "[]struct")
-    elif kind == "[2]uint" and (not isinstance(v, list) or len(v) != 2 or not all(
-            isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v)):
-        raise _fail(v, path, "[2]uint")
-    return v
-
-
-def _check_fields(obj: dict[str, Any], table: Mapping[str, str], prefix: str) -> None:
-    for key, kind in table.items():
-        if key in obj:
-            obj[key] = _check(obj[key], kind, f"{prefix}.{key}")
-            sub = SUB_FIELDS.get(key)
-            if sub and isinstance(obj[key], dict):
-                _check_fields(obj[key], sub, f"{prefix}.{key}")
-
-
-def check_create_body(body: Any) -> None:
-    """Check (and normalise in place) the JSON types of a create request."""
-    if not isinstance(body, dict):
-        raise InvalidParameter("invalid JSON: json: cannot unmarshal "
-                               f"{_json_type(body)} into Go value of type "
-                               "container.CreateRequest")
-    _check_fields(body, CONFIG_FIELDS, "CreateRequest")
-    for key in ("HostConfig", "NetworkingConfig"):
-        if body.get(key) is not None and not isinstance(body[key], dict):
-            raise _fail(body[key], f"CreateRequest.{key}", "struct")
-    if isinstance(body.get("HostConfig"), dict):
-        _check_fields(body["HostConfig"], HOST_CONFIG_FIELDS, "CreateRequest.HostConfig")
-    for port in body.get("ExposedPorts") or {}:
+def decode_create_request(body: Any) -> dict[str, Any]:
+    """A create body as dockerd reads it: the Config fields at the top,
+    `HostConfig` and `NetworkingConfig` (each None when not sent)."""
+    req = decode(body, CREATE_REQUEST)
+    for port in req.get("ExposedPorts") or {}:
         if not _PORT.match(port):
             raise InvalidParameter(f'invalid port specification: "{port}"')
+    return req
+
+
+def decode_update_config(body: Any) -> dict[str, Any]:
+    return _decode_body(body, UPDATE_CONFIG)
+
+
+def decode_exec_options(body: Any) -> dict[str, Any]:
+    return _decode_body(body, EXEC_OPTIONS)
+
+
+def decode_exec_start(body: Any) -> dict[str, Any]:
+    return _decode_body(body, EXEC_START_OPTIONS)
+
+
+def decode_commit_config(body: Any) -> dict[str, Any] | None:
+    """A commit's config: dockerd decodes the body as a create request and
+    keeps its Config part (None when the body has no Config field)."""
+    if body is None:
+        return None
+    req = decode(body, CREATE_REQUEST)
+    config = {k: v for k, v in req.items() if k in CONFIG_KEYS}
+    return config if config else None
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from dockyard.errors import InvalidParameter
 from dockyard.oci import modes
 from dockyard.oci.caps import container_caps
+from dockyard.oci.cgroupparent import container_cgroups_path
 from dockyard.oci.host import EngineOptions, HostFacts
 from dockyard.oci.mounts import INIT_PATH_IN_CONTAINER, MountPlan, MountSpec, build_mounts
 from dockyard.oci.normalize import DEFAULT_READONLY_PATHS, command_of, default_masked_paths
@@ -155,13 +156,7 @@ def uses_init(hc: Mapping, opts: EngineOptions) -> bool:
 
 
 def default_cgroups_path(container_id: str, hc: Mapping, opts: EngineOptions) -> str:
-    parent = hc.get("CgroupParent") or opts.cgroup_parent
-    if opts.cgroup_driver == "systemd":
-        return f"{parent or 'system.slice'}:docker:{container_id}"
-    parent = parent or "/docker"
-    if not parent.startswith("/"):
-        parent = "/" + parent
-    return f"{parent.rstrip('/')}/{container_id}"
+    return container_cgroups_path(container_id, hc, opts.cgroup_parent, opts.cgroup_driver)
 
 
 def _rlimits(hc: Mapping, opts: EngineOptions) -> list[dict]:

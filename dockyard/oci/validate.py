@@ -23,7 +23,9 @@ from collections.abc import Mapping
 from dockyard.errors import InvalidParameter
 from dockyard.oci import modes
 from dockyard.oci.caps import validate_cap_lists
-from dockyard.oci.etcfiles import parse_extra_host
+from dockyard.oci.cgroupparent import validate_cgroup_parent
+from dockyard.oci.etcfiles import check_word, parse_extra_host, parse_ip
+from dockyard.oci.gojson import go_quote
 from dockyard.oci.host import EngineOptions, HostFacts
 from dockyard.oci.resources import verify_resources
 from dockyard.oci.security import parse_security_opt
@@ -39,6 +41,15 @@ ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", 
 IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
                "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
 UTS_SYSCTLS = ("kernel.domainname", "kernel.hostname")
+
+# opts.ValidateDNSSearch (docker/opts), with Go's `\s` and `$` (end of text)
+_ALPHA = re.compile(r"[a-zA-Z]")
+_LABEL = r"(:?[a-zA-Z0-9]|(:?[a-zA-Z0-9][a-zA-Z0-9\-]*[a-zA-Z0-9]))"
+_DOMAIN = re.compile(rf"^(:?{_LABEL}(:?\.{_LABEL})*)\.?[\t\n\f\r ]*\Z")
+# Strings the kernel takes as C strings (exec args and environment, chdir,
+# sethostname): a NUL would cut them short, so runc would fail on them.
+PROCESS_STRINGS = ("Cmd", "Entrypoint", "Env", "WorkingDir", "User", "Hostname",
+                   "Domainname")
 
 DEVICE_CGROUP_RULE = re.compile(r"^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$")
 _PORT_KEY = re.compile(r"^(\d+)(?:-(\d+))?(?:/(tcp|udp|sctp))?$")
@@ -67,7 +78,7 @@ def validate_create(config: Mapping, host_config: Mapping | None,
 
     # daemon.verifyContainerSettings
     validate_config(config)
-    validate_host_config(hc, host)
+    validate_host_config(hc, host, config)
     warnings += verify_platform_settings(config, hc, host, opts)
 
     # what dockerd leaves to the runtime, checked here to give a clear 400
@@ -117,8 +128,45 @@ def validate_net_mode(config: Mapping, hc: Mapping) -> None:
                                "links. This would result in undefined behavior")
 
 
+def check_process_strings(config: Mapping) -> None:
+    """No NUL in what becomes the process's arguments, environment, working
+    directory, user or host name (a container's Config or an exec's)."""
+    for key in PROCESS_STRINGS:
+        value = config.get(key)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and "\0" in item:
+                raise InvalidParameter(f"invalid {key}: {go_quote(item)} contains a NUL byte")
+
+
+def validate_dns_search(domain: str) -> None:
+    value = domain.strip(" ")
+    if value == ".":
+        return
+    m = _DOMAIN.match(value) if _ALPHA.search(value) else None
+    if m is None or len(m.group(1)) >= 255:
+        shown = value if value.isprintable() else go_quote(value)
+        raise InvalidParameter(f"{shown} is not a valid domain")
+    check_word("dns search domain", domain)
+
+
+def validate_etc_options(config: Mapping, hc: Mapping) -> None:
+    """What goes into the container's /etc/hostname, hosts and resolv.conf
+    is one word each: no line of the client's own can be slipped in."""
+    for key, what in (("Hostname", "hostname"), ("Domainname", "domainname")):
+        if config.get(key):
+            check_word(what, config[key])
+    for server in hc.get("Dns") or []:
+        parse_ip("dns", server)
+    for domain in hc.get("DnsSearch") or []:
+        validate_dns_search(domain)
+    for option in hc.get("DnsOptions") or []:
+        if option:
+            check_word("dns option", option)
+
+
 def validate_config(config: Mapping) -> None:
     """daemon validateContainerConfig: WorkingDir, StopSignal, Env, Healthcheck."""
+    check_process_strings(config)
     wd = config.get("WorkingDir") or ""
     if wd and not posixpath.isabs(wd):
         raise InvalidParameter(
@@ -178,13 +226,14 @@ def validate_port_bindings(bindings: Mapping | None) -> None:
                 raise InvalidParameter(f'invalid port specification: "{hp}"')
 
 
-def validate_host_config(hc: Mapping, host: HostFacts) -> None:
+def validate_host_config(hc: Mapping, host: HostFacts, config: Mapping | None = None) -> None:
     """daemon validateHostConfig (mount specs are the volumes package's job)."""
     policy = hc.get("RestartPolicy") or {}
     if hc.get("AutoRemove") and (policy.get("Name") or "no") != "no":
         raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
     for entry in hc.get("ExtraHosts") or []:
         parse_extra_host(entry)
+    validate_etc_options(config or {}, hc)
     validate_port_bindings(hc.get("PortBindings"))
     validate_restart_policy(policy)
     validate_cap_lists(hc.get("CapAdd"), hc.get("CapDrop"), host.cap_bounding)
@@ -232,6 +281,7 @@ def verify_platform_settings(config: Mapping, hc: Mapping, host: HostFacts,
             raise InvalidParameter(
                 "cannot share the host PID namespace when user namespaces are enabled")
     parent = hc.get("CgroupParent") or ""
+    validate_cgroup_parent(parent)
     if parent and opts.cgroup_driver == "systemd" and (
             len(parent) <= 6 or not parent.endswith(".slice")):
         raise InvalidParameter(
@@ -318,10 +368,17 @@ def parse_device_cgroup_rule(rule: str) -> dict:
     m = DEVICE_CGROUP_RULE.match(rule)
     if not m:
         raise InvalidParameter(f"invalid device cgroup rule format: '{rule}'")
-    major = -1 if m.group(2) == "*" else int(m.group(2))
-    minor = -1 if m.group(3) == "*" else int(m.group(3))
-    return {"allow": True, "type": m.group(1), "major": major, "minor": minor,
-            "access": m.group(4)}
+    out: dict = {"allow": True, "type": m.group(1)}
+    # `*` is a missing major/minor in the OCI spec (runc also reads -1 so,
+    # crun writes it to devices.allow as is and the kernel refuses it)
+    for key, text in (("major", m.group(2)), ("minor", m.group(3))):
+        if text != "*":
+            if int(text) >= 1 << 63:
+                raise InvalidParameter(
+                    f"invalid {key} value in device cgroup rule format: '{rule}'")
+            out[key] = int(text)
+    out["access"] = m.group(4)
+    return out
 
 
 def _go_caps(caps: list) -> str:

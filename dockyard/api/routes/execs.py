@@ -14,8 +14,7 @@ from dockyard.api.server import (
     json_response,
 )
 from dockyard.api.streams import MUX, RAW, StreamSink
-from dockyard.backend import ExecBackend, ExecStartOptions
-from dockyard.errors import InvalidParameter
+from dockyard.backend import ExecBackend
 
 
 class ExecRoutes:
@@ -34,21 +33,13 @@ class ExecRoutes:
         return json_response({"Id": exec_id}, 201)
 
     async def start(self, req: Request) -> Response:
-        body = await req.json()
-        if body is None:
-            body = {}
-        if not isinstance(body, dict):
-            raise InvalidParameter("invalid JSON: exec start config must be an object")
+        opts = self.backend.start_options(await req.json(), req.api_version)
         exec_id = req.params["id"]
         self.backend.check_startable(exec_id)     # 404/409 as HTTP errors, before the hijack
-        tty = bool(body.get("Tty"))
-        console = self.backend.console_size(body.get("ConsoleSize"))
-        if req.api_version < (1, 42) or not tty:
-            console = None
-        opts = ExecStartOptions(tty=tty, console_size=console)
-        if body.get("Detach"):
+        if opts.detach:
             await self.backend.start_detached(exec_id, opts)
             return empty_response(200)
+        tty = opts.tty
         ctype = MUX if not tty and req.api_version >= (1, 42) else RAW
 
         async def run(stream: HijackedStream) -> None:

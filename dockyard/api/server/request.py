@@ -4,15 +4,67 @@ conventions, and the body, streamed from the connection on demand."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import accumulate
+from typing import Any, Self
 
 from dockyard.errors import InvalidParameter
 
 # A body larger than this is not JSON any route expects; streamed bodies
 # (load, import, cp) never go through read_all.
 MAX_JSON_BODY = 64 * 1024 * 1024
+# Go's decoder stops at 10000 levels; Python's recurses on the C stack and
+# gives up near 1000, so the limit is lower here.  Docker's deepest request
+# struct nests six levels, so no real client comes near it.
+MAX_JSON_DEPTH = 512
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+class JSONFloat(float):
+    """A JSON number with a fraction or exponent, keeping its text: Go's
+    decoder quotes the literal (`number 1e23`) when it does not fit a field."""
+
+    text: str
+
+    def __new__(cls, text: str) -> Self:
+        obj = super().__new__(cls, text)
+        obj.text = text
+        return obj
+
+
+def _no_constant(name: str) -> Any:
+    # Python's NaN/Infinity extension is not JSON
+    raise ValueError(f"invalid character {name[0]!r} looking for beginning of value")
+
+
+def _check_depth(text: str) -> None:
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    depths = accumulate(1 if b in "[{" else -1 for b in brackets)
+    for i, depth in enumerate(depths):
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidParameter(
+                f"invalid JSON: invalid character '{brackets[i]}' exceeded max depth")
+
+
+def decode_json(text: str) -> Any:
+    """One JSON value and nothing after it, as Docker's API decodes bodies:
+    nesting is bounded and only standard JSON is accepted."""
+    _check_depth(text)
+    try:
+        obj, end = json.JSONDecoder(parse_float=JSONFloat,
+                                    parse_constant=_no_constant).raw_decode(text)
+    except RecursionError:
+        raise InvalidParameter("invalid JSON: exceeded max depth") from None
+    except ValueError as e:
+        raise InvalidParameter(f"invalid JSON: {e}") from None
+    if text[end:].strip():
+        raise InvalidParameter("unexpected content after JSON")
+    return obj
 
 
 class Body:
@@ -107,14 +159,9 @@ class Request:
             if allow_empty:
                 return None
             raise InvalidParameter("invalid JSON: empty body")
-        try:
-            text = data.decode("utf-8")
-            obj, end = json.JSONDecoder().raw_decode(text)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise InvalidParameter(f"invalid JSON: {e}") from e
-        if text[end:].strip():
-            raise InvalidParameter("unexpected content after JSON")
-        return obj
+        # as Go's decoder: bytes that are not UTF-8 become U+FFFD in strings
+        # (and are a syntax error anywhere else)
+        return decode_json(data.decode("utf-8", errors="replace").lstrip())
 
     def body_chunks(self) -> AsyncIterator[bytes]:
         return self.body.chunks()
@@ -132,9 +179,10 @@ def parse_filters(raw: str | None) -> dict[str, list[str]]:
     if raw is None or raw.strip() == "":
         return {}
     try:
-        obj = json.loads(raw)
-    except ValueError as e:
-        raise InvalidParameter(f"invalid filter: {e}") from e
+        obj = decode_json(raw.strip())
+    except InvalidParameter as e:
+        raise InvalidParameter(
+            "invalid filter: " + e.message.removeprefix("invalid JSON: ")) from None
     if not isinstance(obj, dict):
         raise InvalidParameter("invalid filter: filters must be a JSON object")
     out: dict[str, list[str]] = {}

@@ -26,7 +26,8 @@ from dockyard.images.service import ImageService
 from dockyard.oci import validate
 from dockyard.oci.normalize import command_of, normalize_host_config
 from dockyard.oci.normalize import merge_image_config as merge_with_image
-from dockyard.oci.schema import check_create_body
+from dockyard.oci.options import refuse_unsupported
+from dockyard.oci.schema import decode_create_request
 
 CONTAINER_SUBDIRS = ("upper", "work", "merged")
 _ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm"}
@@ -43,14 +44,12 @@ class ContainerCreator:
     async def create(self, body: Any, name: str | None, platform: str | None) -> CreateResult:
         if body is None:
             raise InvalidParameter("config cannot be empty in order to create a container")
-        check_create_body(body)
+        body = decode_create_request(body)
         config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
         host_config = body.get("HostConfig") or {}
         networking = body.get("NetworkingConfig") or {}
-        if not isinstance(host_config, dict) or not isinstance(networking, dict):
-            raise InvalidParameter("invalid JSON: HostConfig must be an object")
         image_ref = config.get("Image") or ""
-        if not isinstance(image_ref, str) or not image_ref:
+        if not image_ref:
             raise InvalidParameter("config cannot be empty in order to create a container")
         if name:
             name = validate_name(name)
@@ -60,6 +59,7 @@ class ContainerCreator:
         check_platform(platform, image_config, image_ref)
         merged = merge_image_config(config, image_config)
         host_config, warnings = self._prepare_host_config(merged, host_config, networking)
+        refuse_unsupported(config, host_config, networking)
         networking = {**networking, "EndpointsConfig": self.networking.check_create(
             host_config, networking, merged)}
         check_log_config(host_config)

@@ -26,7 +26,10 @@ from dockyard.engine.containers.stats import StatsService
 from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.host.environment import HostEnv
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, SystemError_
+from dockyard.oci.gojson import go_quote
+from dockyard.oci.options import UPDATE_FIELDS, refuse_not_updatable
 from dockyard.oci.resources import linux_resources, verify_resources
+from dockyard.oci.schema import decode_update_config
 from dockyard.oci.validate import validate_restart_policy
 from dockyard.runtime import commands as rtcmd
 from dockyard.runtime.runtimes import OCIRuntime
@@ -40,9 +43,13 @@ _ASCII_SPACE = re.compile(r"[\t\n\f\r ]+")
 
 
 def validate_ps_args(ps_args: str) -> None:
+    """dockerd's check that the PID column keeps its name, and no NUL (an
+    argument the kernel cannot take).  Bad ps_args are the client's: 400."""
+    if "\0" in ps_args:
+        raise InvalidParameter(f"invalid ps_args {go_quote(ps_args)}: contains a NUL byte")
     for key, value in _PS_ARGS_RENAME.findall(ps_args):
         if key != "pid":
-            raise SystemError_(f'specifying "{key}={value}" is not allowed')
+            raise InvalidParameter(f'specifying "{key}={value}" is not allowed')
 
 
 def _fields(line: str) -> list[str]:
@@ -124,70 +131,29 @@ async def _run_ps(args: list[str]) -> tuple[int, bytes, bytes]:
 
 # ---------------------------------------------------------------------- update
 
-# UpdateConfig = Resources + RestartPolicy.  Only these are read from the body.
-INT_FIELDS = (
-    "CpuShares", "Memory", "NanoCpus", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod",
-    "CpuRealtimeRuntime", "BlkioWeight", "MemoryReservation", "MemorySwap", "KernelMemory",
-    "KernelMemoryTCP", "MemorySwappiness", "PidsLimit", "CpuCount", "CpuPercent",
-    "IOMaximumIOps", "IOMaximumBandwidth",
-)
-STR_FIELDS = ("CpusetCpus", "CpusetMems", "CgroupParent")
 DEVICE_LISTS = ("BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
                 "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps")
+# The kernel refusing a cgroup value (EINVAL, ERANGE) is a value the client
+# asked for, not a failure of the host.
+_KERNEL_REFUSED = re.compile(r"Invalid argument|Numerical result out of range")
 # Copied into the stored HostConfig when non-zero (container.UpdateContainer)
 _COPY_IF_SET = ("BlkioWeight", "CpuShares", "NanoCpus", "CpuPeriod", "CpuQuota", "CpusetCpus",
                 "CpusetMems", "MemorySwap", "MemoryReservation", "CpuRealtimePeriod",
-                "CpuRealtimeRuntime")
-
-
-def _go_type(v: Any) -> str:
-    return {str: "string", bool: "bool", list: "array", dict: "object"}.get(type(v), "number")
+                "CpuRealtimeRuntime", "KernelMemory")
 
 
 def parse_update_body(body: Any, api_version: tuple[int, int] = (1, 51)) -> dict[str, Any]:
-    """The request's UpdateConfig, type-checked like Go's JSON decoder would.
+    """The request's UpdateConfig as Go's decoder reads it (types, int64
+    ranges, field names in any case); what an update cannot change is refused.
 
-    Returns a dict with the resource keys and `RestartPolicy`.
+    Returns a dict with the resource keys that were set and `RestartPolicy`.
     """
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise InvalidParameter(f"json: cannot unmarshal {_go_type(body)} into Go value of "
-                               "type container.UpdateConfig")
-    out: dict[str, Any] = {}
-    for k in INT_FIELDS:
-        v = body.get(k)
-        if v is None:
-            continue
-        if isinstance(v, bool) or not isinstance(v, int):
-            if isinstance(v, float) and v.is_integer():
-                v = int(v)
-            else:
-                raise InvalidParameter(
-                    f"json: cannot unmarshal {_go_type(v)} into Go struct field "
-                    f"UpdateConfig.Resources.{k} of type int64")
-        out[k] = v
-    for k in STR_FIELDS:
-        v = body.get(k)
-        if v is None:
-            continue
-        if not isinstance(v, str):
-            raise InvalidParameter(f"json: cannot unmarshal {_go_type(v)} into Go struct field "
-                                   f"UpdateConfig.Resources.{k} of type string")
-        out[k] = v
-    for k in DEVICE_LISTS:
-        v = body.get(k)
-        if v is None:
-            continue
-        if not isinstance(v, list) or not all(isinstance(d, dict) for d in v):
-            raise InvalidParameter(f"json: cannot unmarshal {_go_type(v)} into Go struct field "
-                                   f"UpdateConfig.Resources.{k}")
-        out[k] = v
-    rp = body.get("RestartPolicy")
-    if rp is not None and not isinstance(rp, dict):
-        raise InvalidParameter(f"json: cannot unmarshal {_go_type(rp)} into Go struct field "
-                               "UpdateConfig.RestartPolicy of type container.RestartPolicy")
-    out["RestartPolicy"] = dict(rp or {})
+    req = decode_update_config(body)
+    out: dict[str, Any] = {k: v for k, v in req.items()
+                           if k != "RestartPolicy" and v is not None}
+    refuse_not_updatable(out)
+    out = {k: v for k, v in out.items() if k in UPDATE_FIELDS}
+    out["RestartPolicy"] = dict(req.get("RestartPolicy") or {})
     if api_version < (1, 40):
         out.pop("PidsLimit", None)
     # Both 0 and -1 (historically any negative) mean "unlimited" on update.
@@ -240,6 +206,16 @@ def merge_update(stored: Mapping[str, Any], req: Mapping[str, Any], container_id
         hc["Memory"] = mem
         if g("MemorySwap"):
             hc["MemorySwap"] = g("MemorySwap")
+    # the kernel refuses a swap limit below the memory limit, or one without
+    # a memory limit: say so in Docker's create-time words
+    swap = g("MemorySwap") or 0
+    if swap > 0:
+        if cur("Memory") == 0:
+            raise InvalidParameter("You should always set the Memory limit when using "
+                                   "Memoryswap limit, see usage")
+        if swap < cur("Memory"):
+            raise InvalidParameter("Minimum memoryswap limit should be larger than memory "
+                                   "limit, see usage")
     if g("PidsLimit") is not None:
         hc["PidsLimit"] = g("PidsLimit")
     rp = g("RestartPolicy") or {}
@@ -355,8 +331,9 @@ class ContainerOperations:
         if code != 0:
             code, out, err = await _run_ps(args)
             if code != 0:
+                # ps ran and refused the options the client gave it
                 first = err.decode(errors="replace").split("\n", 1)[0]
-                raise SystemError_(f"ps: {first or f'exit status {code}'}")
+                raise InvalidParameter(f"ps: {first or f'exit status {code}'}")
         result = parse_ps_output(out.decode(errors="replace"), set(pids))
         self.store.emit(c, "top")
         return result
@@ -413,4 +390,5 @@ class ContainerOperations:
                 await asyncio.to_thread(write_unlimited, cg, direct)
         except (DockyardError, OSError) as e:
             msg = e.message if isinstance(e, DockyardError) else str(e)
-            raise SystemError_(f"Cannot update container {c.id}: {msg}") from None
+            error = InvalidParameter if _KERNEL_REFUSED.search(msg) else SystemError_
+            raise error(f"Cannot update container {c.id}: {msg}") from None

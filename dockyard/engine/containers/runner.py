@@ -138,4 +138,4 @@ class ContainerRunner:
             await self.specs.networking.stop(c)
         await asyncio.to_thread(remove_netns, self.store.netns_path(c))
         await asyncio.to_thread(shutil.rmtree, self.store.bundle(c), True)
-        await asyncio.to_thread(remove_empty_cgroup, self.host.cgroups_path(c.id))
+        await asyncio.to_thread(remove_empty_cgroup, self.host.cgroups_path(c.id, c.host_config))

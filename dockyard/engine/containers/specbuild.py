@@ -76,7 +76,7 @@ class SpecBuilder:
             endpoints = await self.networking.start(c, str(netns),
                                                     list(resolv.external_nameservers))
         links = legacy_links.resolve(self.store, c, endpoints[0].network_name) \
-            if endpoints and hc.get("Links") else []
+            if endpoints and legacy_links.wanted(c, endpoints[0].network_name) else []
         etc_dir = d
         if net_mode.startswith("container:"):
             # As dockerd's initializeNetworking: the container takes the donor's
@@ -130,7 +130,7 @@ class SpecBuilder:
             seccomp_profile=self.host.seccomp_profile(),
             init_path=self.host.init_path() or "",
             mounts=[_dockerenv_mount(d)],
-            cgroups_path=self.host.cgroups_path(c.id),
+            cgroups_path=self.host.cgroups_path(c.id, c.host_config),
             uid_mappings=uid_maps,
             gid_mappings=gid_maps,
         )
@@ -158,8 +158,7 @@ class SpecBuilder:
         want = c.host_config.get("CpuRealtimeRuntime") or 0
         if want <= 0 or self.host.facts.cgroup_version != 1:
             return
-        parent = (c.host_config.get("CgroupParent") or self.host.config.cgroup_parent or
-                  "/docker").strip("/")
+        parent = os.path.dirname(self.host.cgroups_path(c.id, c.host_config)).strip("/")
         budget_file = Path("/sys/fs/cgroup/cpu") / parent / "cpu.rt_runtime_us"
         try:
             budget = int(budget_file.read_text())

@@ -194,7 +194,7 @@ class StatsService:
         return self._cg_info
 
     async def container_cgroup(self, c: Container) -> ContainerCgroup:
-        return locate_container_cgroup(await self.cgroup_info(), self.host.cgroups_path(c.id))
+        return locate_container_cgroup(await self.cgroup_info(), self.host.cgroups_path(c.id, c.host_config))
 
     @staticmethod
     def _live(c: Container) -> bool:

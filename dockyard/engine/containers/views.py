@@ -95,6 +95,19 @@ def parse_until(values: list[str] | None) -> int | None:
         raise InvalidParameter(f"invalid filter 'until={v}'") from None
 
 
+def name_matches(pattern: str, name: str) -> bool:
+    """dockerd's filters.Match on "/name" and "name": an exact match, else
+    the pattern as a regular expression; one that does not compile matches
+    nothing (dockerd skips it) rather than failing the listing."""
+    if pattern in (name, "/" + name):
+        return True
+    try:
+        rx = re.compile(pattern)
+    except (re.error, RecursionError, OverflowError):
+        return False
+    return bool(rx.search("/" + name) or rx.search(name))
+
+
 def _port_match(want: str, have: set[str]) -> bool:
     if "/" not in want:
         want += "/tcp"
@@ -229,8 +242,7 @@ class ContainerViews:
     def _match(self, c: Container, f: dict[str, list[str]], exited: list[int]) -> bool:
         if f.get("id") and not any(c.id.startswith(v) for v in f["id"]):
             return False
-        if f.get("name") and not any(re.search(v, "/" + c.name) or re.search(v, c.name)
-                                     for v in f["name"]):
+        if f.get("name") and not any(name_matches(v, c.name) for v in f["name"]):
             return False
         if not labels_match(c.config.get("Labels") or {}, f):
             return False

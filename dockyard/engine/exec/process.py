@@ -14,7 +14,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from dockyard.backend import ExecStartOptions
 from dockyard.errors import InvalidParameter
+from dockyard.oci.schema import decode_exec_options, decode_exec_start
+from dockyard.oci.validate import check_process_strings
 from dockyard.runtime.attach import STDERR, STDOUT
 from dockyard.runtime.commands import missing_executable_in_runc_words
 from dockyard.runtime.exec import ExecSession
@@ -83,31 +86,22 @@ class ExecConfig:
 
 
 def parse_create_request(body: Any) -> dict[str, Any]:
-    """Validate an ExecCreateRequest body; returns it as a dict."""
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise InvalidParameter("invalid JSON: exec config must be an object")
-    cmd = body.get("Cmd")
-    if cmd is not None and (not isinstance(cmd, list)
-                            or not all(isinstance(a, str) for a in cmd)):
-        raise InvalidParameter("invalid JSON: Cmd must be an array of strings")
-    if not cmd:
+    """An exec create body as dockerd decodes it (container.ExecOptions), with
+    the strings the process gets checked as create checks a container's."""
+    req = decode_exec_options(body)
+    if not req.get("Cmd"):
         raise InvalidParameter("No exec command specified")
-    env = body.get("Env")
-    if env is not None and (not isinstance(env, list)
-                            or not all(isinstance(e, str) for e in env)):
-        raise InvalidParameter("invalid JSON: Env must be an array of strings")
-    return body
+    check_process_strings(req)
+    return req
 
 
-def console_size_of(value: Any) -> list[int] | None:
-    if value is None:
-        return None
-    if (not isinstance(value, list) or len(value) != 2
-            or not all(isinstance(v, int) and v >= 0 for v in value)):
-        raise InvalidParameter("invalid JSON: ConsoleSize must be [height, width]")
-    return [int(value[0]), int(value[1])]
+def parse_start_request(body: Any, api_version: tuple[int, int]) -> ExecStartOptions:
+    """An exec start body (container.ExecStartOptions).  The console size
+    counts only with a tty and from API 1.42 on, as in dockerd."""
+    req = decode_exec_start(body)
+    tty = bool(req.get("Tty"))
+    console = req.get("ConsoleSize") if tty and api_version >= (1, 42) else None
+    return ExecStartOptions(tty=tty, console_size=console, detach=bool(req.get("Detach")))
 
 
 def exec_start_error(runtime_message: str) -> tuple[str, int]:

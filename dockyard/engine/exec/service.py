@@ -29,10 +29,10 @@ from dockyard.engine.exec.process import (
     ExecConfig,
     Seen,
     build_exec_process,
-    console_size_of,
     exec_start_error,
     missed_output,
     parse_create_request,
+    parse_start_request,
 )
 from dockyard.engine.host.environment import HostEnv
 from dockyard.errors import (
@@ -116,9 +116,9 @@ class ExecService:
 
     # ------------------------------------------------------------ create
     async def create(self, ref: str, body: Any, api_version: tuple[int, int]) -> str:
-        if isinstance(body, dict) and api_version < (1, 42):
-            body.pop("ConsoleSize", None)    # not in the API before 1.42
         req = parse_create_request(body)
+        if api_version < (1, 42):
+            req.pop("ConsoleSize", None)    # not in the API before 1.42
         c = self.store.get(ref)
         self._check_active(c, ref)
         self._ensure_background()
@@ -131,7 +131,7 @@ class ExecService:
             try:
                 keys = parse_detach_keys(req["DetachKeys"])
             except InvalidParameter:
-                raise SystemError_(
+                raise InvalidParameter(
                     f"Invalid escape keys ({req['DetachKeys']}) provided") from None
         cmd: list[str] = req["Cmd"]
         tty = bool(req.get("Tty"))
@@ -147,7 +147,7 @@ class ExecService:
             env=env, open_stdin=bool(req.get("AttachStdin")),
             open_stdout=bool(req.get("AttachStdout")),
             open_stderr=bool(req.get("AttachStderr")), detach_keys=keys,
-            console_size=console_size_of(req.get("ConsoleSize")),
+            console_size=req.get("ConsoleSize"),
             container_started_at=c.state.started_at,
         )
         self.by_id[exec_id] = ec
@@ -188,8 +188,8 @@ class ExecService:
         return self._lookup(exec_id).to_json()
 
     @staticmethod
-    def console_size(value: Any) -> list[int] | None:
-        return console_size_of(value)
+    def start_options(body: Any, api_version: tuple[int, int]) -> ExecStartOptions:
+        return parse_start_request(body, api_version)
 
     # ------------------------------------------------------------ start
     def _claim(self, ec: ExecConfig) -> Container:

@@ -15,6 +15,7 @@ from dockyard.engine.fs.tar import END_OF_ARCHIVE, TarStreamer
 from dockyard.errors import InvalidParameter
 from dockyard.images.changes import apply_changes
 from dockyard.images.reference import parse_normalized_named, validate_tag
+from dockyard.oci.schema import decode_commit_config
 
 
 def parse_repo_tag(repo: str, tag: str) -> tuple[str, str] | None:
@@ -80,8 +81,7 @@ def build_commit_config(body: dict[str, Any] | None, container_config: dict[str,
                         changes: list[str]) -> dict[str, Any]:
     """The committed image's Config: the request's (or the container's), the
     `--change` instructions, then merged with the container's config."""
-    if body is not None and not isinstance(body, dict):
-        raise InvalidParameter("invalid JSON: config must be an object")
+    body = decode_commit_config(body)     # Go's decoding: types, field names in any case
     base = body if body is not None else container_config
     return merge_config(apply_changes(base, changes), container_config)
 

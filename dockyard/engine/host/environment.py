@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from dockyard.config import DaemonConfig
 from dockyard.engine.host.emulation import Emulation
 from dockyard.engine.host.userns import UsernsRemap
+from dockyard.oci.cgroupparent import container_cgroups_path
 from dockyard.oci.host import EngineOptions, HostFacts
 from dockyard.runtime.runtimes import OCIRuntime, RuntimeSet, RuntimeVersion
 
@@ -53,10 +55,10 @@ class HostEnv:
     def runtime(self, name: str | None) -> OCIRuntime:
         return self.runtimes.get(name)
 
-    def cgroups_path(self, container_id: str) -> str:
-        """The container's cgroup, absolute so that a runtime does not nest it
-        under its own cgroup."""
-        return f"{self.config.cgroup_parent.rstrip('/')}/{container_id}"
+    def cgroups_path(self, container_id: str, host_config: Mapping[str, Any]) -> str:
+        """The container's cgroup: under its own `CgroupParent`, else the
+        daemon's; absolute, so that a runtime does not nest it under its own."""
+        return container_cgroups_path(container_id, host_config, self.config.cgroup_parent)
 
     def seccomp_profile(self) -> dict[str, Any] | None:
         """The default profile (daemon `seccomp-profile`), read once."""

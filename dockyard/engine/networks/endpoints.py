@@ -79,6 +79,9 @@ class ContainerNetworking:
         if "default" in endpoints:     # the CLI's name for the default network mode
             endpoints.setdefault("bridge", endpoints.pop("default"))
         entries = {mode: endpoints.pop(mode, None) or endpoints.pop(net.name, None) or {}}
+        if config.get("MacAddress") and not entries[mode].get("MacAddress"):
+            # before API 1.44 the MAC address came in Config, for the main network
+            entries[mode] = {**entries[mode], "MacAddress": config["MacAddress"]}
         entries.update(endpoints)
         for name, settings in entries.items():
             target = self.networks.get(name)

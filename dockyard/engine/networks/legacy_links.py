@@ -42,10 +42,17 @@ def parse_links(values: list[str] | None) -> list[Link]:
     return out
 
 
+def wanted(c: Container, network: str) -> list[str]:
+    """The container's links: HostConfig.Links, and on a user-defined network
+    the EndpointsConfig entry's Links (where the CLI puts --link there)."""
+    ep = (c.networking_config.get("EndpointsConfig") or {}).get(network) or {}
+    return [*(c.host_config.get("Links") or []), *(ep.get("Links") or [])]
+
+
 def resolve(store: ContainerStore, c: Container, network: str) -> list[tuple[Link, Container]]:
     """The linked containers, checked as dockerd checks them at start."""
     out = []
-    for link in parse_links(c.host_config.get("Links")):
+    for link in parse_links(wanted(c, network)):
         try:
             other = store.get(link.target)
         except NotFound:

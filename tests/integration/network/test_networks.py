@@ -230,3 +230,23 @@ def test_legacy_link_on_the_default_bridge(daemon, name):
         assert res.returncode != 0
     finally:
         daemon.docker("rm", "-f", name)
+
+
+def test_link_on_a_user_network(daemon, net, name):
+    daemon.out("run", "-d", "--name", name, "--network", net, "busybox", "sleep", "300")
+    try:
+        out = daemon.out("run", "--rm", "--network", net, "--link", f"{name}:peer", "busybox",
+                         "sh", "-c", "grep -w peer /etc/hosts")
+        ip = _inspect(daemon, name)["NetworkSettings"]["Networks"][net]["IPAddress"]
+        assert out.split()[0] == ip
+    finally:
+        daemon.docker("rm", "-f", name)
+
+
+def test_mac_address_on_the_main_network(daemon, net):
+    mac = "02:42:0a:0b:0c:0d"
+    for args in (["--mac-address", mac], ["--network", net, "--mac-address", mac]):
+        out = daemon.out("run", "--rm", *args, "busybox", "cat", "/sys/class/net/eth0/address")
+        assert out.strip() == mac
+    res = daemon.docker("run", "--rm", "--mac-address", "nope", "busybox", "true")
+    assert res.returncode != 0

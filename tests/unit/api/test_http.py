@@ -115,6 +115,33 @@ def test_bad_json_and_trailing_content():
     assert json.loads(body_of(out[1]))["message"] == "unexpected content after JSON"
 
 
+def test_absurd_nesting_is_a_400_not_a_crash():
+    deep = b"[" * 100_000
+    quoted = b'{"a": "' + b"[" * 5000 + b'"}'     # brackets inside a string do not nest
+    nested_ok = b'{"a": ' + b"[" * 100 + b"]" * 100 + b"}"
+    out = run_app([
+        b"POST /echo/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body) + body
+        for body in (deep, quoted, nested_ok, b'{"a": NaN}', b"\xff")])
+    assert [r.split(b" ")[1] for r in out] == [b"400", b"200", b"200", b"400", b"400"]
+    msgs = [json.loads(body_of(r)).get("message", "") for r in out]
+    assert msgs[0] == "invalid JSON: invalid character '[' exceeded max depth"
+    assert json.loads(body_of(out[1]))["body"] == {"a": "[" * 5000}
+    assert msgs[3].startswith("invalid JSON: invalid character 'N'")
+    assert msgs[4].startswith("invalid JSON")
+    assert not any("Error" in m for m in msgs)
+
+
+def test_deeply_nested_filters_are_a_400():
+    with pytest.raises(InvalidParameter, match="invalid filter: invalid character"):
+        parse_filters("[" * 100_000)
+
+
+def test_a_bug_answers_500_without_python_names():
+    (resp,) = run_app([b"GET /crash HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"])
+    assert json.loads(body_of(resp)) == {"message": "internal error: bug"}
+
+
 def test_keep_alive_after_stream():
     raw = (b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n"
            b"GET /err/nf HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

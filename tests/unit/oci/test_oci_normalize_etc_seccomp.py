@@ -165,6 +165,43 @@ def test_resolv_conf_internal_resolver_and_host_network():
     assert "nameserver 127.0.0.53\n" in r.text
 
 
+INJECTIONS = ["a\nnameserver 6.6.6.6", "a b", "a\tb", "a\rb", "a\0b", "a\x7fb"]
+
+
+@pytest.mark.parametrize("bad", INJECTIONS)
+def test_etc_writers_refuse_what_would_add_a_line(bad):
+    """The second line of defence: whatever reached the builders, no value
+    can become a line (or a field) of its own in the container's /etc."""
+    calls = [
+        lambda: hostname_file(bad),
+        lambda: hosts_file(bad, addresses=["10.0.0.2"]),
+        lambda: hosts_file("web", bad, addresses=["10.0.0.2"]),
+        lambda: hosts_file("web", extra_hosts=[f"{bad}:1.2.3.4"]),
+        lambda: hosts_file("web", extra_hosts=[f"db:1.2.3.4{bad}"]),
+        lambda: host_network_hosts_file("", [f"{bad}:1.2.3.4"]),
+        lambda: resolv_conf(HOST_RC, [f"1.1.1.1{bad}"]),
+        lambda: resolv_conf(HOST_RC, dns_search=[bad]),
+        lambda: resolv_conf(HOST_RC, dns_options=[bad]),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidParameter):
+            call()
+
+
+def test_etc_writers_texts():
+    with pytest.raises(InvalidParameter) as e:
+        resolv_conf(HOST_RC, ["1.1.1.1\nnameserver 6.6.6.6"])
+    assert e.value.message == 'invalid IP address in dns: "1.1.1.1\\nnameserver 6.6.6.6"'
+    with pytest.raises(InvalidParameter) as e:
+        hostname_file("a\nb")
+    assert e.value.message == ('invalid hostname "a\\nb": whitespace and control characters '
+                               "are not allowed")
+    # Go's ValidateIPAddress trims surrounding whitespace: the file gets the clean address
+    assert hosts_file("web", extra_hosts=["db: 10.0.0.5\n"]).endswith("10.0.0.5\tdb\n")
+    assert resolv_conf(HOST_RC, [" 1.1.1.1 "], comments=False).text.startswith(
+        "nameserver 1.1.1.1\n")
+
+
 # -- seccomp ----------------------------------------------------------------
 
 def _names(sc: dict) -> list[str]:

@@ -6,6 +6,7 @@ import pytest
 from oci_testutil import SAMPLE_PROFILE, V1_HOST, V2_HOST, each_host, real_profile
 
 from dockyard.errors import InvalidParameter
+from dockyard.oci.cgroupparent import container_cgroups_path, validate_cgroup_parent
 from dockyard.oci.host import EngineOptions, HostFacts
 from dockyard.oci.mounts import MountSpec
 from dockyard.oci.normalize import merge_image_config, normalize_host_config
@@ -151,7 +152,15 @@ def test_devices_and_cgroup_rules():
     rules = s["linux"]["resources"]["devices"]
     assert rules[8] == {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"}
     assert rules[9] == {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
-    assert rules[10] == {"allow": True, "type": "b", "major": -1, "minor": -1, "access": "r"}
+    # a wildcard is a missing number (crun writes -1 to devices.allow as is)
+    assert rules[10] == {"allow": True, "type": "b", "access": "r"}
+    s = spec({"DeviceCgroupRules": ["c 42:* rwm", "b *:7 m"]})
+    assert s["linux"]["resources"]["devices"][-2:] == [
+        {"allow": True, "type": "c", "major": 42, "access": "rwm"},
+        {"allow": True, "type": "b", "minor": 7, "access": "m"}]
+    with pytest.raises(InvalidParameter, match="^invalid major value in device cgroup rule "
+                                               "format: 'c 99999999999999999999:1 r'$"):
+        spec({"DeviceCgroupRules": ["c 99999999999999999999:1 r"]})
 
 
 @each_host
@@ -338,9 +347,31 @@ def test_rlimits():
 
 def test_cgroups_path_variants():
     assert spec({"CgroupParent": "mine"})["linux"]["cgroupsPath"] == f"/mine/{CID}"
+    assert spec({}, opts=EngineOptions(cgroup_parent="/dockyard"))["linux"]["cgroupsPath"] \
+        == f"/dockyard/{CID}"
+    assert spec({})["linux"]["cgroupsPath"] == f"/docker/{CID}"
     assert spec({}, cgroups_path="/dockyard/x")["linux"]["cgroupsPath"] == "/dockyard/x"
     sd = EngineOptions(cgroup_driver="systemd")
     assert spec({}, opts=sd)["linux"]["cgroupsPath"] == f"system.slice:docker:{CID}"
+
+
+@pytest.mark.parametrize(("parent", "path"), [
+    ("/x", "/x"), ("x", "/x"), ("/x/y/", "/x/y"), ("../../../x", "/x"),
+    ("/../../../x", "/x"), ("a/../../b", "/b"), ("/", ""), ("..", ""), ("//x", "/x"),
+])
+def test_cgroup_parent_is_confined_to_the_cgroup_root(parent, path):
+    assert container_cgroups_path(CID, {"CgroupParent": parent}, "/dockyard") == \
+        f"{path}/{CID}"
+    # the container's own parent wins over the daemon's
+    assert container_cgroups_path(CID, {}, parent) == f"{path}/{CID}"
+
+
+def test_cgroup_parent_with_control_characters_is_refused():
+    validate_cgroup_parent("/a b/c-d_e.f")
+    for bad in ("a\nb", "a\0b", "a\tb"):
+        with pytest.raises(InvalidParameter, match="^invalid cgroup-parent .*: control "
+                                                   "characters are not allowed$"):
+            validate_cgroup_parent(bad)
 
 
 def test_annotations():

@@ -367,3 +367,56 @@ def test_networking_config():
     assert check({"NetworkMode": "mynet"}, nc=nc) == []
     assert err({}, nc={"EndpointsConfig": {"x": None}}) == \
         "invalid config for network x: EndpointsConfig is nil"
+
+
+# -- what reaches the process and the /etc files -----------------------------
+
+@pytest.mark.parametrize(("cfg", "msg"), [
+    ({"WorkingDir": "/tmp\0x"}, 'invalid WorkingDir: "/tmp\\x00x" contains a NUL byte'),
+    ({"Cmd": ["echo", "a\0b"]}, 'invalid Cmd: "a\\x00b" contains a NUL byte'),
+    ({"Entrypoint": ["/bin/sh\0"]}, 'invalid Entrypoint: "/bin/sh\\x00" contains a NUL byte'),
+    ({"Env": ["A=1\0B=2"]}, 'invalid Env: "A=1\\x00B=2" contains a NUL byte'),
+    ({"User": "root\0"}, 'invalid User: "root\\x00" contains a NUL byte'),
+    ({"Hostname": "a\nb"}, ('invalid hostname "a\\nb": whitespace and control characters '
+                           "are not allowed")),
+    ({"Domainname": "a b"}, ('invalid domainname "a b": whitespace and control characters '
+                           "are not allowed")),
+])
+def test_process_and_host_name_strings(cfg, msg):
+    assert err({}, cfg) == msg
+
+
+@pytest.mark.parametrize(("hc", "msg"), [
+    ({"Dns": ["1.1.1.1\nnameserver 6.6.6.6"]},
+     'invalid IP address in dns: "1.1.1.1\\nnameserver 6.6.6.6"'),
+    ({"Dns": ["dns.example"]}, 'invalid IP address in dns: "dns.example"'),
+    ({"DnsSearch": ["a.example\nnameserver 6.6.6.6"]},
+     '"a.example\\nnameserver 6.6.6.6" is not a valid domain'),
+    ({"DnsSearch": ["-bad-"]}, "-bad- is not a valid domain"),
+    ({"DnsSearch": ["123"]}, "123 is not a valid domain"),
+    ({"DnsSearch": ["example.com\n"]}, ('invalid dns search domain "example.com\\n": '
+                                        "whitespace and control characters are not allowed")),
+    ({"DnsOptions": ["ndots:1\nnameserver 6.6.6.6"]},
+     ('invalid dns option "ndots:1\\nnameserver 6.6.6.6": whitespace and control characters '
+     "are not allowed")),
+    ({"DnsOptions": ["ndots:1 attempts:2"]},
+     ('invalid dns option "ndots:1 attempts:2": whitespace and control characters are not '
+     "allowed")),
+    ({"ExtraHosts": ["a\nb:1.2.3.4"]}, 'bad format for add-host: "a\\nb:1.2.3.4"'),
+    ({"ExtraHosts": ["a b:1.2.3.4"]}, 'bad format for add-host: "a b:1.2.3.4"'),
+    ({"ExtraHosts": ["a:1.2.3.4\n5.6.7.8 b"]},
+     'invalid IP address in add-host: "1.2.3.4\\n5.6.7.8 b"'),
+    ({"ExtraHosts": ["a"]}, 'bad format for add-host: "a"'),
+    ({"CgroupParent": "x\ny"}, ('invalid cgroup-parent "x\\ny": control characters are not '
+                               "allowed")),
+])
+def test_etc_options_cannot_add_lines(hc, msg):
+    assert err(hc) == msg
+
+
+def test_etc_options_dockers_accepted_forms():
+    assert check({"Dns": ["1.1.1.1", "2001:db8::1", " 8.8.8.8 "],
+                  "DnsSearch": ["example.com", ".", "a-b.example.", "x"],
+                  "DnsOptions": ["ndots:2", "", "edns0"],
+                  "ExtraHosts": ["db:10.0.0.5", "gw:host-gateway", "v6:::1"]},
+                 {"Hostname": "web-1", "Domainname": "example.org"}) == []

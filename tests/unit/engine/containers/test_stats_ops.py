@@ -52,9 +52,12 @@ def test_ps_args_allowed(args):
     ops.validate_ps_args(args)
 
 
-def test_ps_args_renaming_pid_column_refused():
-    with pytest.raises(SystemError_, match='specifying "user=PID" is not allowed'):
+def test_bad_ps_args_are_the_clients_400():
+    with pytest.raises(InvalidParameter, match='specifying "user=PID" is not allowed'):
         ops.validate_ps_args("-o user=PID")
+    with pytest.raises(InvalidParameter) as e:
+        ops.validate_ps_args("-ef\0x")
+    assert e.value.message == 'invalid ps_args "-ef\\x00x": contains a NUL byte'
 
 
 def test_read_cgroup_pids_walks_child_groups(tmp_path):
@@ -78,10 +81,38 @@ def test_update_body_types_and_pids_unlimited():
 
 
 @pytest.mark.parametrize("body", [{"Memory": "128m"}, {"CpusetCpus": 1}, [1],
-                                  {"RestartPolicy": "always"}, {"Memory": True}])
+                                  {"RestartPolicy": "always"}, {"Memory": True},
+                                  {"PidsLimit": 2**70}, {"Memory": 2**63}])
 def test_update_body_wrong_types_are_400(body):
-    with pytest.raises(InvalidParameter, match="cannot unmarshal"):
+    with pytest.raises(InvalidParameter, match="^invalid JSON: json: cannot unmarshal"):
         ops.parse_update_body(body)
+
+
+def test_update_body_field_names_in_any_case():
+    r = ops.parse_update_body({"memory": 1 << 27, "pidsLimit": 9,
+                               "restartpolicy": {"name": "always"}})
+    assert r == {"Memory": 1 << 27, "PidsLimit": 9, "RestartPolicy": {"Name": "always"}}
+
+
+@pytest.mark.parametrize("body", [
+    {"CgroupParent": "/x"}, {"Ulimits": [{"Name": "nofile", "Soft": 1, "Hard": 1}]},
+    {"OomKillDisable": True}, {"MemorySwappiness": 10}, {"Devices": [{"PathOnHost": "/a"}]},
+    {"DeviceCgroupRules": ["c 1:3 rwm"]}, {"KernelMemoryTCP": 1 << 20}, {"CpuCount": 1}])
+def test_update_refuses_what_only_create_applies(body):
+    key = next(iter(body))
+    with pytest.raises(InvalidParameter) as e:
+        ops.parse_update_body(body)
+    assert e.value.message == (f"{key} cannot be changed by an update: it only takes effect "
+                               "when the container is created")
+
+
+def test_update_accepts_zero_values_of_create_only_fields():
+    # what the docker CLI sends: every field, zero where no flag was given
+    body = {"CgroupParent": "", "Devices": None, "Ulimits": None, "OomKillDisable": None,
+            "MemorySwappiness": None, "DeviceCgroupRules": None, "CpuCount": 0,
+            "Memory": 1 << 27}
+    assert ops.parse_update_body(body) == {"Memory": 1 << 27, "RestartPolicy": {}}
+    assert "MemorySwappiness" not in ops.parse_update_body({"MemorySwappiness": -1})
 
 
 # ------------------------------------------------------------------ merge rules
@@ -98,6 +129,19 @@ def test_merge_only_non_zero_values_change_the_stored_config():
     assert hc["PidsLimit"] == 40 and "CpuShares" not in hc
     assert hc["RestartPolicy"]["Name"] == "no"
     assert STORED["Memory"] == 64 << 20      # the stored record is not touched
+
+
+@pytest.mark.parametrize(("stored", "req", "text"), [
+    ({"Memory": 64 << 20, "MemorySwap": 128 << 20}, {"MemorySwap": 1},
+     "Minimum memoryswap limit should be larger than memory limit, see usage"),
+    ({"Memory": 0, "MemorySwap": 0}, {"MemorySwap": 128 << 20},
+     "You should always set the Memory limit when using Memoryswap limit, see usage"),
+])
+def test_merge_swap_the_kernel_would_refuse_is_a_400(stored, req, text):
+    with pytest.raises(InvalidParameter) as e:
+        ops.merge_update(stored, req, "c1")
+    assert e.value.message == text
+    ops.merge_update(stored, {"MemorySwap": -1}, "c1")
 
 
 def test_merge_memory_above_stored_swap_is_a_conflict():

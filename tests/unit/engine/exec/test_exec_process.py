@@ -19,6 +19,7 @@ from dockyard.engine.exec.process import (
     exec_start_error,
     missing_prefix,
     parse_create_request,
+    parse_start_request,
 )
 from dockyard.engine.exec.service import ExecService
 from dockyard.errors import Conflict, InvalidParameter, NotFound
@@ -43,6 +44,42 @@ def test_no_command(body):
 def test_bad_cmd_type():
     with pytest.raises(InvalidParameter):
         parse_create_request({"Cmd": "ls"})
+
+
+def test_create_body_field_names_in_any_case():
+    # docker-py sends its config file's detach keys as `detachKeys`
+    req = parse_create_request({"cmd": ["cat"], "detachKeys": "ctrl-x", "tty": True,
+                                "attachStdin": True, "Container": "ignored"})
+    assert req == {"Cmd": ["cat"], "DetachKeys": "ctrl-x", "Tty": True, "AttachStdin": True}
+
+
+@pytest.mark.parametrize(("body", "msg"), [
+    ({"Cmd": ["echo", "a\0b"]}, 'invalid Cmd: "a\\x00b" contains a NUL byte'),
+    ({"Cmd": ["sh"], "Env": ["A=\0"]}, 'invalid Env: "A=\\x00" contains a NUL byte'),
+    ({"Cmd": ["sh"], "WorkingDir": "/\0"}, 'invalid WorkingDir: "/\\x00" contains a NUL byte'),
+    ({"Cmd": ["sh"], "User": "0\0"}, 'invalid User: "0\\x00" contains a NUL byte'),
+    ({"Cmd": ["sh"], "ConsoleSize": [-1, 80]},
+     ("invalid JSON: json: cannot unmarshal number -1 into Go struct field "
+     "ExecOptions.ConsoleSize of type uint")),
+])
+def test_create_body_bad_strings_are_400(body, msg):
+    with pytest.raises(InvalidParameter) as e:
+        parse_create_request(body)
+    assert e.value.message == msg
+
+
+def test_start_body():
+    opts = parse_start_request({"detach": True, "tty": True, "consoleSize": [30, 100]},
+                               (1, 51))
+    assert (opts.detach, opts.tty, opts.console_size) == (True, True, [30, 100])
+    # the console size counts with a tty, from API 1.42
+    assert parse_start_request({"Tty": False, "ConsoleSize": [30, 100]}, (1, 51)) \
+        .console_size is None
+    assert parse_start_request({"Tty": True, "ConsoleSize": [30, 100]}, (1, 41)) \
+        .console_size is None
+    assert parse_start_request(None, (1, 51)) == parse_start_request({}, (1, 51))
+    with pytest.raises(InvalidParameter, match="ExecStartOptions.Detach of type bool"):
+        parse_start_request({"Detach": "yes"}, (1, 51))
 
 
 def test_start_error_not_found_crun():
