@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from dockyard.util.fstree import remove_quietly
 from dockyard.util.mount import mount_overlay, umount
 
 
@@ -37,7 +38,7 @@ def _check_overlay() -> tuple[bool, str]:
     except OSError as e:
         return False, str(e)
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        remove_quietly(base, unmount=True)
 
 
 async def gather(exec_root: Path) -> dict[str, Any]:
@@ -62,7 +63,7 @@ async def gather(exec_root: Path) -> dict[str, Any]:
             runtimes[name] = {"can_create": False, "reason": reason}
         default_rt = rts.default
     finally:
-        shutil.rmtree(tmp_exec, ignore_errors=True)
+        remove_quietly(tmp_exec, unmount=True)
     ok_overlay, overlay_note = await asyncio.to_thread(_check_overlay)
     conmon = shutil.which("conmon")
     netavark = shutil.which("netavark") or ("/usr/lib/podman/netavark"

@@ -21,6 +21,7 @@ from dockyard.api.routes.networks import NetworkRoutes
 from dockyard.api.routes.system import SystemRoutes
 from dockyard.api.server import (
     STREAM_LIMIT,
+    ClientGone,
     HttpServer,
     Limits,
     Request,
@@ -100,6 +101,9 @@ class App:
         req.params = params
         try:
             resp = await handler(req)
+        except ClientGone:
+            log.info("%s %s: the client left; its request was cancelled", req.method, req.path)
+            raise
         except DockyardError:
             raise
         except asyncio.CancelledError:

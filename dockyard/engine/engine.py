@@ -69,6 +69,8 @@ class Engine:
         self.store = ContainerStore(self.data_root, self.exec_root, self.events)
         self._lock_fd: int | None = None
         self._lifecycle: Lifecycle | None = None
+        self._remover: ContainerRemover | None = None
+        self._files: ContainerFiles | None = None
         self._logs: LogService | None = None
         self._execs: ExecService | None = None
         self._reaper: asyncio.Task[None] | None = None
@@ -85,6 +87,9 @@ class Engine:
     # ----------------------------------------------------------- start
     def lock_data_root(self) -> None:
         self.data_root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        # others may pass (a remapped root must) but list nothing; what is
+        # inside keeps itself private (images/ 0700, containers/ 0710)
+        os.chmod(self.data_root, 0o711)
         fd = os.open(self.data_root / "dockyard.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -101,6 +106,7 @@ class Engine:
     async def start(self) -> None:
         self.lock_data_root()
         self.exec_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.exec_root, 0o700)
         facts = await asyncio.to_thread(probe_host)
         # binfmt_misc for foreign images (a daemon option; see host/emulation.py)
         emulation = Emulation(self.config.emulation, facts.arch)
@@ -155,17 +161,19 @@ class Engine:
         restart = RestartManager(store)
         health = HealthMonitor(store, runner)
         remover = ContainerRemover(store, runner, restart, waiters, monitor)
+        self._remover = remover
         lifecycle = Lifecycle(store, runner, monitor, restart, health, waiters, remover)
         stats = StatsService(store, host)
         execs = ExecService(store, runner, host, self.events)
+        files = ContainerFiles(store, images, lifecycle)
         containers = ContainerBackendService(
             creator=ContainerCreator(store, images, host, networking),
             views=ContainerViews(store, images, self._net_store),
             lifecycle=lifecycle, remover=remover,
             attach=ContainerAttach(store, waiters, logs), logs=logs, stats=stats,
             operations=ContainerOperations(store, runner, stats, host),
-            files=ContainerFiles(store, images, lifecycle))
-        self._lifecycle, self._logs, self._execs = lifecycle, logs, execs
+            files=files)
+        self._lifecycle, self._logs, self._execs, self._files = lifecycle, logs, execs, files
         networks = NetworkService(self._net_store, store, networking, self.events,
                                   self._pools, links.host_routes)
         self._backends = Backends(system=SystemService(host, store, images, self.events),
@@ -173,14 +181,20 @@ class Engine:
                                   execs=execs, networks=networks)
 
     async def _open_containers(self) -> None:
-        assert self._lifecycle is not None
+        assert self._lifecycle is not None and self._remover is not None
         await asyncio.to_thread(prepare_netns_dir, self.store.netns_dir)
         for c in await asyncio.to_thread(self.store.load_all):
-            await asyncio.to_thread(unmount_stale_views, self.store.dir(c))   # a crash's
+            try:
+                await asyncio.to_thread(unmount_stale_views, self.store.dir(c))   # a crash's
+            except OSError as e:
+                log.warning("container %s: stale views: %s", c.id[:12], e)
             if c.state.running and c.endpoints:
                 self._networking.restore(c)     # addresses and ports it still holds
+        await asyncio.to_thread(self._remover.sweep_orphans, self.store.orphans())
         await self._lifecycle.restore_all()
         await self._networking.sync()
+        if self._files is not None:
+            await self._files.resume_interrupted_commits()
 
     # ----------------------------------------------------------- stop
     async def shutdown(self) -> None:

@@ -10,6 +10,12 @@ Reading accepts:
 * gzip or plain layers (detected by magic, as dockerd does), the archive
   itself plain or compressed.
 
+The archive is hostile input: it is read with random access and never
+unpacked to disk (a layer is copied out member by member), and a shape
+that is not what it should be (manifest.json not a list of objects, a
+member missing, a hardlink to nothing) is a 400 with a plain text, in Go's
+words where dockerd's are worth matching.
+
 Writing produces Docker 25+'s shape (OCI layout + manifest.json +
 repositories) with uncompressed layers, which Docker 20.10+ and containerd
 both load; all mtimes are 0 so the same images give the same bytes.
@@ -33,8 +39,10 @@ from typing import IO, Any
 
 from dockyard.errors import InvalidParameter
 from dockyard.images import fsutil
+from dockyard.images.layers import LayerError, invalid_layer_tar
 from dockyard.images.progress import ProgressReader
 from dockyard.images.reference import Reference, parse_normalized_named
+from dockyard.util.cancel import CancelToken
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -69,6 +77,25 @@ def open_compressed(f: IO[bytes]) -> IO[bytes]:
     return f
 
 
+def _go_json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "string" if isinstance(value, str) else "null"
+
+
+def _unmarshal(value: Any, go_type: str, field_name: str = "") -> InvalidParameter:
+    """Go's json.UnmarshalTypeError text, as dockerd reports a bad manifest.json."""
+    where = f"Go struct field {field_name}" if field_name else "Go value"
+    return InvalidParameter(
+        f"json: cannot unmarshal {_go_json_type(value)} into {where} of type {go_type}")
+
+
 def go_arch() -> str:
     m = platform.machine()
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
@@ -85,9 +112,15 @@ class ArchiveReader:
                 fileobj=open_compressed(self._raw), mode="r:")
             self._members = {posixpath.normpath(m.name.lstrip("/")): m
                              for m in self._tf.getmembers() if m.isreg() or m.islnk()}
-        except tarfile.TarError as e:
+        except (tarfile.TarError, EOFError, OSError) as e:
             self._raw.close()
-            raise InvalidParameter(f"invalid tar archive: {e}") from e
+            if isinstance(e, OSError) and e.errno is not None:
+                raise                   # the host's failure, not the archive's
+            # as dockerd, which unpacks the archive before reading it
+            raise invalid_layer_tar(e) from e
+        except BaseException:
+            self._raw.close()
+            raise
 
     def close(self) -> None:
         self._tf.close()
@@ -101,7 +134,11 @@ class ArchiveReader:
         m = self._members.get(key)
         if m is None:
             raise InvalidParameter(f"invalid archive: missing {name}")
-        f = self._tf.extractfile(m)
+        try:
+            f = self._tf.extractfile(m)
+        except KeyError:
+            # a hardlink whose target the archive lacks
+            raise LayerError(f"link /{m.linkname} /{key}: no such file or directory") from None
         if f is None:
             raise InvalidParameter(f"invalid archive: {name} is not a file")
         return f
@@ -115,14 +152,18 @@ class ArchiveReader:
     def json(self, name: str) -> Any:
         try:
             return json.loads(self.read(name))
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:   # too deeply nested too
             raise InvalidParameter(f"invalid archive: {name}: {e}") from e
 
     def images(self) -> list[ArchiveImage]:
         if self.has("manifest.json"):
             return self._docker_manifest()
         if self.has("index.json"):
-            return self._oci_index()
+            try:
+                return self._oci_index()
+            except (KeyError, TypeError, AttributeError, ValueError) as e:
+                raise InvalidParameter(
+                    "invalid archive: index.json or a manifest it names is malformed") from e
         if self.has("repositories"):
             raise InvalidParameter(
                 "invalid archive: legacy v1 image format (no manifest.json) is not supported")
@@ -132,11 +173,25 @@ class ArchiveReader:
         out = []
         manifest = self.json("manifest.json")
         if not isinstance(manifest, list):
-            raise InvalidParameter("invalid archive: manifest.json is not a list")
+            raise _unmarshal(manifest, "[]tarexport.manifestItem")
         for entry in manifest:
-            tags = [parse_normalized_named(t).with_default_tag()
-                    for t in entry.get("RepoTags") or []]
-            out.append(ArchiveImage(entry["Config"], list(entry.get("Layers") or []), tags))
+            if not isinstance(entry, dict):
+                raise _unmarshal(entry, "tarexport.manifestItem")
+            config = entry.get("Config")
+            if config is not None and not isinstance(config, str):
+                raise _unmarshal(config, "string", "manifestItem.Config")
+            layers = entry.get("Layers") or []
+            tags = entry.get("RepoTags") or []
+            for field_name, items in (("Layers", layers), ("RepoTags", tags)):
+                if not isinstance(items, list):
+                    raise _unmarshal(items, "[]string", f"manifestItem.{field_name}")
+                for item in items:
+                    if not isinstance(item, str):
+                        raise _unmarshal(item, "string", f"manifestItem.{field_name}")
+            if not config:
+                raise InvalidParameter("invalid archive: an image in manifest.json has no Config")
+            out.append(ArchiveImage(
+                config, list(layers), [parse_normalized_named(t).with_default_tag() for t in tags]))
         return out
 
     def _blob_name(self, digest: str) -> str:
@@ -178,8 +233,8 @@ class ArchiveReader:
         return out
 
     def extract_layer(self, member: str, dest: Path,
-                      progress: Callable[[IO[bytes], int], ProgressReader] | None = None
-                      ) -> str:
+                      progress: Callable[[IO[bytes], int], ProgressReader] | None = None,
+                      cancel: CancelToken | None = None) -> str:
         """Decompress a layer into dest; returns its diff_id (uncompressed sha256).
 
         `progress(stream, size)` wraps the member's (compressed) bytes in a progress
@@ -196,7 +251,7 @@ class ArchiveReader:
         elif head.startswith(b"\x28\xb5\x2f\xfd"):
             raise InvalidParameter("zstd-compressed layers are not supported")
         with open(dest, "wb") as out:
-            digest, _ = fsutil.copy_hashing(stream, out)
+            digest, _ = fsutil.copy_hashing(stream, out, cancel)
             out.flush()
             os.fsync(out.fileno())
         return digest

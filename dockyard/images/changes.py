@@ -83,7 +83,7 @@ def _json_or_shell(rest: str, shell: list[str]) -> list[str]:
             val = json.loads(rest)
             if isinstance(val, list) and all(isinstance(x, str) for x in val):
                 return val
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     return [*shell, rest]
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Any
+
+from dockyard.util.cancel import CancelToken, check
 
 CHUNK = 1 << 20
 
@@ -26,7 +27,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-" + path.name + "-")
     try:
@@ -54,11 +55,13 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 
 
-def copy_hashing(src: IO[bytes], dst: IO[bytes]) -> tuple[str, int]:
+def copy_hashing(src: IO[bytes], dst: IO[bytes], cancel: CancelToken | None = None
+                 ) -> tuple[str, int]:
     """Copy a stream, returning its sha256 digest and length."""
     h = hashlib.sha256()
     n = 0
     while chunk := src.read(CHUNK):
+        check(cancel)
         h.update(chunk)
         dst.write(chunk)
         n += len(chunk)
@@ -70,24 +73,3 @@ def _unlink_quiet(path: Path) -> None:
         path.unlink()
     except FileNotFoundError:
         pass
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a file or directory tree, even with read-only dirs inside."""
-    if path.is_symlink() or path.is_file():
-        _unlink_quiet(path)
-        return
-    if not path.exists():
-        return
-
-    def onerror(func: Any, p: str, _exc: Any) -> None:
-        # A 0555 directory (e.g. /proc in a layer) cannot lose children
-        # until it is writable again; root ignores modes but tests do not run
-        # as root.
-        try:
-            os.chmod(os.path.dirname(p), 0o700)
-            func(p)
-        except FileNotFoundError:
-            pass
-
-    shutil.rmtree(path, onerror=onerror)

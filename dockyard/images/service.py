@@ -7,6 +7,11 @@ tar or fsync.  Events are emitted from the loop after the work is done.
 
 Lookups (`get`, `inspect`, `list_records`, `lower_dirs`, `image_config`)
 are synchronous: they only read in-memory state.
+
+Load, import and commit can be cancelled (their client left, the daemon
+stops): the worker thread gets a `CancelToken`, stops at its next check
+and undoes what it made (staging, layers no image uses, images the load
+had added), holding the store's lock until it has.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from dockyard.images import busybox, fsutil, shapes
 from dockyard.images import filters as flt
 from dockyard.images.archive import ArchiveReader, SaveItem, go_arch, open_compressed, write_archive
 from dockyard.images.changes import apply_changes
+from dockyard.images.imageconfig import check_image_config
 from dockyard.images.layers import invalid_layer_tar
 from dockyard.images.progress import ProgressReader, short_id
 from dockyard.images.reference import (
@@ -38,6 +44,7 @@ from dockyard.images.reference import (
 )
 from dockyard.images.removal import Remover
 from dockyard.images.store import ImageRecord, ImageStore, chain_ids, now_rfc3339
+from dockyard.util.cancel import CancelToken, check, run_in_thread, wait_until_done
 from dockyard.util.threadgen import batched_in_thread
 
 log = logging.getLogger(__name__)
@@ -124,10 +131,11 @@ class ImageService:
         def progress(msg: dict[str, Any]) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, msg)
 
+        token = CancelToken()
         try:
             async with self._lock:
                 job = asyncio.ensure_future(asyncio.to_thread(
-                    self._load_sync, path, None if quiet else progress))
+                    self._load_sync, path, None if quiet else progress, token))
                 try:
                     while not job.done():
                         getter = asyncio.ensure_future(queue.get())
@@ -141,16 +149,18 @@ class ImageService:
                     messages, events = job.result()
                 finally:
                     if not job.done():
-                        # the client went away: the store stays locked until the
-                        # worker is done with it
-                        await asyncio.wait({job})
+                        # the client went away: the worker stops and undoes its
+                        # work; the store stays locked until it has
+                        token.cancel()
+                        await wait_until_done(job)
         finally:
             path.unlink(missing_ok=True)
         self._emit_all(events)
         for m in messages:
             yield m
 
-    def _load_sync(self, path: Path, progress: Emit | None = None
+    def _load_sync(self, path: Path, progress: Emit | None = None,
+                   cancel: CancelToken | None = None
                    ) -> tuple[list[dict[str, Any]], list[Event]]:
         st = self.store
         reader = ArchiveReader(path)
@@ -159,9 +169,11 @@ class ImageService:
             for ai in reader.images():
                 cfg_bytes = reader.read(ai.config_member)
                 try:
-                    diff_ids = list(json.loads(cfg_bytes)["rootfs"]["diff_ids"])
-                except (ValueError, KeyError, TypeError) as e:
-                    raise InvalidParameter(f"invalid image config {ai.config_member}") from e
+                    cfg = check_image_config(json.loads(cfg_bytes))
+                except (ValueError, RecursionError) as e:
+                    raise InvalidParameter(f"invalid image config {ai.config_member}: {e}"
+                                           ) from e
+                diff_ids = list(cfg["rootfs"].get("diff_ids") or [])
                 if len(diff_ids) != len(ai.layer_members):
                     raise InvalidParameter(
                         f"invalid manifest, layers length mismatch: expected {len(diff_ids)},"
@@ -172,15 +184,17 @@ class ImageService:
                         continue       # already unpacked: shared, not re-extracted
                     tmp = st.new_temp("blob")
                     try:
-                        got = self._extract_layer(reader, member, tmp, diff_ids[i], progress)
+                        got = self._extract_layer(reader, member, tmp, diff_ids[i], progress,
+                                                  cancel)
                         if got != diff_ids[i]:
                             raise InvalidParameter(
                                 f"invalid diffID for layer {i}: expected "
                                 f"\"{diff_ids[i]}\", got \"{got}\"")
                         st.add_layer(tmp, got, chains[i], chains[i - 1] if i else "",
-                                     self._privileged_layers)
+                                     self._privileged_layers, cancel)
                     finally:
                         tmp.unlink(missing_ok=True)
+                check(cancel)
                 rec, new = st.add_image(cfg_bytes)
                 added.append((rec, ai.repo_tags, new))
         except BaseException:
@@ -209,7 +223,7 @@ class ImageService:
 
     @staticmethod
     def _extract_layer(reader: ArchiveReader, member: str, dest: Path, diff_id: str,
-                       progress: Emit | None) -> str:
+                       progress: Emit | None, cancel: CancelToken | None) -> str:
         wrap: Callable[[IO[bytes], int], ProgressReader] | None = None
         if progress is not None:
             emit = progress
@@ -217,7 +231,7 @@ class ImageService:
             def wrap(src: IO[bytes], size: int) -> ProgressReader:
                 return ProgressReader(src, size, short_id(diff_id), "Loading layer", emit)
         try:
-            return reader.extract_layer(member, dest, wrap)
+            return reader.extract_layer(member, dest, wrap, cancel)
         except (EOFError, zlib.error, OSError) as e:
             if isinstance(e, OSError) and e.errno is not None:
                 raise          # the host's failure, not the data's
@@ -287,7 +301,7 @@ class ImageService:
         path = await self._spool(chunks, "import")
         try:
             async with self._lock:
-                rec = await asyncio.to_thread(
+                rec = await run_in_thread(
                     self._import_sync, path, ref, message or "Imported from -", config,
                     os_name, arch, variant)
         finally:
@@ -299,14 +313,14 @@ class ImageService:
         yield {"status": rec.id}
 
     def _import_sync(self, path: Path, ref: Reference | None, message: str,
-                     config: dict[str, Any], os_name: str, arch: str, variant: str
-                     ) -> ImageRecord:
+                     config: dict[str, Any], os_name: str, arch: str, variant: str,
+                     cancel: CancelToken) -> ImageRecord:
         st = self.store
         tmp = st.new_temp("blob")
         try:
             with open(path, "rb") as raw, open(tmp, "wb") as out:
                 try:
-                    diff_id, _ = fsutil.copy_hashing(open_compressed(raw), out)
+                    diff_id, _ = fsutil.copy_hashing(open_compressed(raw), out, cancel)
                 except (EOFError, zlib.error, lzma.LZMAError, OSError) as e:
                     if isinstance(e, OSError) and e.errno is not None:
                         raise          # the host's failure, not the data's
@@ -315,7 +329,8 @@ class ImageService:
                 os.fsync(out.fileno())
             chain = diff_id
             try:
-                st.add_layer(tmp, diff_id, chain, "", self._privileged_layers)
+                st.add_layer(tmp, diff_id, chain, "", self._privileged_layers, cancel)
+                cancel.check()
                 created = now_rfc3339()
                 cfg: dict[str, Any] = {"architecture": arch, "comment": message,
                                        "config": config, "created": created}
@@ -345,11 +360,11 @@ class ImageService:
         empty layer is recorded as an empty_layer history entry only).
         The generator is consumed in a worker thread."""
         async with self._lock:
-            rec = await asyncio.to_thread(self._commit_sync, parent_id, layer, child)
+            rec = await run_in_thread(self._commit_sync, parent_id, layer, child)
         return rec.id
 
     def _commit_sync(self, parent_id: str, layer: Iterator[bytes],
-                     child: dict[str, Any]) -> ImageRecord:
+                     child: dict[str, Any], cancel: CancelToken) -> ImageRecord:
         st = self.store
         parent = st.images.get(parent_id)
         if parent is None:
@@ -360,6 +375,7 @@ class ImageService:
             digest = hashlib.sha256()
             with open(tmp, "wb") as out:
                 for chunk in layer:
+                    cancel.check()
                     digest.update(chunk)
                     out.write(chunk)
                 out.flush()
@@ -373,7 +389,8 @@ class ImageService:
                     chains = chain_ids(diff_ids)
                     st.add_layer(tmp, diff_id, chains[-1],
                                  chains[-2] if len(chains) > 1 else "",
-                                 self._privileged_layers)
+                                 self._privileged_layers, cancel)
+                cancel.check()
                 rec, _new = st.add_image(
                     _child_config(pcfg, child, diff_ids, empty), parent=parent_id)
             except BaseException:
@@ -381,6 +398,9 @@ class ImageService:
                 raise
         finally:
             tmp.unlink(missing_ok=True)
+            close = getattr(layer, "close", None)
+            if close is not None:
+                close()                 # a generator stopped early releases its fds
         return rec
 
     # -- tag -----------------------------------------------------------------------

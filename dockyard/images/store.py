@@ -21,7 +21,14 @@ On-disk layout under `<data_root>/images/`:
 Commit points: a layer exists once its directory is renamed into `layers/`;
 an image exists once its imagedb record is renamed into place (config blob
 and layers are written first).  Layers that no image record names are
-garbage and are collected at start and after failed operations.
+garbage and are collected at start and after failed operations; a layer to
+delete is first renamed into `tmp/`, so a crash half way through deleting
+it leaves only garbage that the next start sweeps.  Nothing found on disk
+stops the store from opening: what cannot be read or removed is logged and
+left for the next start.
+
+Image data is root's alone: `images/` and everything below it is mode
+0700 (files 0600), fixed at start for stores made by older versions.
 
 "Hidden" images: `rmi -f` of an image a stopped container still uses
 untags it and hides it from listings, but keeps its layers until no
@@ -32,7 +39,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import stat
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -41,9 +50,17 @@ from typing import Any
 
 from dockyard.errors import InvalidParameter, NotFound
 from dockyard.images import fsutil
+from dockyard.images.imageconfig import check_image_config
 from dockyard.images.layers import apply_layer_tar
 from dockyard.images.reference import Reference, parse_any, parse_normalized_named
+from dockyard.util import fstree
+from dockyard.util.cancel import CancelToken
 from dockyard.util.timefmt import rfc3339_nano_fixed
+
+log = logging.getLogger(__name__)
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:
@@ -99,10 +116,10 @@ class ImageStore:
         self.layers_dir = root / "layers"
         self.imagedb = root / "imagedb"
         self.tmp = root / "tmp"
-        for d in (self.blobs, self.layers_dir, self.imagedb):
-            d.mkdir(parents=True, exist_ok=True)
-        fsutil.remove_tree(self.tmp)
-        self.tmp.mkdir()
+        for d in (root, self.blobs.parent, self.blobs, self.layers_dir, self.imagedb, self.tmp):
+            d.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+            os.chmod(d, PRIVATE_DIR)
+        self._sweep()
         self.refs: dict[str, str] = {}          # full reference string -> image id
         self.images: dict[str, ImageRecord] = {}
         self.layer_sizes: dict[str, int] = {}   # chain id -> size
@@ -111,24 +128,59 @@ class ImageStore:
 
     # -- loading state ---------------------------------------------------------
 
+    def _sweep(self) -> None:
+        """What a crash left: staging (a half unpacked layer, a spooled upload,
+        a half deleted layer) and the temp files of interrupted atomic writes;
+        blobs made private as they should be."""
+        fstree.clear_dir(self.tmp, unmount=True)
+        for d in (self.root, self.blobs, self.imagedb):
+            for p in d.iterdir():
+                if p.name.startswith(".tmp"):
+                    fstree.remove_quietly(p, "interrupted write")
+        for p in self.blobs.iterdir():
+            try:
+                if stat.S_IMODE(p.lstat().st_mode) & 0o077:
+                    os.chmod(p, PRIVATE_FILE)
+            except OSError as e:
+                log.warning("blob %s: %s", p.name, e)
+
     def _load(self) -> None:
         for p in self.layers_dir.iterdir():
-            meta = fsutil.read_json(p / "layer.json")
-            if meta is None:
-                fsutil.remove_tree(p)          # never committed
+            try:
+                meta = fsutil.read_json(p / "layer.json")
+                chain, size = str(meta["chain_id"]), int(meta.get("size", 0))
+            except (OSError, ValueError, TypeError, KeyError) as e:
+                # a layer is renamed in whole with its layer.json: this is none
+                log.warning("removing unreadable layer %s: %s", p.name, e)
+                self._discard_layer_dir(p)
                 continue
-            self.layer_sizes[meta["chain_id"]] = int(meta.get("size", 0))
+            self.layer_sizes[chain] = size
         for p in self.imagedb.glob("*.json"):
-            meta = fsutil.read_json(p)
             image_id = "sha256:" + p.stem
             try:
+                meta = fsutil.read_json(p)
                 cfg_bytes = (self.blobs / p.stem).read_bytes()
+                self.images[image_id] = self._record(image_id, cfg_bytes, meta)
             except FileNotFoundError:
-                p.unlink()
+                p.unlink(missing_ok=True)
+            except (OSError, ValueError, TypeError, AttributeError) as e:
+                log.error("skipping unreadable image record %s: %s", p.name, e)
+        try:
+            refs = fsutil.read_json(self.root / "repositories.json", {}) or {}
+        except (OSError, ValueError) as e:
+            log.error("unreadable repositories.json, no image is tagged: %s", e)
+            refs = {}
+        self.refs = {}
+        saved = refs.get("refs") if isinstance(refs, dict) else None
+        for r, i in (saved if isinstance(saved, dict) else {}).items():
+            if i not in self.images:
                 continue
-            self.images[image_id] = self._record(image_id, cfg_bytes, meta)
-        refs = fsutil.read_json(self.root / "repositories.json", {}) or {}
-        self.refs = {r: i for r, i in refs.get("refs", {}).items() if i in self.images}
+            try:
+                parse_normalized_named(r)
+            except InvalidParameter:
+                log.error("dropping unreadable reference %r", r)
+                continue
+            self.refs[r] = i
         self._refresh_refs()
 
     def _record(self, image_id: str, cfg_bytes: bytes, meta: dict[str, Any]) -> ImageRecord:
@@ -167,7 +219,7 @@ class ImageStore:
         return self.tmp / f"{prefix}-{uuid.uuid4().hex}"
 
     def add_layer(self, tar_path: Path, diff_id: str, chain_id: str, parent: str,
-                  privileged: bool = False) -> bool:
+                  privileged: bool = False, cancel: CancelToken | None = None) -> bool:
         """Unpack an uncompressed, verified layer tar; True if it was new.
 
         The tar is moved into the blob store (it is the source of truth for
@@ -175,6 +227,7 @@ class ImageStore:
         """
         blob = self.blob_path(diff_id)
         if not blob.exists():
+            os.chmod(tar_path, PRIVATE_FILE)
             os.replace(tar_path, blob)
             fsutil.fsync_dir(blob.parent)
         if self.has_layer(chain_id):
@@ -182,7 +235,7 @@ class ImageStore:
         stage = self.new_temp("layer")
         (stage / "diff").mkdir(parents=True)
         try:
-            result = apply_layer_tar(blob, stage / "diff", privileged=privileged)
+            result = apply_layer_tar(blob, stage / "diff", privileged=privileged, cancel=cancel)
             fsutil.atomic_write_json(stage / "layer.json", {
                 "chain_id": chain_id, "diff_id": diff_id, "parent": parent,
                 "size": result.size})
@@ -190,10 +243,23 @@ class ImageStore:
             os.replace(stage, self.layer_dir(chain_id))
             fsutil.fsync_dir(self.layers_dir)
         except BaseException:
-            fsutil.remove_tree(stage)
+            fstree.remove_quietly(stage, "staged layer")
             raise
         self.layer_sizes[chain_id] = result.size
         return True
+
+    def _discard_layer_dir(self, path: Path) -> None:
+        """Out of layers/ in one rename, then deleted; what cannot be deleted
+        now stays in tmp/ for the next start."""
+        trash = self.new_temp("trash")
+        try:
+            os.replace(path, trash)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            log.warning("cannot move layer %s out of the store: %s", path.name, e)
+            return
+        fstree.remove_quietly(trash, "removed layer")
 
     def gc_layers(self) -> list[str]:
         """Remove layers and layer blobs that no image record uses."""
@@ -203,14 +269,12 @@ class ImageStore:
         removed = []
         for chain in list(self.layer_sizes):
             if chain not in used:
-                trash = self.new_temp("trash")
-                os.replace(self.layer_dir(chain), trash)
-                fsutil.remove_tree(trash)
                 del self.layer_sizes[chain]
                 removed.append(chain)
+                self._discard_layer_dir(self.layer_dir(chain))
         for p in self.blobs.iterdir():
             if p.name not in used_blobs and not p.name.startswith(".tmp"):
-                p.unlink()
+                p.unlink(missing_ok=True)
         return removed
 
     # -- images ----------------------------------------------------------------
@@ -225,15 +289,13 @@ class ImageStore:
                 self._write_meta(existing)
             return existing, False
         try:
-            cfg = json.loads(config_bytes)
-        except ValueError as e:
+            cfg = check_image_config(json.loads(config_bytes))
+        except (ValueError, RecursionError) as e:
             raise InvalidParameter(f"invalid image config: {e}") from e
-        if not isinstance(cfg, dict):
-            raise InvalidParameter("invalid image config: not an object")
         for c in chain_ids(list((cfg.get("rootfs") or {}).get("diff_ids") or [])):
             if not self.has_layer(c):
                 raise InvalidParameter(f"layer {c} of image {image_id} is missing")
-        fsutil.atomic_write_bytes(self.blob_path(image_id), config_bytes)
+        fsutil.atomic_write_bytes(self.blob_path(image_id), config_bytes, PRIVATE_FILE)
         rec = self._record(image_id, config_bytes, {"parent": parent})
         self._write_meta(rec)
         self.images[image_id] = rec

@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 from dataclasses import dataclass, field
 
 from dockyard.errors import SystemError_
@@ -49,6 +48,7 @@ from dockyard.runtime.conmon import (
 )
 from dockyard.runtime.pipes import InboundPipe, OutboundPipe
 from dockyard.runtime.runtimes import OCIRuntime
+from dockyard.util.fstree import remove_quietly
 
 
 class ExecStartError(ContainerCreateError):
@@ -202,5 +202,4 @@ async def exec_process(
 
 
 async def remove_session_dir(session_dir: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        await asyncio.to_thread(shutil.rmtree, session_dir)
+    await asyncio.to_thread(remove_quietly, session_dir, "exec session", unmount=True)

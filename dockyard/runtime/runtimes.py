@@ -22,6 +22,7 @@ from typing import Any
 
 from dockyard.errors import InvalidParameter
 from dockyard.runtime.process import run
+from dockyard.util.fstree import DIR_FLAGS, POST, TreeWalk, remove_quietly
 
 # Runtimes dockyard knows by name, in order of preference for the default:
 # crun starts containers about twice as fast as runc.
@@ -234,7 +235,7 @@ async def probe(runtime: OCIRuntime, workdir: str | None = None) -> tuple[bool, 
     finally:
         await run(runtime.command("delete", "--force", cid), timeout=30)
         await asyncio.to_thread(remove_empty_cgroup, "/dockyard-probe")
-        await asyncio.to_thread(shutil.rmtree, tmp, True)
+        await asyncio.to_thread(remove_quietly, tmp, "probe bundle")
 
 
 def remove_empty_cgroup(path: str, cgroup_root: str = "/sys/fs/cgroup") -> None:
@@ -250,11 +251,21 @@ def remove_empty_cgroup(path: str, cgroup_root: str = "/sys/fs/cgroup") -> None:
         roots += [e.path for e in os.scandir(cgroup_root) if e.is_dir(follow_symlinks=False)]
     for root in roots:
         top = os.path.join(root, rel)
-        if not os.path.isdir(top):
+        try:
+            fd = os.open(top, DIR_FLAGS)
+        except OSError:
             continue
-        for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda w: -len(w[0])):
-            with contextlib.suppress(OSError):
-                os.rmdir(dirpath)
+        try:
+            for e in TreeWalk(fd):
+                if e.kind == POST:
+                    with contextlib.suppress(OSError):
+                        os.rmdir(e.name, dir_fd=e.fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.rmdir(top)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,13 @@ filesystem goes through here:
   directory entry), and the new one is created with O_EXCL / mkdir / symlink,
   never through what was there;
 * metadata goes through an fd of the entry created where the type allows;
-  directories get theirs at the end, deepest first, since adding children
-  changes a directory's mtime and a 0555 directory would refuse them.
+  directories get theirs at the end, children before parents, since adding
+  children changes a directory's mtime and a 0555 directory would refuse
+  them;
+* the tree may be deeper than PATH_MAX: the last parent opened is kept, so
+  a tar in the usual order (parents before children) costs a few opens per
+  member however deep it goes, the metadata pass walks with one cursor,
+  and removal is `fstree.remove_at` (iterative, never following symlinks).
 
 Runs synchronously; callers put it in a thread.
 """
@@ -28,6 +33,10 @@ import os
 import stat
 import tarfile
 from collections.abc import Callable, Iterable
+from typing import Self
+
+from dockyard.util.cancel import CancelToken, check
+from dockyard.util.fstree import DirCursor, TreeChanged, remove_at
 
 CHUNK = 1 << 20
 XATTR_PAX_PREFIX = "SCHILY.xattr."
@@ -62,7 +71,8 @@ def open_dir_at(dir_fd: int, comps: Iterable[str], flags: int = DIR_FLAGS,
 class SafeExtractor:
     """Places tar members below `root_fd`; see the module docstring.
 
-    Options: `owner` replaces every member's uid/gid (copyUIDGID);
+    Options: `cancel` stops a long extraction between chunks (it raises
+    `Cancelled`); `owner` replaces every member's uid/gid (copyUIDGID);
     `overlay_xattrs` lets members carry overlayfs' own trusted.overlay.*
     xattrs (a layer may, a `docker cp` upload may not); `new_parent_owner`
     is given to the parent directories made for members whose parents the
@@ -79,13 +89,17 @@ class SafeExtractor:
 
     def __init__(self, root_fd: int, *, owner: tuple[int, int] | None = None,
                  overlay_xattrs: bool = False,
-                 new_parent_owner: tuple[int, int] | None = None) -> None:
+                 new_parent_owner: tuple[int, int] | None = None,
+                 cancel: CancelToken | None = None) -> None:
         self.root_fd = root_fd
+        self.cancel = cancel
         self.owner = owner
         self.overlay_xattrs = overlay_xattrs
         self.new_parent_owner = new_parent_owner
         self.is_root = os.geteuid() == 0
         self.dir_meta: list[tuple[list[str], tarfile.TarInfo]] = []
+        # the last parent opened: (its components, an fd of it)
+        self._last_parent: tuple[list[str], int] | None = None
 
     # -- hooks -------------------------------------------------------------------
 
@@ -120,34 +134,42 @@ class SafeExtractor:
         """An fd for the directory holding comps[-1], never reached via a symlink;
         missing directories are made when `create`, else FileNotFoundError."""
         parent = self.parent_components(comps)
+        start, rest = self.root_fd, parent
+        last = self._last_parent
+        if last is not None and parent[:len(last[0])] == last[0]:
+            start, rest = last[1], parent[len(last[0]):]
         try:
-            return open_dir_at(self.root_fd, parent,
-                               mkdir=self._mkdir_parent if create else None)
+            fd = open_dir_at(start, rest, mkdir=self._mkdir_parent if create else None)
         except OSError as e:
             if e.errno in (errno.ELOOP, errno.ENOTDIR):
                 raise self.parent_not_dir(comps, str(e.filename)) from e
             raise
+        self._forget_parent()
+        self._last_parent = (parent, os.dup(fd))
+        return fd
+
+    def _forget_parent(self) -> None:
+        if self._last_parent is not None:
+            os.close(self._last_parent[1])
+            self._last_parent = None
+
+    def close(self) -> None:
+        """Release the fd kept between members."""
+        self._forget_parent()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def remove(self, dfd: int, name: str, missing_ok: bool = False) -> None:
         """Remove `name` in `dfd`, a directory with all below it."""
-        try:
-            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-        except FileNotFoundError:
-            if missing_ok:
-                return
-            raise
-        if not stat.S_ISDIR(st.st_mode):
-            os.unlink(name, dir_fd=dfd)
-            return
-        fd = os.open(name, DIR_FLAGS, dir_fd=dfd)
-        try:
-            if not self.is_root:
-                os.fchmod(fd, 0o700)    # a read-only directory would keep its entries
-            for entry in os.listdir(fd):
-                self.remove(fd, entry)
-        finally:
-            os.close(fd)
-        os.rmdir(name, dir_fd=dfd)
+        # the kept parent may be what goes (or lie below it)
+        self._forget_parent()
+        if not missing_ok:
+            os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        remove_at(dfd, name)
 
     def place(self, tf: tarfile.TarFile, ti: tarfile.TarInfo, comps: list[str]) -> None:
         """Create the member `ti` (read from `tf`) at root/comps, replacing what is there."""
@@ -183,8 +205,12 @@ class SafeExtractor:
                 src = tf.extractfile(ti)
                 if src is not None:
                     while chunk := src.read(CHUNK):
+                        check(self.cancel)
                         out.write(chunk)
-        elif ti.issym():
+                out.flush()
+                self._meta_fd(fd, ti)   # through the fd it was written by
+            return
+        if ti.issym():
             # the target is stored verbatim: nothing here ever follows it
             self.check_symlink(ti, comps)
             os.symlink(ti.linkname, name, dir_fd=dfd)
@@ -250,25 +276,59 @@ class SafeExtractor:
         os.utime(fd, ns=(mtime_ns, mtime_ns))
 
     def finish_dirs(self) -> None:
-        """Directory metadata, deepest first: a parent's mtime is set after its
-        children changed it.  A directory replaced later in the tar is skipped."""
-        for comps, ti in sorted(self.dir_meta, key=lambda x: -len(x[0])):
-            if not comps:               # the root itself
-                fd = os.dup(self.root_fd)
-                try:
-                    self._meta_fd(fd, ti)
-                finally:
-                    os.close(fd)
+        """Directory metadata, children before parents: a parent's mtime is set
+        after its children changed it.  A directory replaced later in the tar
+        is skipped; for one listed twice, the later entry wins.
+
+        In reverse lexical order of their paths every directory comes before
+        its parent, and one cursor walks from each to the next."""
+        self._forget_parent()
+        todo: list[tuple[list[str], tarfile.TarInfo]] = []
+        for comps, ti in self.dir_meta:
+            if not comps:
+                todo.append(([], ti))
                 continue
             try:
-                dfd = open_dir_at(self.root_fd, self.parent_components(comps))
+                todo.append(([*self.parent_components(comps), comps[-1]], ti))
             except OSError:
                 continue
-            try:
-                st = os.stat(comps[-1], dir_fd=dfd, follow_symlinks=False)
+        todo.sort(key=lambda x: x[0], reverse=True)
+        with DirCursor(self.root_fd, one_mount=False) as cur:
+            for path, ti in todo:
+                if not path:            # the root itself
+                    fd = os.dup(self.root_fd)
+                    try:
+                        self._meta_fd(fd, ti)
+                    finally:
+                        os.close(fd)
+                    continue
+                try:
+                    _move_to(cur, path[:-1])
+                    st = os.stat(path[-1], dir_fd=cur.fd, follow_symlinks=False)
+                except TreeChanged:
+                    self.log.info("%s: tree changed while setting directory metadata",
+                                  self.label)
+                    return
+                except OSError:
+                    continue
                 if stat.S_ISDIR(st.st_mode):
-                    self.set_meta(dfd, comps[-1], ti)
-            except FileNotFoundError:
-                pass
-            finally:
-                os.close(dfd)
+                    try:
+                        self.set_meta(cur.fd, path[-1], ti)
+                    except FileNotFoundError:
+                        pass
+
+
+def _move_to(cur: DirCursor, path: list[str]) -> None:
+    """Move the cursor to root/path: up to the common part, then down."""
+    if cur.names[:len(path)] == path:
+        common = len(path)              # an ancestor (the usual next step)
+    else:
+        common = 0
+        for a, b in zip(cur.names, path, strict=False):
+            if a != b:
+                break
+            common += 1
+    while cur.depth > common:
+        cur.up()
+    for name in path[common:]:
+        cur.down(name)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.engine.networks import store as engine_networks
+from dockyard.util.fstree import remove_quietly
 
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 
@@ -64,6 +65,12 @@ class Daemon:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def remove_test_dir(p: Path) -> None:
+    """rm -rf for what a test daemon left, however deep (shutil.rmtree
+    recurses, and some tests leave trees thousands of levels deep)."""
+    remove_quietly(p, "test directory", unmount=True)
 
 
 # every base and exec root a test daemon used, for the end-of-session sweep
@@ -157,7 +164,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                                 text=True).stdout.split()
         for m in sorted((m for m in mounts if m.startswith(str(p))), reverse=True):
             subprocess.run(["umount", "-l", m], capture_output=True)
-        shutil.rmtree(p, ignore_errors=True)
+        remove_test_dir(p)
 
 
 def start_daemon(base: Path, extra_args: list[str] | None = None) -> Daemon:
@@ -213,8 +220,8 @@ def stop_daemon(d: Daemon, cleanup: bool = True) -> None:
     if cleanup:
         remove_host_networking(d)
         subprocess.run(["umount", "-l", str(d.exec_root / "netns")], capture_output=True)
-        shutil.rmtree(d.exec_root, ignore_errors=True)
-        shutil.rmtree(d.data_root.parent, ignore_errors=True)
+        remove_test_dir(d.exec_root)
+        remove_test_dir(d.data_root.parent)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from dockyard.api.server import (
     Request,
     Response,
     Router,
+    cancel_on_disconnect,
     empty_response,
     json_response,
     stream_response,
@@ -78,4 +79,6 @@ class ContainerFilesRoutes:
             # an absent or empty `pause` means pause (API >= 1.13)
             pause=(req.query_get("pause") or "") == "" or req.query_bool("pause"),
             changes=req.query_all("changes"), config=body)
-        return json_response({"Id": await self.backend.commit(opts)}, 201)
+        # nobody learns the ID of an image committed for a client gone meanwhile
+        image_id = await cancel_on_disconnect(req, self.backend.commit(opts))
+        return json_response({"Id": image_id}, 201)

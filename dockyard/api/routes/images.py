@@ -1,10 +1,16 @@
 """Image routes (moby's image router): parse, call the images backend, shape.
 
-Load, import, save and pull run their stream up to the first item before
-answering, so failures that happen before any output (a bad archive, an
-unknown name, a bad --change, an image that cannot be pulled) get a real
-HTTP error status instead of a 200 with an error record; the request body
-is consumed by then, as the streaming response requires.
+Import, save and pull run their stream up to the first item before
+answering, so failures that happen before any output (an unknown name, a
+bad --change, a layer that is no tar, an image that cannot be pulled) get a
+real HTTP error status instead of a 200 with an error record; the request
+body is consumed by then, as the streaming response requires.  Load is
+answered as dockerd answers it: always 200, its errors the last record of
+the progress stream.
+
+A client that leaves while its import, load or commit is still working
+cancels it (`cancel_on_disconnect`): the engine stops and leaves nothing
+behind, since nobody would learn what was made.
 """
 
 from __future__ import annotations
@@ -16,13 +22,14 @@ from dockyard.api.server import (
     Request,
     Response,
     Router,
+    cancel_on_disconnect,
     empty_response,
     json_response,
     json_stream_response,
     stream_response,
 )
 from dockyard.backend import ImageBackend, ImageListOptions, ImportOptions, PullOptions
-from dockyard.errors import InvalidParameter, NotImplementedByEngine
+from dockyard.errors import DockyardError, InvalidParameter, NotImplementedByEngine
 
 T = TypeVar("T")
 
@@ -41,6 +48,15 @@ async def primed(it: AsyncIterator[T]) -> AsyncIterator[T]:
                 yield x
 
     return gen()
+
+
+async def errors_as_records(it: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    """The stream, its error (if any) as Docker's last error record."""
+    try:
+        async for item in it:
+            yield item
+    except DockyardError as e:
+        yield {"errorDetail": {"message": e.message}, "error": e.message}
 
 
 def _legacy_summary(item: dict[str, Any], version: tuple[int, int]) -> dict[str, Any]:
@@ -98,7 +114,8 @@ class ImageRoutes:
 
     async def load(self, req: Request) -> Response:
         quiet = req.query_bool("quiet", True)
-        return json_stream_response(await primed(self.backend.load(req.body_chunks(), quiet)))
+        items = errors_as_records(self.backend.load(req.body_chunks(), quiet))
+        return json_stream_response(await cancel_on_disconnect(req, primed(items)))
 
     async def _save(self, names: list[str]) -> Response:
         return stream_response(await primed(self.backend.save(names)), "application/x-tar")
@@ -121,7 +138,8 @@ class ImageRoutes:
                 message=req.query_get("message") or "",
                 changes=[c for c in req.query_all("changes") if c],
                 platform=req.query_get("platform") or "")
-            it = await primed(self.backend.import_image(req.body_chunks(), opts))
+            it = await cancel_on_disconnect(
+                req, primed(self.backend.import_image(req.body_chunks(), opts)))
             return json_stream_response(it)
         image = req.query_get("fromImage")
         if not image:

@@ -9,7 +9,7 @@ handlers get a `HijackedStream` or a `WebSocket`.
 
 from dockyard.api.server.connection import STREAM_LIMIT, HttpServer, Limits
 from dockyard.api.server.hijack import HijackedStream
-from dockyard.api.server.request import Request, parse_filters
+from dockyard.api.server.request import ClientGone, Request, cancel_on_disconnect, parse_filters
 from dockyard.api.server.responses import (
     BytesResponse,
     HijackResponse,
@@ -27,8 +27,9 @@ from dockyard.api.server.router import Router
 from dockyard.api.server.websocket import WebSocket
 
 __all__ = [
-    "STREAM_LIMIT", "BytesResponse", "HijackResponse", "HijackedStream", "HttpServer", "Limits",
-    "Request", "Response", "Router", "StreamResponse", "WebSocket", "WebSocketResponse",
-    "empty_response", "error_response", "json_response", "json_stream_response",
-    "parse_filters", "stream_response", "text_response",
+    "STREAM_LIMIT", "BytesResponse", "ClientGone", "HijackResponse", "HijackedStream",
+    "HttpServer", "Limits", "Request", "Response", "Router", "StreamResponse", "WebSocket",
+    "WebSocketResponse", "cancel_on_disconnect", "empty_response", "error_response",
+    "json_response", "json_stream_response", "parse_filters", "stream_response",
+    "text_response",
 ]

@@ -38,7 +38,7 @@ from dockyard.api.server.framing import (
     is_chunked,
 )
 from dockyard.api.server.hijack import HijackedStream
-from dockyard.api.server.request import Body, Request
+from dockyard.api.server.request import Body, ClientGone, Request
 from dockyard.api.server.responses import Response, empty_response, error_response, raw_head
 from dockyard.errors import DockyardError, InvalidParameter, NotModified
 
@@ -199,6 +199,8 @@ class HttpConnection:
             return False
         try:
             resp = await self.server.dispatch(req)
+        except ClientGone:
+            return False
         except NotModified:
             resp = empty_response(304)
         except DockyardError as e:
@@ -278,7 +280,7 @@ class HttpConnection:
             method=self._method, target=target, path=unquote(parts.path) or "/",
             headers=headers, query=parse_qs(parts.query, keep_blank_values=True),
             body=Body(self._receive_body), http_version=ev.http_version.decode("ascii"),
-            raw_headers=list(ev.headers),
+            raw_headers=list(ev.headers), watch_client=self.watch_client,
         )
 
     async def _next_cycle(self) -> bool:

@@ -1,16 +1,22 @@
 """A parsed request as route handlers see it: the head, Docker's query
-conventions, and the body, streamed from the connection on demand."""
+conventions, and the body, streamed from the connection on demand; and
+`cancel_on_disconnect`, for work that must stop when its client leaves."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from dockyard.errors import InvalidParameter
+
+T = TypeVar("T")
 
 # A body larger than this is not JSON any route expects; streamed bodies
 # (load, import, cp) never go through read_all.
@@ -77,10 +83,15 @@ class Body:
     def __init__(self, receive: Callable[[], Awaitable[bytes]]) -> None:
         self._receive = receive
         self._done = False
+        self._finished = asyncio.Event()
 
     @property
     def done(self) -> bool:
         return self._done
+
+    async def wait_done(self) -> None:
+        """Until the handler has read the body to its end."""
+        await self._finished.wait()
 
     async def read_some(self) -> bytes:
         if self._done:
@@ -88,6 +99,7 @@ class Body:
         data = await self._receive()
         if not data:
             self._done = True
+            self._finished.set()
         return data
 
     async def chunks(self) -> AsyncIterator[bytes]:
@@ -125,6 +137,8 @@ class Request:
     http_version: str = "1.1"
     # the head's fields as received (names lower-case), for the websocket handshake
     raw_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    # the connection's watch for a departed client (once the body is read)
+    watch_client: Callable[[], AbstractAsyncContextManager[asyncio.Event]] | None = None
 
     # --- query helpers (Docker's conventions) ---
     def query_get(self, name: str, default: str | None = None) -> str | None:
@@ -172,6 +186,44 @@ class Request:
 
         Like dockerd, only the `Upgrade` header counts, not `Connection`."""
         return bool(self.headers.get("upgrade", "").strip())
+
+
+class ClientGone(Exception):
+    """The client closed its connection before its answer: nothing is sent."""
+
+
+async def cancel_on_disconnect(req: Request, work: Awaitable[T]) -> T:
+    """Run `work`; a client that closes its connection once the request body
+    has been read (it may still be waiting for the answer) cancels it, and
+    ClientGone is raised here.  A client gone while its body is being read
+    shows up as a body error to whatever reads it."""
+    task = asyncio.ensure_future(work)
+    watch = req.watch_client
+    if watch is None:
+        return await task
+    left = False
+
+    async def watcher() -> None:
+        nonlocal left
+        await req.body.wait_done()
+        async with watch() as gone:
+            await gone.wait()
+        left = True
+        task.cancel()
+
+    w = asyncio.create_task(watcher())
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if left and task.cancelled():
+            current = asyncio.current_task()
+            if current is None or not current.cancelling():
+                raise ClientGone() from None
+        raise
+    finally:
+        w.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await w
 
 
 def parse_filters(raw: str | None) -> dict[str, list[str]]:

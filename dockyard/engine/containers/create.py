@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import time
 from typing import Any
 
@@ -28,6 +27,7 @@ from dockyard.oci.normalize import command_of, normalize_host_config
 from dockyard.oci.normalize import merge_image_config as merge_with_image
 from dockyard.oci.options import refuse_unsupported
 from dockyard.oci.schema import decode_create_request
+from dockyard.util.fstree import remove_quietly
 
 CONTAINER_SUBDIRS = ("upper", "work", "merged")
 _ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm"}
@@ -80,7 +80,7 @@ class ContainerCreator:
             await asyncio.to_thread(self._make_dirs, c)
             self.store.save_new(c)
         except BaseException:
-            shutil.rmtree(self.store.dir(c), ignore_errors=True)
+            await asyncio.to_thread(remove_quietly, self.store.dir(c), "container directory")
             self.store.release_name(name, cid)
             raise
         self.store.add(c)

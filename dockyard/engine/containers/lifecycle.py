@@ -51,6 +51,7 @@ class Lifecycle:
     # ----------------------------------------------------------- start
     async def start(self, ref: str) -> None:
         c = self.store.get(ref)
+        await self.monitor.settled(c)   # a run that just ended is released first
         if c.state.status == "paused":
             raise Conflict("cannot start a paused container, try unpause instead")
         if c.state.running:
@@ -120,7 +121,10 @@ class Lifecycle:
         st.status = "exited"
         if ex.oom_killed:
             self.store.emit(c, "oom")
-        await self.runner.release(c)
+        try:
+            await self.runner.release(c)
+        except Exception:   # the exit is still recorded; a later start sweeps again
+            log.exception("releasing %s after its exit failed", c.id[:12])
         duration = max(0, (ex.finished_ns - st.started_at) // 1_000_000_000) \
             if st.started_at else 0
         self.store.emit(c, "die", exitCode=str(ex.code), execDuration=str(duration))

@@ -58,13 +58,25 @@ class ExitMonitor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._exit_waiters: dict[str, list[asyncio.Future[int]]] = {}
         self._removed_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        # containers whose exit is being handled: no longer running, but
+        # their run's host resources are not given back yet
+        self._settling: set[str] = set()
 
     def watch(self, c: Container, mon: conmon.MonitoredContainer, on_exit: ExitHandler) -> None:
         self.logs.start_pump(c)
         self._tasks[c.id] = asyncio.create_task(self._wait(c, mon, on_exit))
 
     def forget(self, c: Container) -> None:
+        """The exit handler has begun: the task is done, the run's
+        resources are being released until `exited`."""
         self._tasks.pop(c.id, None)
+        self._settling.add(c.id)
+
+    async def settled(self, c: Container) -> None:
+        """Return once the last run's exit has been fully handled, so a new
+        run never meets the endpoints, mounts or bundle of the old one."""
+        if c.id in self._settling:
+            await asyncio.shield(self.exit_future(c))
 
     def stop_all(self) -> None:
         """Daemon shutdown: containers keep running without us."""
@@ -110,7 +122,7 @@ class ExitMonitor:
 
     async def wait_exit(self, c: Container, timeout: float | None) -> bool:
         """True once the container is not running, False after `timeout`."""
-        if not c.state.running:
+        if not c.state.running and c.id not in self._settling:
             return True
         fut = self.exit_future(c)
         try:
@@ -120,6 +132,7 @@ class ExitMonitor:
             return False
 
     def exited(self, c: Container) -> None:
+        self._settling.discard(c.id)
         for f in self._exit_waiters.pop(c.id, []):
             if not f.done():
                 f.set_result(c.state.exit_code)

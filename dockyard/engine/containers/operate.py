@@ -33,6 +33,7 @@ from dockyard.oci.schema import decode_update_config
 from dockyard.oci.validate import validate_restart_policy
 from dockyard.runtime import commands as rtcmd
 from dockyard.runtime.runtimes import OCIRuntime
+from dockyard.util.fstree import directories
 
 # ---------------------------------------------------------------------- top
 
@@ -112,12 +113,13 @@ def read_cgroup_pids(cg: ContainerCgroup) -> list[int]:
     else:
         return []
     out: list[int] = []
-    for root, _dirs, _files in os.walk(base):
+    for fd in directories(base):
         try:
-            text = Path(root, "cgroup.procs").read_text()
+            pfd = os.open("cgroup.procs", os.O_RDONLY | os.O_CLOEXEC, dir_fd=fd)
         except OSError:
             continue
-        out.extend(int(x) for x in text.split() if x.isdigit())
+        with os.fdopen(pfd, "rb") as f:
+            out.extend(int(x) for x in f.read().split() if x.isdigit())
     return out
 
 

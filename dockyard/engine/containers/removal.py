@@ -4,15 +4,19 @@ Everything a container left on the host goes (runtime state, mounts, the
 network namespace, the bundle, its directory), the record first, so a
 crash half way never leaves a ghost container; then the waiters of
 `wait?condition=removed` and attach clients still waiting for a start are
-released and `destroy` is emitted.
+released and `destroy` is emitted.  The directory is removed by
+`fstree.remove_tree` (any depth, mounts left inside detached); what cannot
+be removed now is logged, and a directory without a record is swept at the
+next start (`sweep_orphans`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
-import shutil
+from pathlib import Path
 from typing import Any
 
 from dockyard.engine.containers.attach import AttachWaiters
@@ -21,11 +25,14 @@ from dockyard.engine.containers.record import Container
 from dockyard.engine.containers.restart import RestartManager
 from dockyard.engine.containers.runner import ContainerRunner
 from dockyard.engine.containers.store import RECORD_FILE, ContainerStore
-from dockyard.engine.containers.views import dir_size, labels_match, parse_until
+from dockyard.engine.containers.views import labels_match, parse_until
 from dockyard.engine.fs.views import unmount_stale_views
 from dockyard.errors import InvalidParameter
 from dockyard.network.netns import remove_netns
+from dockyard.util.fstree import remove_quietly, tree_size
 from dockyard.util.mount import umount
+
+log = logging.getLogger("dockyard.containers")
 
 PRUNE_FILTERS = ("until", "label", "label!")
 
@@ -59,11 +66,24 @@ class ContainerRemover:
         d = self.store.dir(c)
         unmount_stale_views(d)
         remove_netns(self.store.netns_path(c))
-        shutil.rmtree(self.store.bundle(c), ignore_errors=True)
+        remove_quietly(self.store.bundle(c), "bundle", unmount=True)
         # The record goes first, so a crash half way leaves no ghost container.
         with contextlib.suppress(FileNotFoundError):
             os.unlink(d / RECORD_FILE)
-        shutil.rmtree(d, ignore_errors=True)
+        remove_quietly(d, f"the directory of container {c.id[:12]}", unmount=True)
+
+    def sweep_orphans(self, dirs: list[Path]) -> None:
+        """At start (blocking): container directories without a record, left
+        by a removal or a create a crash interrupted, and what they held on
+        the host.  Never raises: a start must not fail on leftovers."""
+        for d in dirs:
+            log.info("removing the leftovers of container %s", d.name[:12])
+            try:
+                remove_netns(self.store.netns_dir / d.name)
+            except OSError as e:
+                log.warning("netns of %s: %s", d.name[:12], e)
+            remove_quietly(self.store.bundles / d.name, "bundle", unmount=True)
+            remove_quietly(d, "container directory", unmount=True)
 
     async def prune(self, filters: dict[str, list[str]]) -> dict[str, Any]:
         for k in filters:
@@ -79,7 +99,7 @@ class ContainerRemover:
                 continue
             if not labels_match(c.config.get("Labels") or {}, filters):
                 continue
-            reclaimed += await asyncio.to_thread(dir_size, self.store.upper_dir(c))
+            reclaimed += await asyncio.to_thread(tree_size, self.store.upper_dir(c))
             await self.destroy(c)
             deleted.append(c.id)
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +25,17 @@ from dockyard.runtime.conmon import ContainerLayout
 log = logging.getLogger("dockyard.containers")
 
 RECORD_FILE = "config.v2.json"
+
+
+def _private(d: Path) -> None:
+    """At most 0710: nothing for others (older versions left some 0755), the
+    group may only pass through (a remapped root's group must)."""
+    try:
+        mode = stat.S_IMODE(d.lstat().st_mode)
+        if mode & 0o067 and not d.is_symlink():
+            os.chmod(d, mode & 0o710)
+    except OSError as e:
+        log.warning("cannot make %s private: %s", d, e)
 
 
 class ContainerStore:
@@ -165,10 +178,13 @@ class ContainerStore:
         logged and skipped."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o710)
         self.bundles.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _private(self.root)
+        _private(self.bundles)
         loaded = []
         for d in sorted(self.root.iterdir()):
             if not (d / RECORD_FILE).exists():
-                continue
+                continue                # see orphans()
+            _private(d)
             try:
                 c = Container.load(d)
             except (OSError, ValueError, TypeError) as e:
@@ -177,6 +193,18 @@ class ContainerStore:
             self.add(c)
             loaded.append(c)
         return loaded
+
+    def orphans(self) -> list[Path]:
+        """Container directories without a record: what a removal or a create
+        interrupted by a crash left (the record is written last by a create
+        and removed first by a removal)."""
+        out = []
+        for d in sorted(self.root.iterdir()):
+            if (len(d.name) == 64 and all(ch in "0123456789abcdef" for ch in d.name)
+                    and d.is_dir() and not d.is_symlink()
+                    and not (d / RECORD_FILE).exists() and d.name not in self._by_id):
+                out.append(d)
+        return out
 
     # ------------------------------------------------------------ events
     def emit(self, c: Container, action: str, **extra: str) -> None:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from dockyard.engine.networks import views as net_views
 from dockyard.engine.networks.store import NetworkStore
 from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.images.service import ImageService
+from dockyard.util.fstree import tree_size
 from dockyard.util.timefmt import rfc3339
 
 LIST_FILTERS = {"ancestor", "before", "exited", "id", "isolation", "label", "name", "status",
@@ -25,30 +25,8 @@ STATUSES = {"created", "restarting", "running", "removing", "paused", "exited", 
 
 
 def dir_size(path: Path) -> int:
-    """moby's directory.Size: bytes of every non-directory entry (symlinks by
-    their own size), each inode once so hardlinks count once."""
-    total = 0
-    seen: set[tuple[int, int]] = set()
-    stack = [os.fspath(path)]
-    while stack:
-        try:
-            it = os.scandir(stack.pop())
-        except OSError:
-            continue            # gone or unreadable while walking: ignored, as moby
-        with it:
-            for e in it:
-                try:
-                    st = e.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                if e.is_dir(follow_symlinks=False):
-                    stack.append(e.path)
-                    continue
-                if st.st_size == 0 or (st.st_dev, st.st_ino) in seen:
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total
+    """moby's directory.Size (see fstree.tree_size: any depth, by fd)."""
+    return tree_size(path)
 
 
 def mounts_shape(c: Container) -> list[dict[str, Any]]:

@@ -101,7 +101,7 @@ def commit_tar(upper: Path, lowers: list[str], skips: Skips) -> Iterator[bytes]:
     fd = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         streamer = TarStreamer(all_xattrs=True, overlay_whiteouts=True, skip=skips,
-                               keep_dir=keep_dir)
+                               keep_dir=keep_dir, partial_ok=False)
         yield from streamer.dir_tree(fd, "", "/", include_self=False)
         yield END_OF_ARCHIVE
     finally:

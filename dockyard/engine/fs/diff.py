@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.engine.fs.tar import OPAQUE_XATTR, is_whiteout
+from dockyard.util.fstree import DIR, DIR_FLAGS, POST, DirCursor, TreeWalk
 
 CHANGE_MODIFY, CHANGE_ADD, CHANGE_DELETE = 0, 1, 2
 
@@ -161,9 +162,16 @@ def _opaque(path: Path) -> bool:
 CAPABILITY_XATTR = "security.capability"
 
 
-def _capability(path: Path) -> bytes:
+def _capability(path: Path | str) -> bytes:
     try:
         return os.getxattr(path, CAPABILITY_XATTR, follow_symlinks=False)
+    except OSError:
+        return b""
+
+
+def _capability_fd(fd: int) -> bytes:
+    try:
+        return os.getxattr(fd, CAPABILITY_XATTR)
     except OSError:
         return b""
 
@@ -185,6 +193,110 @@ def _stat_different(old: os.stat_result, new: os.stat_result) -> bool:
         old.st_size != new.st_size or not _same_fs_time(old.st_mtime_ns, new.st_mtime_ns))
 
 
+class _LowerDirs:
+    """The image's directory at the walk's current path: one cursor per layer,
+    and per level the layers that show that directory (top first), as
+    overlayfs finds them: a layer drops out below a whiteout or a
+    non-directory, and the layers under an opaque directory drop out."""
+
+    def __init__(self, lowers: list[str]) -> None:
+        self.cursors: list[DirCursor] = []
+        try:
+            for p in lowers:
+                fd = os.open(p, DIR_FLAGS)
+                try:
+                    self.cursors.append(DirCursor(fd, one_mount=False))
+                finally:
+                    os.close(fd)
+        except BaseException:
+            self.close()
+            raise
+        root: list[int] = []
+        for i, cur in enumerate(self.cursors):
+            root.append(i)
+            if _is_opaque_fd(cur.fd):
+                break
+        self.levels = [root]
+
+    def close(self) -> None:
+        for cur in self.cursors:
+            cur.close()
+
+    def _lstat(self, i: int, name: str) -> os.stat_result | None:
+        try:
+            return os.stat(name, dir_fd=self.cursors[i].fd, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def lookup(self, name: str) -> tuple[int, os.stat_result] | None:
+        """The image's entry `name` here: (its layer, its lstat), or None."""
+        for i in self.levels[-1]:
+            st = self._lstat(i, name)
+            if st is None:
+                continue
+            return None if is_whiteout(st) else (i, st)
+        return None
+
+    def capability(self, i: int, name: str) -> bytes:
+        return _capability(f"/proc/self/fd/{self.cursors[i].fd}/{name}")
+
+    def descend(self, name: str) -> None:
+        level: list[int] = []
+        for i in self.levels[-1]:
+            st = self._lstat(i, name)
+            if st is None:
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                break                   # a whiteout or a file hides what is below
+            self.cursors[i].down(name)
+            level.append(i)
+            if _is_opaque_fd(self.cursors[i].fd):
+                break
+        self.levels.append(level)
+
+    def ascend(self) -> None:
+        for i in self.levels.pop():
+            self.cursors[i].up()
+
+    def names(self) -> set[str]:
+        """Names visible in the image's directory here."""
+        names: set[str] = set()
+        gone: set[str] = set()
+        for i in self.levels[-1]:
+            for e in os.listdir(self.cursors[i].fd):
+                if e in names or e in gone:
+                    continue
+                st = self._lstat(i, e)
+                if st is not None:
+                    (gone if is_whiteout(st) else names).add(e)
+        return names
+
+
+def _is_opaque_fd(fd: int) -> bool:
+    try:
+        return os.getxattr(fd, OPAQUE_XATTR) == b"y"
+    except OSError:
+        return False
+
+
+@dataclass
+class _Frame:
+    """A directory of the upper dir being walked."""
+
+    path: str                    # its container path
+    hides_lower: bool = False    # opaque here or above: image entries under it are gone
+    compare: bool = True         # the image has a directory here to compare with
+    mark: int = 0                # len(changes) when it was entered
+    reported: bool = True        # itself already in the changes
+    skipped: bool = False
+
+
+def _path_key(change: tuple[str, int]) -> str:
+    # component order without splitting (a deep path has thousands of
+    # components): NUL, which no name holds, sorts before every other byte
+    return change[0].replace("/", "\0")
+
+
 def compute_changes(upper: Path, lowers: list[str], skips: Skips) -> list[dict[str, Any]]:
     """Docker's `[{Path, Kind}]` for the upper dir against the image layers.
 
@@ -194,55 +306,69 @@ def compute_changes(upper: Path, lowers: list[str], skips: Skips) -> list[dict[s
     security.capability differs, Deleted when only the image has it; and every
     directory with a change below it is reported Modified too, before its
     entries.  Entries the upper dir lacks are unchanged, so only the upper dir
-    is walked, in lexical order.
+    is walked (`TreeWalk`, with the image followed along by `_LowerDirs`),
+    and the result is in path order.
     """
-    lower = LowerView(lowers)
-    changes: list[dict[str, Any]] = []
-
-    def change(path: str, kind: int) -> None:
-        changes.append({"Path": path, "Kind": kind})
-
-    def walk(dir_path: Path, cpath: str, hides_lower: bool, compare: bool) -> None:
-        """compare: the image has a directory at cpath to compare entries with."""
-        names = set(os.listdir(dir_path))
-        deleted: set[str] = set()
-        if hides_lower and compare:
-            deleted = lower.listdir(cpath) - names
-        for name in sorted(names | deleted):
-            child = posixpath.join(cpath, name)
+    changes: list[tuple[str, int]] = []
+    ufd = os.open(upper, DIR_FLAGS)
+    try:
+        lower = _LowerDirs(lowers)
+    except BaseException:
+        os.close(ufd)
+        raise
+    try:
+        walk = TreeWalk(ufd, sort=True)
+        frames = [_Frame("/")]
+        for e in walk:
+            top = frames[-1]
+            if e.kind == POST:
+                if not top.skipped:
+                    if top.compare:
+                        lower.ascend()
+                    if len(changes) > top.mark and not top.reported:
+                        changes.append((top.path, CHANGE_MODIFY))
+                frames.pop()
+                continue
+            child = posixpath.join(top.path, e.name)
             if skips(child):
+                if e.kind == DIR:
+                    walk.prune()
+                    frames.append(_Frame(child, skipped=True))
                 continue
-            if name in deleted:
-                change(child, CHANGE_DELETE)
+            st = e.st
+            if e.kind != DIR and is_whiteout(st):
+                if not top.hides_lower:
+                    changes.append((child, CHANGE_DELETE))
                 continue
-            full = dir_path / name
-            st = os.lstat(full)
-            if is_whiteout(st):
-                if not hides_lower:
-                    change(child, CHANGE_DELETE)
-                continue
-            is_dir = stat.S_ISDIR(st.st_mode)
-            found = lower.find(child) if compare else None
+            is_dir = e.kind == DIR
+            found = lower.lookup(e.name) if top.compare else None
             if found is None:
-                if is_dir and child in skips.ancestors:
-                    # made only to hold mount points: Docker's init layer has it
-                    reported = False
-                else:
-                    change(child, CHANGE_ADD)
-                    reported = True
-            else:
-                low_path, low = found
-                reported = (_stat_different(low, st)
-                            or _capability(low_path) != _capability(full))
+                # a directory made only to hold mount points: Docker's init layer has it
+                reported = not (is_dir and child in skips.ancestors)
                 if reported:
-                    change(child, CHANGE_MODIFY)
-            if is_dir:
-                mark = len(changes)
-                opaque = _opaque(full)
-                walk(full, child, hides_lower or (opaque and found is not None),
-                     found is not None and stat.S_ISDIR(found[1].st_mode))
-                if len(changes) > mark and not reported:
-                    changes.insert(mark, {"Path": child, "Kind": CHANGE_MODIFY})
-
-    walk(upper, "/", False, True)
-    return changes
+                    changes.append((child, CHANGE_ADD))
+            else:
+                upper_cap = (_capability_fd(e.fd) if is_dir
+                             else _capability(f"/proc/self/fd/{e.fd}/{e.name}"))
+                reported = (_stat_different(found[1], st)
+                            or lower.capability(found[0], e.name) != upper_cap)
+                if reported:
+                    changes.append((child, CHANGE_MODIFY))
+            if not is_dir:
+                continue
+            compare = found is not None and stat.S_ISDIR(found[1].st_mode)
+            frame = _Frame(child, top.hides_lower or (found is not None and _is_opaque_fd(e.fd)),
+                           compare, len(changes), reported)
+            frames.append(frame)
+            if compare:
+                lower.descend(e.name)
+                if frame.hides_lower:
+                    for name in sorted(lower.names() - set(os.listdir(e.fd))):
+                        gone = posixpath.join(child, name)
+                        if not skips(gone):
+                            changes.append((gone, CHANGE_DELETE))
+    finally:
+        lower.close()
+        os.close(ufd)
+    changes.sort(key=_path_key)
+    return [{"Path": p, "Kind": k} for p, k in changes]

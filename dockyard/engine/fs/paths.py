@@ -15,6 +15,7 @@ import stat
 from collections import deque
 from typing import Any
 
+from dockyard.util.fstree import DirCursor
 from dockyard.util.safetar import DIR_FLAGS, open_dir_at
 from dockyard.util.timefmt import rfc3339_nano
 
@@ -60,45 +61,57 @@ def lstat_at(root_fd: int, parent: list[str], name: str) -> os.stat_result | Non
         os.close(fd)
 
 
-def _readlink_at(root_fd: int, parent: list[str], name: str) -> str:
-    fd = open_dir(root_fd, parent, _PATH_FLAGS)
-    try:
-        return os.readlink(name, dir_fd=fd)
-    finally:
-        os.close(fd)
-
-
 def resolve(root_fd: int, path: str, follow_final: bool) -> list[str]:
     """Components of `path` with symlinks evaluated inside the root.
 
     Missing components are kept as they are (like moby's
     FollowSymlinkInScope), so the result may name a path that does not exist.
     `follow_final` also evaluates the last component when it is a symlink.
+    One cursor follows the resolved path while it exists, so the cost grows
+    with the path's length, not its square.
     """
     pending = deque(components(path))
     resolved: list[str] = []
     links = 0
-    while pending:
-        comp = pending.popleft()
-        if comp == ".":
-            continue
-        if comp == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        # "link/." walks through the link, as the kernel does
-        is_last = not pending
-        st = lstat_at(root_fd, resolved, comp)
-        if st is not None and stat.S_ISLNK(st.st_mode) and (follow_final or not is_last):
-            links += 1
-            if links > MAX_SYMLINKS:
-                raise OSError(errno.ELOOP, "too many levels of symbolic links")
-            target = _readlink_at(root_fd, resolved, comp)
-            if target.startswith("/"):
-                resolved = []
-            pending.extendleft(reversed(components(target)))
-            continue
-        resolved.append(comp)
+    with DirCursor(root_fd, one_mount=False) as cur:
+        while pending:
+            comp = pending.popleft()
+            if comp == ".":
+                continue
+            if comp == "..":
+                if resolved:
+                    if cur.depth == len(resolved):
+                        cur.up()
+                    resolved.pop()
+                continue
+            # "link/." walks through the link, as the kernel does
+            is_last = not pending
+            st = None
+            if cur.depth == len(resolved):      # the parent exists: look
+                try:
+                    st = os.stat(comp, dir_fd=cur.fd, follow_symlinks=False)
+                except (FileNotFoundError, NotADirectoryError):
+                    st = None
+            if st is not None and stat.S_ISLNK(st.st_mode) and (follow_final or not is_last):
+                links += 1
+                if links > MAX_SYMLINKS:
+                    raise OSError(errno.ELOOP, "too many levels of symbolic links")
+                target = os.readlink(comp, dir_fd=cur.fd)
+                if target.startswith("/"):
+                    resolved = []
+                    while cur.depth:
+                        cur.up()
+                pending.extendleft(reversed(components(target)))
+                continue
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                try:
+                    cur.down(comp)
+                except (FileNotFoundError, NotADirectoryError):
+                    pass
+                except OSError as e:
+                    if e.errno != errno.ELOOP:
+                        raise
+            resolved.append(comp)
     return resolved
 
 

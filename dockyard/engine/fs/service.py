@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import secrets
@@ -36,6 +37,7 @@ from dockyard.engine.fs.views import (
 )
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound, SystemError_
 from dockyard.images.service import ImageService
+from dockyard.util.fstree import TreeChanged, open_regular
 from dockyard.util.mount import is_mountpoint
 
 log = logging.getLogger("dockyard.fs")
@@ -45,6 +47,8 @@ log = logging.getLogger("dockyard.fs")
 INIT_LAYER_FILES = frozenset({"/.dockerenv", "/etc/resolv.conf", "/etc/hosts",
                               "/etc/hostname", "/dev/console"})
 PIPE_CHUNK = 1 << 20
+# in a container's directory while a commit holds it paused
+COMMIT_PAUSE_MARK = "commit-paused"
 
 
 class ContainerFiles:
@@ -113,7 +117,13 @@ class ContainerFiles:
         upper = self.store.dir(c) / "upper"
         lowers = self.images.lower_dirs(c.image_id)
         skips = Skips.of(mount_points(c.config, c.host_config))
-        return await asyncio.to_thread(compute_changes, upper, lowers, skips)
+        for _ in range(3):
+            try:
+                return await asyncio.to_thread(compute_changes, upper, lowers, skips)
+            except TreeChanged:
+                continue                # a running container moved what was compared
+        raise Conflict(f"the filesystem of container {c.id[:12]} kept changing while it "
+                       "was compared; try again")
 
     # ------------------------------------------------------------ cp: stat and read
     def _not_found(self, path: str, ref: str) -> NotFound:
@@ -137,7 +147,35 @@ class ContainerFiles:
             raise SystemError_(f"lstat {paths.container_abs_path(path)}: not a directory"
                                ) from None
         except OSError as e:
-            raise SystemError_(f"lstat {path}: {e.strerror or e}") from None
+            raise self._path_error(e, path, ref) from None
+        finally:
+            os.close(fd)
+
+    def _path_error(self, e: OSError, path: str, ref: str) -> DockyardError:
+        """What the container's own path caused (missing, too many symlinks, or
+        changed while we looked): the client's 4xx, never a 500."""
+        if e.errno == errno.ENOENT:
+            return self._not_found(path, ref)
+        if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.ESTALE, errno.ENAMETOOLONG):
+            return InvalidParameter(f"{paths.container_abs_path(path)}: "
+                                    f"{(e.strerror or str(e)).lower()}")
+        return SystemError_(f"lstat {path}: {e.strerror or e}")
+
+    def _open_parent(self, view: View, src_dir: str) -> int:
+        """An fd of the directory holding what is copied.  A container process
+        may swap a directory on the way for a symlink meanwhile: the path is
+        then resolved again (inside the root, as a new request would)."""
+        fd = view.open_root()
+        try:
+            for attempt in range(3):
+                comps = paths.resolve(fd, src_dir, True)
+                try:
+                    return paths.open_dir(fd, comps)
+                except OSError as e:
+                    if attempt == 2 or e.errno not in (errno.ENOENT, errno.ELOOP,
+                                                       errno.ENOTDIR):
+                        raise
+            raise AssertionError("unreachable")
         finally:
             os.close(fd)
 
@@ -149,12 +187,10 @@ class ContainerFiles:
             st = await asyncio.to_thread(self._stat_sync, view, path, ref)
             abs_path = paths.container_abs_path(path)
             src_dir, base = paths.split_dir_entry(abs_path)
-            fd = view.open_root()
             try:
-                dir_comps = await asyncio.to_thread(paths.resolve, fd, src_dir, True)
-                dir_fd = await asyncio.to_thread(paths.open_dir, fd, dir_comps)
-            finally:
-                os.close(fd)
+                dir_fd = await asyncio.to_thread(self._open_parent, view, src_dir)
+            except OSError as e:
+                raise self._path_error(e, path, ref) from None
         except BaseException:
             await self._close_view(view)
             raise
@@ -200,9 +236,12 @@ class ContainerFiles:
 
     def _extraction_point(self, root_fd: int, path: str, ref: str) -> list[str]:
         # unlike stat, the last element is followed: `cp x c:/link-to-dir`
-        comps = paths.resolve(root_fd, paths.container_abs_path(path), True)
-        st = (os.fstat(root_fd) if not comps
-              else paths.lstat_at(root_fd, comps[:-1], comps[-1]))
+        try:
+            comps = paths.resolve(root_fd, paths.container_abs_path(path), True)
+            st = (os.fstat(root_fd) if not comps
+                  else paths.lstat_at(root_fd, comps[:-1], comps[-1]))
+        except OSError as e:
+            raise self._path_error(e, path, ref) from None
         if st is None:
             raise self._not_found(path, ref)
         if not stat.S_ISDIR(st.st_mode):
@@ -251,12 +290,18 @@ class ContainerFiles:
             raise Conflict(f"You cannot commit container {c.id} which is being removed")
         new_config = build_commit_config(opts.config, c.config, opts.changes)
         paused_here = False
+        mark = self.store.dir(c) / COMMIT_PAUSE_MARK
         if opts.pause and c.state.status == "running":
+            # written first: a daemon killed during the commit unpauses at start
+            await asyncio.to_thread(mark.touch, 0o600)
             try:
                 await self.lifecycle.pause(c.id)
                 paused_here = True
             except DockyardError as e:
                 log.info("commit: could not pause %s: %s", c.id[:12], e.message)
+            finally:
+                if not paused_here:
+                    await asyncio.to_thread(mark.unlink, True)
         try:
             upper = self.store.dir(c) / "upper"
             skips = Skips.of(mount_points(c.config, c.host_config))
@@ -265,18 +310,40 @@ class ContainerFiles:
                      "comment": opts.comment,
                      "created_by": " ".join(c.config.get("Cmd") or [])}
             lowers = self.images.lower_dirs(c.image_id)
-            image_id = await self.images.commit_layer(
-                c.image_id, commit_tar(upper, lowers, skips), child)
+            try:
+                image_id = await self.images.commit_layer(
+                    c.image_id, commit_tar(upper, lowers, skips), child)
+            except TreeChanged:
+                raise Conflict(f"the filesystem of container {c.id[:12]} changed while it "
+                               "was committed (commit with pause to avoid it)") from None
         finally:
             if paused_here:
                 with contextlib.suppress(DockyardError):
                     await self.lifecycle.unpause(c.id)
+                await asyncio.to_thread(mark.unlink, True)
         image_ref = ""
         if target is not None:
             image_ref = await self.images.tag(image_id, *target)
         self.store.emit(c, "commit", comment=opts.comment, imageID=image_id,
                         imageRef=image_ref)
         return image_id
+
+
+    async def resume_interrupted_commits(self) -> None:
+        """At start: containers a commit paused when the daemon died during it
+        run again (a pause the user asked for has no mark and stays)."""
+        for c in self.store:
+            mark = self.store.dir(c) / COMMIT_PAUSE_MARK
+            if not await asyncio.to_thread(mark.exists):
+                continue
+            if c.state.status == "paused":
+                log.info("unpausing %s, paused by a commit the daemon did not finish",
+                         c.id[:12])
+                try:
+                    await self.lifecycle.unpause(c.id)
+                except DockyardError as e:
+                    log.warning("unpausing %s: %s", c.id[:12], e.message)
+            await asyncio.to_thread(mark.unlink, True)
 
 
 def _read_in_root(root_fd: int, path: str) -> str:
@@ -286,7 +353,10 @@ def _read_in_root(root_fd: int, path: str) -> str:
     except OSError:
         return ""
     try:
-        fd = os.open(comps[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        # a fifo or device node there is never opened for real
+        fd = open_regular(dfd, comps[-1])
+        if fd is None:
+            return ""
         with os.fdopen(fd, "rb") as f:
             return f.read(4 << 20).decode(errors="replace")
     except OSError:

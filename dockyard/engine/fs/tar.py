@@ -3,7 +3,11 @@
 Writing: entries are serialised by hand (PAX headers from `tarfile`, bodies
 read in chunks), so a large file never sits in memory and the stream ends
 with exactly two zero blocks (an empty layer then has Docker's empty-tar
-digest).  Walking uses directory fds and never follows symlinks.
+digest).  Walking is `fstree.TreeWalk`: iterative, one directory fd at a
+time whatever the depth, never following symlinks nor entering another
+mount; a regular file is opened only once it is known to be one (a device
+node or fifo a container swaps in is never opened), and a tree a running
+container rearranges meanwhile ends the walk early with a valid archive.
 
 Reading (`docker cp` uploads): every entry is placed relative to a
 destination inside the container root; parent directories are resolved with
@@ -28,6 +32,7 @@ from typing import IO
 
 from dockyard.engine.fs.paths import components, open_dir, resolve
 from dockyard.errors import InvalidParameter, SystemError_
+from dockyard.util.fstree import DIR, MOUNT, POST, TreeChanged, TreeWalk, open_regular
 from dockyard.util.safetar import XATTR_PAX_PREFIX, SafeExtractor
 
 log = logging.getLogger(__name__)
@@ -37,7 +42,6 @@ WHITEOUT_PREFIX = ".wh."
 WHITEOUT_OPAQUE = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
 END_OF_ARCHIVE = b"\0" * 1024
-_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 # skip(container_path) -> True leaves the entry (and what is below it) out
@@ -76,6 +80,9 @@ class TarStreamer:
     # export: container paths Docker's init layer holds as empty 0755 files
     # (bind-mount targets); whatever the runtime left there is shown as those
     init_files: frozenset[str] = frozenset()
+    # a tree rearranged under the walk: export and cp end their archive there
+    # (a running container may do that); a commit must not keep half a layer
+    partial_ok: bool = True
     _links: dict[tuple[int, int], str] = field(default_factory=dict)
     _pending: list[bytes] = field(default_factory=list)
 
@@ -120,12 +127,21 @@ class TarStreamer:
         except FileNotFoundError:
             return                      # gone while we walked (a live container)
         if stat.S_ISDIR(st.st_mode):
-            fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
             try:
-                yield from self.dir_tree(fd, arcname, cpath, st)
+                fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+            except OSError as e:
+                if e.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
+                    return              # replaced while we walked
+                raise
+            try:
+                yield from self.dir_tree(fd, arcname, cpath, os.fstat(fd))
             finally:
                 os.close(fd)
             return
+        yield from self._leaf(parent_fd, name, arcname, cpath, st)
+
+    def _leaf(self, parent_fd: int, name: str, arcname: str, cpath: str,
+              st: os.stat_result) -> Iterator[bytes]:
         if cpath in self.init_files:
             yield from self._flush()
             ti = self._info(st, arcname)
@@ -134,30 +150,64 @@ class TarStreamer:
             return
         yield from self._non_dir(parent_fd, name, arcname, st)
 
+    def _dir_headers(self, fd: int, prefix: str, cpath: str, st: os.stat_result
+                     ) -> Iterator[bytes]:
+        ti = self._info(st, prefix)
+        ti.type = tarfile.DIRTYPE
+        self._xattrs(ti, fd)
+        hdrs = [header(ti)]
+        opaque = self.overlay_whiteouts and is_opaque(fd)
+        if opaque:
+            wo = self._info(st, prefix + WHITEOUT_OPAQUE)
+            wo.mode, wo.mtime = 0o644, 0
+            hdrs.append(header(wo))
+        if opaque or self.keep_dir is None or self.keep_dir(cpath, st):
+            yield from self._flush()
+            yield from hdrs
+        else:
+            self._pending.extend(hdrs)
+
     def dir_tree(self, fd: int, arcname: str, cpath: str, st: os.stat_result | None = None,
                  include_self: bool = True) -> Iterator[bytes]:
         st = st or os.fstat(fd)
         prefix = "" if arcname in ("", "/") else arcname.rstrip("/") + "/"
-        mark = len(self._pending)
-        if include_self and prefix:
-            ti = self._info(st, prefix)
-            ti.type = tarfile.DIRTYPE
-            self._xattrs(ti, fd)
-            hdrs = [header(ti)]
-            opaque = self.overlay_whiteouts and is_opaque(fd)
-            if opaque:
-                wo = self._info(st, prefix + WHITEOUT_OPAQUE)
-                wo.mode, wo.mtime = 0o644, 0
-                hdrs.append(header(wo))
-            if opaque or self.keep_dir is None or self.keep_dir(cpath, st):
-                yield from self._flush()
-                yield from hdrs
-            else:
-                self._pending.extend(hdrs)
         base = cpath.rstrip("/")
-        for child in sorted(os.listdir(fd)):
-            yield from self.entry_tree(fd, child, prefix + child, f"{base}/{child}")
-        del self._pending[mark:]        # nothing below it was written
+        # per directory being written: where its held-back headers start in
+        # _pending (None: skipped), dropped when nothing below it was written
+        marks: list[int | None] = [len(self._pending)]
+        if include_self and prefix:
+            yield from self._dir_headers(fd, prefix, cpath, st)
+        walk = TreeWalk(fd, sort=True)
+        try:
+            for e in walk:
+                if e.kind == POST:
+                    mark = marks.pop()
+                    if mark is not None:
+                        del self._pending[mark:]
+                    continue
+                rel = "/".join(walk.path) if e.kind == DIR else walk.path_of(e.name)
+                child = f"{base}/{rel}"
+                if self.skip is not None and self.skip(child):
+                    if e.kind == DIR:
+                        walk.prune()
+                        marks.append(None)
+                    continue
+                if e.kind == DIR:
+                    marks.append(len(self._pending))
+                    yield from self._dir_headers(e.fd, prefix + rel + "/", child, e.st)
+                elif e.kind == MOUNT:
+                    # another filesystem: shown as an empty directory, never entered
+                    yield from self._flush()
+                    ti = self._info(e.st, prefix + rel + "/")
+                    ti.type = tarfile.DIRTYPE
+                    yield header(ti)
+                else:
+                    yield from self._leaf(e.fd, e.name, prefix + rel, child, e.st)
+        except TreeChanged as err:
+            if not self.partial_ok:
+                raise
+            log.info("fsops: %s: %s; the archive ends here", cpath, err)
+        del self._pending[marks[0] or 0:]
 
     def _non_dir(self, parent_fd: int, name: str, arcname: str, st: os.stat_result
                  ) -> Iterator[bytes]:
@@ -194,13 +244,11 @@ class TarStreamer:
                 ti.type, ti.linkname, ti.size = tarfile.LNKTYPE, first, 0
                 yield header(ti)
                 return
+        fd = open_regular(parent_fd, name, st)
+        if fd is None:
+            return                      # replaced while we walked a live container
+        if st.st_nlink > 1:
             self._links[key] = arcname
-        try:
-            fd = os.open(name, _FILE_FLAGS, dir_fd=parent_fd)
-        except OSError as e:
-            if e.errno in (errno.ENOENT, errno.ELOOP):
-                return                  # replaced while we walked a live container
-            raise
         try:
             self._xattrs(ti, fd)
             ti.size = st.st_size
@@ -273,6 +321,9 @@ class _CopyExtractor(SafeExtractor):
         try:
             with tarfile.open(fileobj=stream, mode="r|*") as tf:
                 for ti in tf:
+                    if "\0" in ti.name or "\0" in ti.linkname:
+                        raise InvalidParameter("invalid tar archive: archive/tar: invalid tar "
+                                               "header")
                     comps = _lexical(self.dest, ti.name)
                     if comps is None:
                         raise BreakoutError(
@@ -321,8 +372,19 @@ class _CopyExtractor(SafeExtractor):
             os.close(sfd)
 
 
+# what an archive entry (or the container changing the tree meanwhile) can
+# cause; any other failure is the host's
+_CLIENT_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EEXIST,
+                            errno.ENOTEMPTY, errno.EISDIR, errno.ENAMETOOLONG, errno.EINVAL,
+                            errno.EMLINK, errno.EXDEV, errno.ESTALE, errno.EPERM})
+
+
 def extract(root_fd: int, dest: list[str], stream: IO[bytes], opts: ExtractOptions) -> None:
     try:
-        _CopyExtractor(root_fd, dest, opts).run(stream)
+        with _CopyExtractor(root_fd, dest, opts) as ex:
+            ex.run(stream)
     except OSError as e:
-        raise SystemError_(f"extracting archive: {e.strerror or e}") from e
+        text = f"extracting archive: {e.strerror or e}"
+        if e.errno in _CLIENT_ERRNOS:
+            raise InvalidParameter(text) from e
+        raise SystemError_(text) from e

@@ -24,9 +24,12 @@ container could write nothing.  Two ways to fix that:
   shifted copies is the same kind of mount as without remapping.
 
 We take the shifted copy: the reliable one here, and simple enough to be
-right.  The copy is made with `cp -a` (keeps overlay whiteouts, opaque
-xattrs, hardlinks) into a temporary directory, shifted, then renamed into
-place, so a crash never leaves a half-shifted layer in the cache.
+right.  The copy is `util.treecopy.copy_tree` (cp -a for trees of any depth:
+overlay whiteouts, opaque xattrs, hardlinks), shifting owners as it goes,
+into a temporary directory renamed into place, so a crash never leaves a
+half-shifted layer in the cache.  The cache is the remapped root's and
+root's only: its directories are 0710 root:<remapped root's group>, as
+dockerd keeps its per-mapping root.
 
 What the container writes lands in its upper dir with host ids (container
 root = the remap root); `docker commit`/`docker diff`/`docker cp` need to
@@ -41,7 +44,6 @@ import grp
 import logging
 import os
 import pwd
-import shutil
 import stat
 import subprocess
 from dataclasses import dataclass, field
@@ -49,6 +51,8 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.errors import InvalidParameter, SystemError_
+from dockyard.util.fstree import remove_quietly, remove_tree
+from dockyard.util.treecopy import copy_tree
 
 log = logging.getLogger("dockyard.userns")
 
@@ -232,24 +236,6 @@ def resolve_mapping(setting: str) -> IDMapping:
 # ---------------------------------------------------------------- shifted layers
 
 
-def shift_tree(root: Path, mapping: IDMapping) -> None:
-    """Change every entry's owner from container ids to host ids, in place.
-    chown clears set-id bits, so they are put back."""
-    def one(p: str) -> None:
-        st = os.lstat(p)
-        uid, gid = mapping.to_host(st.st_uid, st.st_gid)
-        if (uid, gid) == (st.st_uid, st.st_gid):
-            return
-        os.lchown(p, uid, gid)
-        if not stat.S_ISLNK(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
-            os.chmod(p, stat.S_IMODE(st.st_mode))
-
-    one(str(root))
-    for dirpath, dirs, files in os.walk(root):
-        for n in dirs + files:
-            one(os.path.join(dirpath, n))
-
-
 def check_traversable(data_root: Path) -> None:
     """The runtime reaches a container's rootfs as the remap root, so every
     directory above the data root must let others through (dockerd refuses
@@ -365,19 +351,36 @@ class UsernsRemap:
     async def _make_shifted(self, src: Path, dst: Path) -> None:
         assert self.mapping is not None
         tmp = dst.parent.with_name(dst.parent.name + ".tmp")
-        await asyncio.to_thread(shutil.rmtree, tmp, True)
-        tmp.mkdir(parents=True, mode=0o700)
-        proc = await asyncio.create_subprocess_exec(
-            "cp", "-a", "--reflink=auto", str(src), str(tmp / "diff"),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-        _, err = await proc.communicate()
-        if proc.returncode != 0:
-            await asyncio.to_thread(shutil.rmtree, tmp, True)
+        await asyncio.to_thread(remove_tree, tmp)
+        await asyncio.to_thread(self._private_dirs)
+        tmp.mkdir(mode=0o700)
+        try:
+            await asyncio.to_thread(copy_tree, src, tmp / "diff", self.mapping.to_host)
+            self._private(tmp)
+        except OSError as e:
+            await asyncio.to_thread(remove_quietly, tmp, "shifted layer copy")
             raise SystemError_(f"userns-remap: copying layer {src.parent.name[:12]} failed: "
-                               f"{err.decode(errors='replace').strip()}")
-        await asyncio.to_thread(shift_tree, tmp / "diff", self.mapping)
-        os.chmod(tmp, 0o711)      # the remap root must traverse to its layers
+                               f"{e.strerror or e}") from e
         os.rename(tmp, dst.parent)
+
+    def _private(self, p: Path) -> None:
+        """0710 root:<remapped root's group>: the remapped root may pass, no one else."""
+        assert self.mapping is not None
+        os.chown(p, 0, self.mapping.root_gid)
+        os.chmod(p, 0o710)
+
+    def _private_dirs(self) -> None:
+        """The cache's directories, made or fixed (older versions left them 0711)."""
+        root = self.cache_root
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        userns_dir = self.data_root / "userns"
+        # several mappings may share it: traversal only, each one's dir is private
+        os.chmod(userns_dir, 0o711)
+        for p in (root.parent, root):
+            self._private(p)
+        for entry in root.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                self._private(entry)
 
     def _own_container_dir(self, d: Path) -> None:
         assert self.mapping is not None
@@ -395,10 +398,6 @@ class UsernsRemap:
             if st.st_uid != uid:
                 # the upper dir's owner is the owner of / in the container
                 os.chown(p, uid, gid)
-        for p in (self.cache_root, *self.cache_root.parents):
-            if p == self.data_root:
-                break
-            os.chmod(p, 0o711)
 
     def _prune_cache(self) -> None:
         """Shifted copies of layers the image store no longer has."""
@@ -408,4 +407,5 @@ class UsernsRemap:
         layers = self.data_root / "images" / "layers"
         for entry in root.iterdir():
             if entry.name.endswith(".tmp") or not (layers / entry.name).exists():
-                shutil.rmtree(entry, ignore_errors=True)
+                remove_quietly(entry, "shifted layer", unmount=True)
+        self._private_dirs()

@@ -63,7 +63,9 @@ class ContainerNetworking:
         mode = primary_network(host_config)
         endpoints = dict((networking or {}).get("EndpointsConfig") or {})
         if mode.startswith("container:") or mode in SPECIAL_MODES:
-            if host_config.get("PortBindings") or host_config.get("PublishAllPorts"):
+            # host mode: dockerd discards published ports, with its warning
+            if mode != "host" and (host_config.get("PortBindings")
+                                   or host_config.get("PublishAllPorts")):
                 raise InvalidParameter("conflicting options: port publishing and the "
                                        "container type network mode")
             for name in endpoints:
@@ -99,6 +101,8 @@ class ContainerNetworking:
             raise InvalidParameter("network-scoped aliases are only supported for "
                                    "user-defined networks")
         ipam = settings.get("IPAMConfig") or {}
+        if ipam.get("LinkLocalIPs"):
+            raise InvalidParameter("link-local IP addresses (--link-local-ip) are not supported")
         for key, v6 in (("IPv4Address", False), ("IPv6Address", True)):
             ip = ipam.get(key)
             if not ip:

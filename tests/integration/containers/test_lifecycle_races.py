@@ -131,6 +131,21 @@ def test_stopped_container_keeps_no_runtime_state(daemon, name):
         daemon.docker("rm", "-f", name)
 
 
+def test_quick_restarts_never_meet_the_last_runs_leftovers(daemon, name):
+    # a start that comes while the last run's exit is still being handled
+    # waits for it, instead of finding (or losing) the old run's bundle
+    daemon.out("run", "-d", "--name", name, "busybox", "sleep", "600")
+    try:
+        for _ in range(15):
+            daemon.out("restart", "-t", "0", name)
+            daemon.out("stop", "-t", "0", name)
+            daemon.out("start", name)
+        assert daemon.out("exec", name, "echo", "alive") == "alive\n"
+        assert daemon.out("inspect", "-f", "{{.State.Status}}", name).strip() == "running"
+    finally:
+        daemon.docker("rm", "-f", name)
+
+
 def test_detach_keys_are_data_without_a_terminal(daemon):
     res = daemon.docker("run", "--rm", "-i", "busybox", "od", "-An", "-c",
                         input=b"abc\x10\x11def\n")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.images.service import ImageService
+from tests.integration.robustutil import read_response, send_request
 
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 
@@ -140,3 +142,17 @@ def test_save_load_both_ways(dockerd: list[str], tmp_path: Path) -> None:
                         "sh", "-c", "echo ok; ls -ld /tmp"], capture_output=True, check=False)
     if r.returncode == 0:
         assert r.stdout.decode().startswith("ok\ndrwxrwxrwt")
+
+
+@pytest.mark.parametrize("quiet", ["1", "0"])
+def test_load_of_a_non_archive_answers_as_dockerd(dockerd: list[str], daemon, quiet: str) -> None:
+    """Both answer 200 and put the error in the stream's last record."""
+    answers = []
+    for sock in (dockerd[-1].removeprefix("unix://"), daemon.socket):
+        s = send_request(sock, "POST", f"/v1.41/images/load?quiet={quiet}",
+                         b"this is no image archive")
+        status, body = read_response(s)
+        s.close()
+        answers.append((status, [json.loads(line) for line in body.splitlines()]))
+    assert answers[0] == answers[1]
+    assert answers[1][0] == 200

@@ -23,6 +23,7 @@ from dockyard.api.server import (
     Router,
     WebSocket,
     WebSocketResponse,
+    cancel_on_disconnect,
     json_response,
     stream_response,
 )
@@ -34,6 +35,8 @@ class Seen:
 
     stream_closed: threading.Event = field(default_factory=threading.Event)
     body_pieces: list[int] = field(default_factory=list)
+    work_started: threading.Event = field(default_factory=threading.Event)
+    work_cancelled: threading.Event = field(default_factory=threading.Event)
 
 
 def make_router(seen: Seen) -> Router:
@@ -71,6 +74,22 @@ def make_router(seen: Seen) -> Router:
 
         return stream_response(gen(), "text/plain")
 
+    async def work(req: Request):
+        # reads its body, then works for `seconds` unless its client leaves
+        size = len(await req.body.read_all())
+        seconds = float(req.query_get("seconds") or "60")
+
+        async def job() -> int:
+            seen.work_started.set()
+            try:
+                await asyncio.sleep(seconds)
+            except asyncio.CancelledError:
+                seen.work_cancelled.set()
+                raise
+            return size
+
+        return json_response({"size": await cancel_on_disconnect(req, job())})
+
     async def hijack(req: Request):
         async def run(stream: HijackedStream) -> None:
             # echo the client's bytes upper-cased until its EOF, then say so
@@ -98,6 +117,7 @@ def make_router(seen: Seen) -> Router:
     r.add("GET", "/forever", forever)
     r.add("POST", "/upload-stream", upload_then_stream)
     r.add("POST", "/hijack", hijack)
+    r.add("POST", "/work", work)
     r.add("GET", "/ws", ws_echo)
     r.add("GET", "/_ping", ping)
     return r

@@ -82,6 +82,27 @@ def test_client_half_closing_during_a_stream_counts_as_gone(server: Server):
         assert server.seen.stream_closed.wait(2)
 
 
+def test_client_leaving_during_the_work_cancels_it(server: Server):
+    body = b"x" * 200_000
+    with server.connect() as s:
+        s.sendall(b"POST /work HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+                  + body)
+        assert server.seen.work_started.wait(2)
+        assert not server.seen.work_cancelled.is_set()
+    assert server.seen.work_cancelled.wait(2)
+    wait_for(lambda: server.connections() == 0)
+
+
+def test_client_that_stays_gets_the_answer(server: Server):
+    with server.connect() as s:
+        s.sendall(b"POST /work?seconds=0.2 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n"
+                  b"abc" + PING)
+        got = read_until(s, b'"OK"\n')
+    assert got.startswith(b"HTTP/1.1 200") and b'{"size":3}' in got
+    assert not server.seen.work_cancelled.is_set()
+    wait_for(lambda: server.connections() == 0)
+
+
 def test_idle_connection_times_out(server: Server):
     server.limits.idle_timeout = 0.3
     with server.connect() as s:

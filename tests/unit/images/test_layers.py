@@ -45,10 +45,13 @@ def test_regular_files_modes_mtimes_xattrs(tmp_path: Path) -> None:
         pytest.skip("filesystem without user xattrs")
 
 
-def test_dotdot_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(LayerError):
-        apply(tmp_path, [entry("../escape", data=b"x")])
+def test_dotdot_stops_at_the_layer_root(tmp_path: Path) -> None:
+    """As dockerd, which unpacks chrooted: `..` never leaves the root."""
+    root = apply(tmp_path, [entry("../escape", data=b"x"),
+                            entry("a/../../../b", data=b"y")])
     assert not (tmp_path / "escape").exists()
+    assert (root / "escape").read_bytes() == b"x"
+    assert (root / "b").read_bytes() == b"y"
 
 
 def test_absolute_names_stay_inside(tmp_path: Path) -> None:

@@ -348,3 +348,61 @@ def test_commit_message_and_author_in_inspect(h: Harness) -> None:
     assert (out["Comment"], out["Author"]) == ("my commit", "QA <qa@x>")
     assert "comment" not in h.svc.image_config(image_id)       # as NewChildImage
     assert h.svc.inspect("base:1")["Comment"] == ""
+
+
+def _big_layer(files: int = 4000) -> bytes:
+    return simple_layer({f"d{i % 50}/f{i}": os.urandom(64) for i in range(files)})
+
+
+@pytest.mark.parametrize("op", ["import", "load", "commit"])
+def test_cancelled_operation_leaves_nothing(h: Harness, op: str) -> None:
+    """A client gone while its layer is being unpacked: the work stops, no
+    image, layer, blob or staging file is left, and the store is usable."""
+    big = _big_layer()
+    base_layer = simple_layer({"x": b"1"})
+    tmp = h.root / "images" / "tmp"
+
+    async def consume(it: Any) -> None:
+        async for _ in it:
+            pass
+
+    async def go() -> None:
+        base_id = ""
+        if op == "commit":
+            base_id = (await _first(h.svc.import_image(chunks_of(base_layer))))["status"]
+        before = {r.id for r in h.svc.list_records()}
+        layers_before = set(os.listdir(h.root / "images" / "layers"))
+        blobs_before = set(os.listdir(h.root / "images" / "blobs" / "sha256"))
+        if op == "import":
+            task = asyncio.create_task(consume(h.svc.import_image(chunks_of(big), repo="gone")))
+        elif op == "load":
+            task = asyncio.create_task(consume(h.svc.load(chunks_of(
+                legacy_archive([big], ["gone:1"])))))
+        else:
+            task = asyncio.create_task(h.svc.commit_layer(base_id, iter([big]), {}))
+        for _ in range(5000):
+            if any(p.name.startswith("layer-") for p in tmp.iterdir()):
+                break
+            await asyncio.sleep(0.001)
+        else:
+            raise AssertionError("the layer was never unpacked")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # whatever the worker thread was doing has finished: nothing it made is left
+        await asyncio.sleep(0.2)
+        assert {r.id for r in h.svc.list_records()} == before
+        assert set(os.listdir(h.root / "images" / "layers")) == layers_before
+        assert set(os.listdir(h.root / "images" / "blobs" / "sha256")) == blobs_before
+        assert list(tmp.iterdir()) == []
+        # and the store's lock is free again
+        await asyncio.wait_for(_first(h.svc.import_image(chunks_of(base_layer), repo="ok")), 10)
+
+    h.run(go())
+    assert "docker.io/library/gone:latest" not in h.open().store.refs
+
+
+async def _first(it: Any) -> Any:
+    async for m in it:
+        return m
+    return None

@@ -47,10 +47,10 @@ class _Plain(SafeExtractor):
                 ti.size = len(data) if data is not None else 0
                 tf.addfile(ti, io.BytesIO(data) if data is not None else None)
         buf.seek(0)
-        with tarfile.open(fileobj=buf, mode="r|") as tf:
+        with self, tarfile.open(fileobj=buf, mode="r|") as tf:
             for ti in tf:
                 self.place(tf, ti, ti.name.rstrip("/").split("/"))
-        self.finish_dirs()
+            self.finish_dirs()
 
 
 def _m(name: str, kind: bytes = tarfile.REGTYPE, data: bytes | None = None, mode: int = 0o644,

@@ -271,3 +271,13 @@ def test_commit_tar_round_trips_through_layer_extraction(tmp_path: Path) -> None
     assert stat.S_ISCHR((root / "deleted").lstat().st_mode)
     assert os.getxattr(root / "opaque", "trusted.overlay.opaque") == b"y"
     assert (root / "d/f").read_bytes() == b"data"
+
+
+def test_order_is_by_components(trees):
+    lower, upper = trees
+    mk(upper, "opt/a/b", "")
+    mk(upper, "opt/a-b", "")
+    mk(upper, "opt/a.c/d", "")
+    freeze(lower, upper)
+    assert diff(upper, [lower]) == [
+        "A /opt", "A /opt/a", "A /opt/a/b", "A /opt/a-b", "A /opt/a.c", "A /opt/a.c/d"]

@@ -16,9 +16,9 @@ from dockyard.engine.host.userns import (
     next_free_start,
     parse_remap_setting,
     parse_subid,
-    shift_tree,
 )
 from dockyard.errors import InvalidParameter
+from dockyard.util.treecopy import copy_tree
 
 SUBUID = "alice:100000:65536\n# comment\ndockremap:165536:65536\n1001:300000:1000\nbad line\n"
 
@@ -54,15 +54,19 @@ def test_mapping_over_several_ranges():
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
-def test_shift_tree_keeps_setuid(tmp_path):
-    f = tmp_path / "su"
+def test_shifted_copy_keeps_setuid(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    f = src / "su"
     f.write_text("")
     os.chmod(f, 0o4755)
-    (tmp_path / "link").symlink_to("su")
-    shift_tree(tmp_path, IDMapping((IDRange(100000, 65536),), (IDRange(100000, 65536),)))
-    st = os.stat(f)
+    (src / "link").symlink_to("su")
+    mapping = IDMapping((IDRange(100000, 65536),), (IDRange(100000, 65536),))
+    copy_tree(src, tmp_path / "dst", mapping.to_host)
+    st = os.stat(tmp_path / "dst" / "su")
     assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (100000, 100000, 0o4755)
-    assert os.lstat(tmp_path / "link").st_uid == 100000
+    assert os.lstat(tmp_path / "dst" / "link").st_uid == 100000
+    assert os.stat(tmp_path / "dst").st_uid == 100000
 
 
 def test_unreachable_data_root_is_refused(tmp_path):
