@@ -95,7 +95,9 @@ class LogsOptions:
 @dataclass(frozen=True)
 class LogStream:
     tty: bool
-    records: AsyncIterator[tuple[int, bytes]]   # (stream, payload)
+    # (stream, payload) records in batches of those read together; each
+    # record is one frame to the client
+    batches: AsyncIterator[list[tuple[int, bytes]]]
 
 
 @dataclass(frozen=True)

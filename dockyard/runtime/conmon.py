@@ -16,6 +16,9 @@ Launch protocol (conmon 2.1.6, API version 1):
   4. On exit conmon writes the bare exit code (128+signal when killed) to
      EXIT_DIR/ID and PERSIST_DIR/exit, and an empty PERSIST_DIR/oom file if
      the memory cgroup reported an OOM kill.
+
+The k8s-file log is a plain file conmon rotates at `log_size_max` (exec
+sessions), a FIFO the daemon drains (containers: see logfifo.py), or none.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ import os
 import shutil
 import signal
 from dataclasses import dataclass
+from typing import Literal
 
 from dockyard.errors import SystemError_
+from dockyard.runtime import logfifo
 from dockyard.runtime.commands import ContainerCreateError, delete
 from dockyard.runtime.pipes import InboundPipe
 from dockyard.runtime.process import runtime_error_message
@@ -95,6 +100,10 @@ class ContainerLayout:
         return os.path.join(self.bundle, "runtime.log")
 
     @property
+    def log_keeper_pidfile(self) -> str:
+        return os.path.join(self.bundle, "log-keeper.pid")
+
+    @property
     def oom_file(self) -> str:
         return os.path.join(self.persist_dir, "oom")
 
@@ -116,6 +125,10 @@ class ContainerIO:
     # sessions unless StdinOnce; conmon closes it when any attach client
     # hangs up, unless told to leave it open.
     leave_stdin_open: bool = False
+    # Where conmon logs the output: "file" (a k8s-file log it rotates at
+    # the settings' log_size_max), "fifo" (k8s-file into a FIFO the daemon
+    # drains; conmon's rotation off) or "none".
+    log: Literal["file", "fifo", "none"] = "file"
 
 
 @dataclass(frozen=True)
@@ -174,7 +187,7 @@ def build_conmon_args(
         # Socket at BUNDLE/attach; we connect through /proc/self/fd when the
         # path is too long for sun_path, so no symlink dir is needed.
         "--full-attach",
-        "-l", f"k8s-file:{layout.log_path}",
+        "-l", "none" if io.log == "none" else f"k8s-file:{layout.log_path}",
         "--conmon-pidfile", layout.conmon_pidfile,
     ]
     if io.stdin:
@@ -183,7 +196,10 @@ def build_conmon_args(
         argv.append("-t")
     if io.leave_stdin_open:
         argv.append("--leave-stdin-open")
-    if settings.log_size_max:
+    if io.log == "fifo":
+        # Rotating would rename a regular file over the FIFO; fsync fails on one.
+        argv.append("--no-sync-log")
+    elif io.log == "file" and settings.log_size_max:
         argv += ["--log-size-max", str(settings.log_size_max)]
     if settings.log_level:
         argv += ["--log-level", settings.log_level]
@@ -268,6 +284,8 @@ async def create_container(
     """
     await asyncio.to_thread(_prepare_dirs, layout)
     await asyncio.to_thread(_remove_quiet, layout.exit_file(container_id))
+    if io.log == "fifo":
+        await start_log_keeper(layout)
     sync = InboundPipe()
     launched = False
     try:
@@ -280,14 +298,50 @@ async def create_container(
         # Timed out or cancelled mid-create: leave no monitor or runtime state.
         if launched:
             await abandon(runtime, layout, container_id)
+        await stop_log_keeper(layout)
         raise
     finally:
         sync.close()
     if msg is None or msg.data <= 0:
+        await stop_log_keeper(layout)
         text = await failure_message(layout, msg.message if msg else None)
         raise ContainerCreateError(text)
     conmon_pid = await read_pid_file(layout.conmon_pidfile)
     return MonitoredContainer(container_id, msg.data, conmon_pid, layout, runtime)
+
+
+async def start_log_keeper(layout: ContainerLayout) -> None:
+    """Make the log FIFO and the process that holds it open for the run."""
+    fd = await asyncio.to_thread(logfifo.make_fifo, layout.log_path)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *logfifo.keeper_argv(), stdin=fd, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+        out, _ = await proc.communicate()
+    finally:
+        os.close(fd)
+    try:
+        pid = int(out.strip())
+    except ValueError:
+        raise SystemError_("cannot start the log FIFO's keeper process") from None
+    await asyncio.to_thread(logfifo.write_keeper_pid, layout.log_keeper_pidfile, pid)
+    # It holds the FIFO once it runs; conmon may start only then.
+    for _ in range(2000):
+        if await asyncio.to_thread(logfifo.holds, pid, layout.log_path):
+            return
+        await asyncio.sleep(0.001)
+    await kill_conmon(pid)  # ours for certain: it has not been away from us
+    await asyncio.to_thread(logfifo.remove_pidfile, layout.log_keeper_pidfile)
+    raise SystemError_("the log FIFO's keeper process did not start")
+
+
+async def stop_log_keeper(layout: ContainerLayout) -> None:
+    """The run is over and its log FIFO drained: let the FIFO go."""
+    pid = await asyncio.to_thread(logfifo.keeper_pid, layout.log_keeper_pidfile,
+                                  layout.log_path)
+    if pid is not None:
+        await kill_conmon(pid)
+    await asyncio.to_thread(logfifo.remove_pidfile, layout.log_keeper_pidfile)
 
 
 def _remove_quiet(path: str) -> None:
@@ -401,7 +455,8 @@ async def abandon(runtime: OCIRuntime, layout: ContainerLayout, container_id: st
 
 
 async def kill_conmon(pid: int) -> None:
-    """Stop a conmon whose container is gone or stuck (cleanup paths only)."""
+    """Stop a conmon whose container is gone or stuck, or a log keeper
+    (cleanup paths only)."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     await wait_pid_exit(pid)

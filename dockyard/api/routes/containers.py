@@ -171,8 +171,11 @@ class ContainerRoutes:
         stream = self.backend.logs(req.params["id"], opts)
 
         async def gen() -> AsyncIterator[bytes]:
-            async for stream_no, data in stream.records:
-                yield data if stream.tty else frame(stream_no, data)
+            async for batch in stream.batches:
+                if stream.tty:
+                    yield b"".join(data for _, data in batch)
+                else:
+                    yield b"".join(frame(stream_no, data) for stream_no, data in batch)
 
         return stream_response(gen(), RAW if stream.tty else MUX)
 

@@ -2,15 +2,16 @@
 
 Create the runtime's container under a new conmon (spec first), start its
 process, signal, pause and resume it, and release everything a run holds
-on the host (the runtime's state, the rootfs mount, host mounts, an empty
-cgroup).  Errors come back in dockerd's words; the state machine, events
-and restart decisions are the lifecycle's.
+on the host (the runtime's state, the log FIFO's keeper, the rootfs mount,
+host mounts, an empty cgroup).  Errors come back in dockerd's words; the
+state machine, events and restart decisions are the lifecycle's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 
@@ -18,6 +19,7 @@ from dockyard.engine.containers.record import Container
 from dockyard.engine.containers.specbuild import SpecBuilder
 from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.host.environment import HostEnv
+from dockyard.engine.logs.service import log_driver
 from dockyard.errors import DockyardError, InvalidParameter, SystemError_
 from dockyard.images.service import ImageService
 from dockyard.network.netns import remove_netns
@@ -31,7 +33,10 @@ from dockyard.runtime.commands import (
 from dockyard.runtime.runtimes import OCIRuntime, remove_empty_cgroup
 from dockyard.util.mount import umount
 
-# conmon's own cap on one log line it passes through
+log = logging.getLogger("dockyard.runner")
+
+# conmon rotates an exec session's private log at this size (a container's
+# log goes through a FIFO the daemon drains, never rotated by conmon)
 CONMON_LOG_SIZE_MAX = 16 * 1024 * 1024
 
 class StartError(DockyardError):
@@ -80,7 +85,8 @@ class ContainerRunner:
             await self.specs.prepare(c)
             io = conmon.ContainerIO(
                 stdin=bool(c.config.get("OpenStdin")), tty=bool(c.config.get("Tty")),
-                leave_stdin_open=not (c.config.get("StdinOnce") and not c.config.get("Tty")))
+                leave_stdin_open=not (c.config.get("StdinOnce") and not c.config.get("Tty")),
+                log="none" if log_driver(c.host_config) == "none" else "fifo")
             return await conmon.create_container(self.runtime_for(c), self.conmon, c.id,
                                                  self.store.layout(c), io, name=c.name)
         except ContainerCreateError as e:
@@ -126,16 +132,20 @@ class ContainerRunner:
 
     async def release(self, c: Container) -> None:
         """Undo everything a run made on the host, whether it ended or never
-        started: the runtime's container, the rootfs mount and what start
+        started: the runtime's container, the log FIFO's keeper (the exit
+        monitor has drained the FIFO), the rootfs mount and what start
         mounted besides it, the network endpoints and published ports, the
         network namespace, the bundle (conmon's files), and the cgroup a
         failed create may leave."""
         with contextlib.suppress(Exception):
             await rtcmd.delete(self.runtime_for(c), c.id, force=True)
+        await conmon.stop_log_keeper(self.store.layout(c))
         await asyncio.to_thread(umount, str(self.store.rootfs(c)))
         await asyncio.to_thread(self.specs.release_host_mounts, c)
-        with contextlib.suppress(Exception):
+        try:
             await self.specs.networking.stop(c)
+        except Exception:   # the rest is still released; a later sync retries
+            log.exception("releasing the networking of %s failed", c.id[:12])
         await asyncio.to_thread(remove_netns, self.store.netns_path(c))
         await asyncio.to_thread(shutil.rmtree, self.store.bundle(c), True)
         await asyncio.to_thread(remove_empty_cgroup, self.host.cgroups_path(c.id, c.host_config))

@@ -68,6 +68,12 @@ class ContainerStore:
         return self.dir(c) / f"{c.id}-json.log"
 
     def conmon_log_path(self, c: Container) -> Path:
+        """The FIFO conmon writes the container's k8s-file log into."""
+        return self.dir(c) / "conmon.fifo"
+
+    def log_spool_path(self, c: Container) -> Path:
+        """What the log pump took from that FIFO and has yet to forget (a
+        run started before the FIFO existed has conmon's own log here)."""
         return self.dir(c) / "conmon.log"
 
     def layout(self, c: Container) -> ContainerLayout:

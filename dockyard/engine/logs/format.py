@@ -29,7 +29,7 @@ STREAM_IDS = {"stdout": STDOUT, "stderr": STDERR}
 _NS = 1_000_000_000
 
 __all__ = [
-    "CHUNK_SIZE", "JsonFileOptions", "JsonRecord", "LogEntry", "LogParseError",
+    "CHUNK_SIZE", "JsonEncoder", "JsonFileOptions", "JsonRecord", "LogEntry", "LogParseError",
     "decode_json_record", "encode_json_record", "parse_json_file_opts", "parse_k8s_line",
     "parse_since", "parse_size", "parse_until",
 ]
@@ -192,6 +192,48 @@ def encode_json_record(stream: str, log: bytes, time_ns: int) -> bytes:
     parts.append(f'"stream":"{stream}"')
     parts.append(f'"time":"{rfc3339_nano(time_ns)}"')
     return ("{" + ",".join(parts) + "}\n").encode("utf-8")
+
+
+# Bytes a json-file `log` value cannot carry as they are (see _escape_table);
+# anything at or above 0x80 goes the slow way to get Go's UTF-8 handling.
+_NEEDS_ESCAPE = re.compile(rb'[\x00-\x1f"\\<>&\x80-\xff]')
+
+
+class JsonEncoder:
+    """`encode_json_record` for a stream of records, byte for byte the same:
+    the `time` text is made once per timestamp (conmon stamps every line of
+    one read alike) and plain ASCII text is copied without escaping."""
+
+    def __init__(self) -> None:
+        self._time_ns: int | None = None
+        self._tails: dict[tuple[str, bool], bytes] = {}
+
+    def tail(self, stream: str, newline: bool, time_ns: int) -> bytes:
+        """What follows the `log` text of a record: `\\n` for a complete
+        line, then the stream and the time."""
+        if time_ns != self._time_ns:
+            self._time_ns = time_ns
+            self._tails.clear()
+        tail = self._tails.get((stream, newline))
+        if tail is None:
+            text = f'","stream":"{stream}","time":"{rfc3339_nano(time_ns)}"}}\n'
+            tail = (b"\\n" if newline else b"") + text.encode()
+            self._tails[(stream, newline)] = tail
+        return tail
+
+    def line(self, stream: str, body: bytes, time_ns: int) -> bytes:
+        """A record for `body` + "\\n" (a complete line)."""
+        if _NEEDS_ESCAPE.search(body) is not None:
+            return encode_json_record(stream, body + b"\n", time_ns)
+        return b'{"log":"' + body + self.tail(stream, True, time_ns)
+
+    def record(self, stream: str, log: bytes, time_ns: int) -> bytes:
+        """A record for any payload (a line, or a piece without "\\n")."""
+        if log.endswith(b"\n"):
+            return self.line(stream, log[:-1], time_ns)
+        if not log or _NEEDS_ESCAPE.search(log) is not None:
+            return encode_json_record(stream, log, time_ns)
+        return b'{"log":"' + log + self.tail(stream, False, time_ns)
 
 
 def decode_json_record(line: bytes) -> JsonRecord | None:

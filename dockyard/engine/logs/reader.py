@@ -19,20 +19,23 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dockyard.engine.logs.files import iter_lines_backward
 from dockyard.engine.logs.format import (
     STREAM_IDS,
-    JsonRecord,
+    LogParseError,
     decode_json_record,
 )
 from dockyard.engine.logs.pump import LogPump
 from dockyard.errors import InvalidParameter
-from dockyard.util.timefmt import rfc3339_nano_fixed
+from dockyard.runtime.logs import parse_timestamp_ns
+from dockyard.util.timefmt import rfc3339_nano, rfc3339_nano_fixed
 
 READ_CHUNK = 1 << 20
 FOLLOW_POLL = 0.1
@@ -106,6 +109,14 @@ def _read_lines(fd: int, start: int, end: int | None) -> tuple[list[bytes], int]
     return data[:cut].split(b"\n"), start + cut + 1
 
 
+# A record as our writer (and dockerd) writes plain text: no escapes at all.
+_PLAIN_RECORD = re.compile(
+    rb'\{"log":"([^"\\]*)(\\n)?","stream":"(stdout|stderr)","time":"([^"\\]*)"\}')
+_STREAM_NAMES = {b"stdout": "stdout", b"stderr": "stderr"}
+
+Batch = list[tuple[int, bytes]]
+
+
 @dataclass
 class _Filter:
     stdout: bool
@@ -115,55 +126,92 @@ class _Filter:
     timestamps: bool
     since_passed: bool = False
     ended: bool = False
+    _time_raw: bytes = b""
+    _time_ns: int = 0
+    _prefix: bytes = b""
 
-    def apply(self, rec: JsonRecord) -> tuple[int, bytes] | None:
-        if not self.since_passed:
-            if self.since_ns is not None and rec.time_ns < self.since_ns:
-                return None
-            self.since_passed = True
-        if self.until_ns is not None and rec.time_ns > self.until_ns:
-            self.ended = True
-            return None
-        if rec.stream == "stdout" and not self.stdout:
-            return None
-        if rec.stream == "stderr" and not self.stderr:
-            return None
-        payload = rec.log
-        if self.timestamps:
-            payload = rfc3339_nano_fixed(rec.time_ns).encode() + b" " + payload
-        return STREAM_IDS[rec.stream], payload
+    def __post_init__(self) -> None:
+        self.since_passed = self.since_ns is None
+
+    def _time(self, raw: bytes) -> int:
+        # consecutive records mostly share one time (one conmon read)
+        if raw != self._time_raw:
+            self._time_ns = parse_timestamp_ns(raw.decode("ascii", "replace"))
+            self._time_raw = raw
+            self._prefix = rfc3339_nano_fixed(self._time_ns).encode() + b" "
+        return self._time_ns
+
+    def apply(self, lines: list[bytes], out: Batch) -> None:
+        """The records of `lines` that pass, appended to `out`."""
+        want = {"stdout": self.stdout, "stderr": self.stderr}
+        timed = self.until_ns is not None or self.timestamps
+        for line in lines:
+            m = _PLAIN_RECORD.fullmatch(line)
+            if m is not None:
+                name = _STREAM_NAMES[m.group(3)]
+                payload = m.group(1) + b"\n" if m.group(2) else m.group(1)
+                time_raw = m.group(4)
+            else:
+                rec = decode_json_record(line)
+                if rec is None:
+                    continue
+                name, payload = rec.stream, rec.log
+                time_raw = rfc3339_nano(rec.time_ns).encode()
+            try:
+                if not self.since_passed:
+                    if self.since_ns is not None and self._time(time_raw) < self.since_ns:
+                        continue
+                    self.since_passed = True
+                if timed:
+                    ns = self._time(time_raw)
+                    if self.until_ns is not None and ns > self.until_ns:
+                        self.ended = True
+                        return
+            except LogParseError:
+                continue
+            if not want[name]:
+                continue
+            if self.timestamps:
+                payload = self._prefix + payload
+            out.append((STREAM_IDS[name], payload))
 
 
 async def _emit_range(f: _OpenFile, start: int, end: int | None,
-                      flt: _Filter) -> AsyncGenerator[tuple[int, bytes] | int, None]:
-    """Yield filtered records of one file range, then the offset reached."""
+                      flt: _Filter) -> AsyncGenerator[Batch | int, None]:
+    """Yield batches of filtered records of one file range, then the offset
+    reached."""
     pos = start
     while not flt.ended:
         lines, nxt = await asyncio.to_thread(_read_lines, f.fd, pos, end)
         if nxt == pos:
             break
         pos = nxt
-        for line in lines:
-            rec = decode_json_record(line)
-            if rec is None:
-                continue
-            item = flt.apply(rec)
-            if flt.ended:
-                break
-            if item is not None:
-                yield item
+        batch: Batch = []
+        flt.apply(lines, batch)
+        if batch:
+            yield batch
     yield pos
 
 
-async def read_logs(json_logs: list[Path], *, stdout: bool, stderr: bool,
-                    since_ns: int | None = None, until_ns: int | None = None,
-                    tail: int | None = None, timestamps: bool = False,
-                    follow: bool = False,
-                    is_running: Callable[[], bool] = lambda: False,
-                    pump: LogPump | None = None,
-                    poll_interval: float = FOLLOW_POLL,
-                    ) -> AsyncGenerator[tuple[int, bytes], None]:
-    """Records of a json-file log as (1 stdout | 2 stderr, payload).
+async def read_logs(json_logs: list[Path], **kw: Any) -> AsyncGenerator[tuple[int, bytes], None]:
+    """`read_log_batches`, one record at a time."""
+    async with aclosing(read_log_batches(json_logs, **kw)) as batches:
+        async for batch in batches:
+            for item in batch:
+                yield item
+
+
+async def read_log_batches(json_logs: list[Path], *, stdout: bool, stderr: bool,
+                           since_ns: int | None = None, until_ns: int | None = None,
+                           tail: int | None = None, timestamps: bool = False,
+                           follow: bool = False,
+                           is_running: Callable[[], bool] = lambda: False,
+                           pump: LogPump | None = None,
+                           poll_interval: float = FOLLOW_POLL,
+                           ) -> AsyncGenerator[Batch, None]:
+    """Records of a json-file log as (1 stdout | 2 stderr, payload), in
+    batches of the records read together (each record stays one frame to
+    the client).
 
     `json_logs` is oldest first (rotated files, then the current one); with
     `follow`, the last one is the file followed.
@@ -205,12 +253,13 @@ async def read_logs(json_logs: list[Path], *, stdout: bool, stderr: bool,
                 running = is_running()
                 if pump is not None:
                     await pump.pump_once(final=not running)
-                async with aclosing(follower.step(flt)) as items:
-                    async for item in items:
-                        yield item
+                async with aclosing(follower.step(flt)) as batches:
+                    async for batch in batches:
+                        yield batch
                 if flt.ended or not running:
                     return
-                await asyncio.sleep(poll_interval)
+                if pump is None or not pump.has_more:
+                    await asyncio.sleep(poll_interval)
         finally:
             follower.close()
     finally:
@@ -231,7 +280,7 @@ class _Follower:
             os.close(self.cur.fd)
             self.cur = None
 
-    async def step(self, flt: _Filter) -> AsyncGenerator[tuple[int, bytes], None]:
+    async def step(self, flt: _Filter) -> AsyncGenerator[Batch, None]:
         for _ in range(8):  # bounded: a rotation storm must not spin forever
             if self.cur is None:
                 self.cur = await asyncio.to_thread(_open, self.path)

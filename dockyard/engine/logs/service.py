@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from dockyard.backend import LogsOptions, LogStream
@@ -24,10 +25,13 @@ from dockyard.engine.logs.format import (
     parse_until,
 )
 from dockyard.engine.logs.pump import POLL_INTERVAL, LogPump
-from dockyard.engine.logs.reader import read_logs
+from dockyard.engine.logs.reader import read_log_batches
 from dockyard.errors import InvalidParameter, NotImplementedByEngine
 
+log = logging.getLogger(__name__)
+
 SUPPORTED_LOG_DRIVERS = ("json-file", "none")
+FAILED_PUMP_RETRY = 1.0  # seconds
 
 
 def log_driver(host_config: dict[str, Any]) -> str:
@@ -64,6 +68,7 @@ class LogService:
     def __init__(self, store: ContainerStore) -> None:
         self.store = store
         self._pumps: dict[str, LogPump] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ pumps
     def start_pump(self, c: Container) -> LogPump | None:
@@ -71,8 +76,9 @@ class LogService:
         opts = check_log_config(c.host_config)
         if opts is None:
             return None
-        pump = LogPump(self.store.conmon_log_path(c), self.store.log_path(c), opts.max_size,
-                       opts.max_file)
+        pump = LogPump(self.store.log_spool_path(c), self.store.log_path(c), opts.max_size,
+                       opts.max_file, fifo=self.store.conmon_log_path(c))
+        self._close_later(self._pumps.pop(c.id, None))
         self._pumps[c.id] = pump
         return pump
 
@@ -80,24 +86,43 @@ class LogService:
         return self._pumps.get(c.id)
 
     def drop_pump(self, c: Container) -> None:
-        self._pumps.pop(c.id, None)
+        self._close_later(self._pumps.pop(c.id, None))
+
+    def _close_later(self, pump: LogPump | None) -> None:
+        # final_pump closes a pump; one dropped without it is closed here
+        if pump is not None and not pump.closed:
+            task = asyncio.create_task(pump.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def keep_pumping(self, c: Container) -> None:
-        """Convert new output every POLL_INTERVAL until cancelled."""
+        """Convert new output as conmon writes it, until cancelled."""
         pump = self._pumps.get(c.id)
         if pump is None:
             return
         while True:
-            await asyncio.sleep(POLL_INTERVAL)
-            with contextlib.suppress(Exception):
+            try:
                 await pump.pump_once()
+            except Exception:
+                # (a full disk, say): the container waits meanwhile
+                log.exception("log pump failed for container %s", c.id[:12])
+                await asyncio.sleep(FAILED_PUMP_RETRY)
+                continue
+            if not pump.has_more:
+                await pump.wait_output(POLL_INTERVAL)
 
     async def final_pump(self, c: Container) -> None:
-        """The container has exited: convert the rest, open line included."""
+        """The container has exited: convert the rest, open line included,
+        then close the pump (its files are let go; readers still holding it
+        get nothing more from it)."""
         pump = self._pumps.get(c.id)
-        if pump is not None:
-            with contextlib.suppress(Exception):
-                await pump.pump_once(final=True)
+        if pump is None:
+            return
+        try:
+            await pump.pump_once(final=True)
+        except Exception:
+            log.exception("final log pump failed for container %s", c.id[:12])
+        await pump.aclose()
 
     async def flush_all(self) -> None:
         """Daemon shutdown: bring every json log up to date."""
@@ -108,21 +133,25 @@ class LogService:
     # ------------------------------------------------------------ reading
     def read(self, c: Container, *, stdout: bool, stderr: bool, since_ns: int | None = None,
              until_ns: int | None = None, tail: int | None = None, timestamps: bool = False,
-             follow: bool = False) -> AsyncIterator[tuple[int, bytes]]:
+             follow: bool = False) -> AsyncGenerator[list[tuple[int, bytes]], None]:
+        """Records in batches (see read_log_batches)."""
         opts = parse_json_file_opts((c.host_config.get("LogConfig") or {}).get("Config"))
         current = self.store.log_path(c)
         # the rotated files there are, then the current one even before it
         # exists: a follower waits for it
         files = [p for p in json_log_files(current, opts.max_file) if p != current]
-        return read_logs([*files, current],
-                         stdout=stdout, stderr=stderr, since_ns=since_ns, until_ns=until_ns,
-                         tail=tail, timestamps=timestamps, follow=follow,
-                         is_running=lambda: c.state.running or c.state.status == "restarting",
-                         pump=self._pumps.get(c.id))
+        return read_log_batches(
+            [*files, current], stdout=stdout, stderr=stderr, since_ns=since_ns,
+            until_ns=until_ns, tail=tail, timestamps=timestamps, follow=follow,
+            is_running=lambda: c.state.running or c.state.status == "restarting",
+            pump=self._pumps.get(c.id))
 
-    def replay(self, c: Container) -> AsyncIterator[tuple[int, bytes]]:
-        """Everything logged so far (`attach?logs=1`)."""
-        return self.read(c, stdout=True, stderr=True)
+    async def replay(self, c: Container) -> AsyncIterator[tuple[int, bytes]]:
+        """Everything logged so far (`attach?logs=1`), record by record."""
+        async with contextlib.aclosing(self.read(c, stdout=True, stderr=True)) as batches:
+            async for batch in batches:
+                for record in batch:
+                    yield record
 
     def logs(self, ref: str, opts: LogsOptions) -> LogStream:
         """`GET /containers/{id}/logs`."""
@@ -131,8 +160,8 @@ class LogService:
             raise InvalidParameter("Bad parameters: you must choose at least one stream")
         if log_driver(c.host_config) == "none":
             raise NotImplementedByEngine("configured logging driver does not support reading")
-        records = self.read(c, stdout=opts.stdout, stderr=opts.stderr,
+        batches = self.read(c, stdout=opts.stdout, stderr=opts.stderr,
                             since_ns=parse_since(opts.since) or None,
                             until_ns=parse_until(opts.until), tail=parse_tail(opts.tail),
                             timestamps=opts.timestamps, follow=opts.follow)
-        return LogStream(tty=bool(c.config.get("Tty")), records=records)
+        return LogStream(tty=bool(c.config.get("Tty")), batches=batches)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 SCRIPT = "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done"
@@ -61,3 +63,40 @@ def test_log_drivers(daemon, name):
         assert daemon.out("inspect", "-f", "{{.LogPath}}", name).strip() == ""
     finally:
         daemon.docker("rm", "-f", name)
+
+
+def _open_files(pid: int) -> list[str]:
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            pass  # closed meanwhile
+    return out
+
+
+def test_runs_leave_no_open_log_files(daemon, name):
+    """The daemon's descriptors across 30 runs: none left on a run's files
+    (removed or not), and not many more in all (other tests' containers
+    may come and go meanwhile)."""
+    pid = daemon.proc.pid
+    daemon.docker("run", "--rm", "busybox", "echo", "warm up")
+    before = len(_open_files(pid))
+    ids = []
+    for i in range(15):
+        daemon.out("run", "--name", f"{name}-{i}", "busybox", "sh", "-c", "seq 1 3000")
+        ids.append(daemon.out("inspect", "-f", "{{.Id}}", f"{name}-{i}").strip())
+        assert daemon.out("logs", "--tail", "1", f"{name}-{i}") == "3000\n"
+        daemon.out("rm", f"{name}-{i}")
+        ids.append(daemon.out("run", "-d", "--name", f"{name}-d{i}", "busybox", "true").strip())
+        daemon.out("wait", f"{name}-d{i}")
+        daemon.out("rm", f"{name}-d{i}")
+    deadline = time.monotonic() + 10
+    while True:
+        files = _open_files(pid)
+        ours = [f for f in files if any(cid in f for cid in ids)]
+        if (not ours and len(files) <= before + 10) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not ours, f"files of removed containers still open: {ours[:5]}"
+    assert len(files) <= before + 10, f"{len(files) - before} more open files after 30 runs"

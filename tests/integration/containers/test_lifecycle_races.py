@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 import tempfile
 import threading
@@ -188,3 +189,25 @@ def test_binary_stdin_through_exec_and_attach_is_byte_exact(daemon, name, random
         assert res.stdout.split()[0].decode() == digest
     finally:
         daemon.docker("rm", "-f", name)
+
+
+def test_daemon_fds_stay_flat_across_container_lifecycles(daemon):
+    def fds() -> int:
+        return len(os.listdir(f"/proc/{daemon.proc.pid}/fd"))
+
+    def lifecycle() -> None:
+        st, body = _api(daemon, "POST", "/containers/create",
+                        {"Image": "busybox", "Cmd": ["sh", "-c", "echo out; echo err >&2"]})
+        assert st == 201, body
+        cid = json.loads(body)["Id"]
+        assert _api(daemon, "POST", f"/containers/{cid}/start")[0] == 204
+        assert _api(daemon, "POST", f"/containers/{cid}/wait")[0] == 200
+        assert _api(daemon, "DELETE", f"/containers/{cid}")[0] == 204
+
+    for _ in range(10):
+        lifecycle()
+    before = fds()
+    for _ in range(200):
+        lifecycle()
+    after = fds()
+    assert after <= before + 3, f"{after - before} descriptors more after 200 containers"

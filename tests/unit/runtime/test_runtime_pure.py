@@ -128,6 +128,16 @@ def test_stdio_flags_and_log_size():
     assert _opt(argv, "--log-size-max") == str(1 << 20)
 
 
+def test_log_through_a_fifo_or_none():
+    settings = ConmonSettings(path="conmon", log_size_max=1 << 20)
+    argv = build_conmon_args(settings, RT, "abc", LAYOUT, ContainerIO(log="fifo"))
+    # conmon's rotation would rename a regular file over the FIFO
+    assert _opt(argv, "-l") == "k8s-file:/var/lib/dy/c/abc/ctr.log"
+    assert "--log-size-max" not in argv and "--no-sync-log" in argv
+    argv = build_conmon_args(settings, RT, "abc", LAYOUT, ContainerIO(log="none"))
+    assert _opt(argv, "-l") == "none" and "--log-size-max" not in argv
+
+
 def test_crun_uses_wrapper_for_create_and_keeps_extra_args():
     argv = build_conmon_args(ConmonSettings(), CRUN, "abc", LAYOUT, ContainerIO())
     assert _opt(argv, "-r") == "/run/dy/crun-hybrid"
