@@ -143,10 +143,6 @@ class Engine:
                                   Chains(self._host_names.chain_prefix))
         if self.config.ip_forward:
             await asyncio.to_thread(links.enable_forwarding)
-        await self._plumbing.start()
-        for net in self._net_store:
-            if net.is_bridge:
-                await self._plumbing.ensure_bridge(net)
         self._pools = pools
 
     def _wire(self, host: HostEnv, images: ImageService) -> None:

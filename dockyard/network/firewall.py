@@ -175,6 +175,12 @@ async def ensure_jumps(chains: Chains = Chains()) -> None:
                 raise SystemError_(f"adding the {chain} jump failed: {err}")
 
 
+async def installed(chains: Chains = Chains()) -> bool:
+    """Whether this engine's chains exist (left by an earlier run)."""
+    code, _ = await _run(["iptables", "--wait", "-t", "filter", "-n", "-L", chains.forward])
+    return code == 0
+
+
 async def remove_all(chains: Chains = Chains()) -> None:
     """Take every rule and chain of one engine out."""
     for table, chain, spec in chains.jumps():

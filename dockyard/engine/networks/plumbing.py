@@ -4,6 +4,12 @@ After any change (a network made or removed, a container started, stopped,
 connected or disconnected) the firewall chains and the DNS configuration
 are rendered again from the records and applied in one step each, under
 one lock, so concurrent changes never interleave half-written rules.
+
+The host is touched only once something uses a network: the chains and
+their jumps are installed, and the default bridge made, when the first
+container is attached.  `teardown_if_idle` (after a network prune) takes
+all of it out again when no container holds an endpoint, so a host where
+everything was removed and pruned keeps nothing of dockyard's.
 """
 
 from __future__ import annotations
@@ -35,9 +41,8 @@ class Plumbing:
         self.chains = chains
         self._lock = asyncio.Lock()
         self._last_rules = ""
+        self._installed: bool | None = None    # unknown until the first sync
 
-    async def start(self) -> None:
-        await firewall.ensure_jumps(self.chains)
 
     async def ensure_bridge(self, net: NetworkRecord) -> None:
         addrs = []
@@ -82,12 +87,36 @@ class Plumbing:
                         e.dns_names, e.upstream))
         rules = firewall.render(bridges, forwards, self.chains)
         async with self._lock:
-            if rules != self._last_rules:
+            if self._installed is None:    # rules an earlier run left are rewritten
+                self._installed = await firewall.installed(self.chains)
+            if running and not self._installed:
+                await firewall.ensure_jumps(self.chains)
+                for n in nets:
+                    if n.predefined:    # the default bridge: host-gateway's address
+                        await self.ensure_bridge(n)
+                self._installed = True
+            if self._installed and rules != self._last_rules:
                 await firewall.apply(rules)
                 self._last_rules = rules
             await self.dns.update({
                 name: dns.render_network(_gateways(by_id, name), (), recs)
                 for name, recs in dns_files.items()})
+
+    async def teardown_if_idle(self, networks: Iterable[NetworkRecord],
+                               containers: Iterable[Container]) -> bool:
+        """With no container attached anywhere, remove the bridges, the
+        chains with their jumps and the name server; True if it did."""
+        async with self._lock:
+            if any(c.endpoints for c in containers):
+                return False
+            for n in networks:
+                if n.is_bridge and await asyncio.to_thread(links.link_exists, n.bridge):
+                    await asyncio.to_thread(links.delete_link, n.bridge)
+            await firewall.remove_all(self.chains)
+            await self.dns.update({})
+            self._installed = False
+            self._last_rules = ""
+        return True
 
     async def shutdown(self) -> None:
         """The daemon stops; rules and DNS stay, containers keep their networking."""

@@ -131,3 +131,45 @@ def test_beside_a_docker_engine_with_its_own_networking(daemon, name, tmp_path):
         subprocess.run(["pkill", "-f", "/run/dockyard-test-refnet"], capture_output=True)
         remove_docker_networking(policy)
         shutil.rmtree("/run/dockyard-test-refnet", ignore_errors=True)
+
+
+def _host_traces(prefix: str, bridges: list[str]) -> list[str]:
+    """What of one engine the host's network state still shows."""
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    found = [b for b in bridges if f": {b}:" in links or f": {b}@" in links]
+    for table in ("filter", "nat"):
+        rules = subprocess.run(["iptables-save", "-t", table], capture_output=True,
+                               text=True).stdout
+        found += [line for line in rules.splitlines() if prefix + "-" in line]
+    return found
+
+
+def test_nothing_of_ours_is_left_after_rm_and_prune():
+    base = Path(tempfile.mkdtemp(prefix="dockyard-it-", dir="/var/tmp"))
+    d = start_daemon(base)
+    try:
+        from dockyard.engine.networks.store import HostNames
+        names = HostNames.for_data_root(d.data_root)
+        d.out("network", "create", "app")
+        app_bridge = json.loads(d.out("network", "inspect", "app"))[0]["Id"]
+        bridges = [names.default_bridge, f"dy-{app_bridge[:12]}"]
+        # a network has its bridge, as Docker's; no rules while nothing is attached
+        assert _host_traces(names.chain_prefix, bridges) == [bridges[1]]
+        d.out("run", "-d", "--name", "db", "--network", "app", "busybox", "sleep", "600")
+        d.out("run", "-d", "--name", "web", "-p", "80", "busybox", "sleep", "600")
+        veths_before = subprocess.run(["ip", "-o", "link"], capture_output=True,
+                                      text=True).stdout.count("veth")
+        assert len(_host_traces(names.chain_prefix, bridges)) > 2
+        d.out("rm", "-f", "db", "web")
+        assert d.out("network", "prune", "-f").strip().endswith("app")
+        assert _host_traces(names.chain_prefix, bridges) == []
+        veths = subprocess.run(["ip", "-o", "link"], capture_output=True,
+                               text=True).stdout.count("veth")
+        assert veths == veths_before - 2
+        assert list((d.exec_root / "netns").iterdir()) == []
+        assert not list((d.exec_root / "dns").glob("app"))
+        # and the next container brings it all back
+        out = d.out("run", "--rm", "busybox", "ip", "-4", "-o", "addr", "show", "eth0")
+        assert " inet " in out
+    finally:
+        stop_daemon(d)
