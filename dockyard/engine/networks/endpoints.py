@@ -26,7 +26,7 @@ from dockyard.engine.networks.ports import PortHolder, PortMapping, resolve_bind
 from dockyard.engine.networks.records import Endpoint, NetworkRecord
 from dockyard.engine.networks.store import NetworkStore
 from dockyard.errors import Conflict, InvalidParameter, NotFound
-from dockyard.network import links
+from dockyard.network import conntrack, links
 
 SPECIAL_MODES = ("host", "none")
 
@@ -240,10 +240,16 @@ class ContainerNetworking:
     async def stop(self, c: Container) -> None:
         """Give back every address, interface and port the container held."""
         self.ports.release(c.id)
+        # flows DNATed to the old address must not outlive it (a UDP client
+        # that keeps sending would never reach the next container)
+        forget = [ip for ep in endpoints_of(c)[:1] for ip in (ep.ip, ep.ip6)
+                  if ip and c.ports]
         c.ports = []
         for name in list(c.endpoints):
             await self.detach(c, name)
         await self.sync()
+        for ip in forget:
+            await asyncio.to_thread(conntrack.forget_address, ip)
 
     def restore(self, c: Container) -> None:
         """A running container found at daemon start: claim what it holds."""

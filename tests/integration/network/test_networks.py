@@ -250,3 +250,45 @@ def test_mac_address_on_the_main_network(daemon, net):
         assert out.strip() == mac
     res = daemon.docker("run", "--rm", "--mac-address", "nope", "busybox", "true")
     assert res.returncode != 0
+
+
+_UDP_RECEIVER = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 5000))
+print("ready", flush=True)
+while True:
+    print(s.recv(100).decode().strip(), flush=True)
+"""
+
+
+def test_udp_client_reaches_the_next_container_on_its_port(daemon, name, tmp_path):
+    """A UDP client that never stops sending keeps its conntrack entry: the
+    entry DNATed to a stopped container must go with it.  (busybox has no
+    UDP server: a receiver runs in each container's network namespace.)"""
+    net = _net(daemon, subnet="10.231.7.0/24")
+    port = _free_port()
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receivers: list[subprocess.Popen] = []
+    try:
+        for ip, who in (("10.231.7.10", "first"), ("10.231.7.11", "second")):
+            daemon.out("run", "-d", "--name", f"{name}-{who}", "--network", net, "--ip", ip,
+                       "-p", f"127.0.0.1:{port}:5000/udp", "busybox", "sleep", "600")
+            pid = _inspect(daemon, f"{name}-{who}")["State"]["Pid"]
+            got = tmp_path / who
+            rx = subprocess.Popen(["nsenter", "-t", str(pid), "-n", "python3", "-c",
+                                   _UDP_RECEIVER], stdout=got.open("w"))
+            receivers.append(rx)
+            deadline = time.time() + 10
+            while f"to-{who}" not in got.read_text():
+                assert time.time() < deadline, f"the {who} container got nothing"
+                sender.sendto(f"to-{who}\n".encode(), ("127.0.0.1", port))
+                time.sleep(0.1)
+            daemon.out("rm", "-f", f"{name}-{who}")
+    finally:
+        sender.close()
+        for rx in receivers:
+            rx.kill()
+            rx.wait()
+        daemon.docker("rm", "-f", f"{name}-first", f"{name}-second")
+        daemon.docker("network", "rm", net)
