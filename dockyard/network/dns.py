@@ -82,11 +82,19 @@ class DnsServer:
         except (OSError, ValueError):
             return None
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            stat = (Path("/proc") / str(pid) / "stat").read_text()
+        except OSError:
             return None
-        except PermissionError:
-            pass
+        comm = stat[stat.find("(") + 1:stat.rfind(")")]
+        state = stat[stat.rfind(")") + 2:].split()[:1]
+        if comm != "aardvark-dns":
+            return None        # the pid was reused
+        if state == ["Z"]:
+            # a server that exited: it daemonized, so it is the daemon's
+            # child (a subreaper) until reaped
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            return None
         return pid
 
     async def update(self, networks: dict[str, str]) -> None:
@@ -98,9 +106,7 @@ class DnsServer:
         await asyncio.to_thread(self._write, networks)
         pid = self._pid()
         if not networks:
-            if pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
+            await self.stop()
             return
         if pid is not None:
             os.kill(pid, signal.SIGHUP)
@@ -124,7 +130,16 @@ class DnsServer:
             atomic_write(self.dir / name, text.encode(), 0o600)
 
     async def stop(self) -> None:
+        """Stop the server and wait until it is gone, so a network made
+        right after starts a new one instead of signalling the old."""
         pid = self._pid()
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if self._pid() != pid:
+                return
+            await asyncio.sleep(0.02)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

@@ -49,6 +49,7 @@ class Attachment:
     default_route: bool = True
     address6: str = ""             # "fd00::5/64"
     gateway6: str = ""
+    link_local: tuple[str, ...] = ()   # "169.254.1.1/16", "fe80::1/64"
 
 
 def host_ifname(endpoint_id: str) -> str:
@@ -165,10 +166,11 @@ def _inside(netns_path: str, att: Attachment) -> None:
         idx = ns.link_lookup(ifname=att.ifname)[0]
         iface = ipaddress.ip_interface(att.address)
         ns.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen)
-        if att.address6:
-            iface6 = ipaddress.ip_interface(att.address6)
-            ns.addr("add", index=idx, address=str(iface6.ip),
-                    prefixlen=iface6.network.prefixlen)
+        for extra in (att.address6, *att.link_local):
+            if extra:
+                more = ipaddress.ip_interface(extra)
+                ns.addr("add", index=idx, address=str(more.ip),
+                        prefixlen=more.network.prefixlen)
         ns.link("set", index=idx, state="up")
         lo = ns.link_lookup(ifname="lo")
         if lo:

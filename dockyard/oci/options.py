@@ -49,7 +49,6 @@ _TMPFS_HINT = "; --tmpfs (HostConfig.Tmpfs) gives a container scratch space"
 NO_VOLUMES = "bind mounts and volumes (-v, HostConfig.Binds) are not supported yet" + _TMPFS_HINT
 NO_MOUNTS = "mounts (--mount, HostConfig.Mounts) are not supported yet" + _TMPFS_HINT
 _ENDPOINT_REFUSED: dict[str, str | None] = {
-    "DriverOpts": "endpoint driver options (--driver-opt) are not supported",
     "GwPriority": "gateway priorities (gw-priority) are not supported",
 }
 
@@ -104,7 +103,7 @@ CREATE_FIELDS: dict[str, Option] = {
 
     **{f"EndpointSettings.{k}": _refused(t) for k, t in _ENDPOINT_REFUSED.items()},
     **{f"EndpointSettings.{k}": Option(ENFORCED) for k in (
-        "IPAMConfig", "Links", "Aliases", "MacAddress")},
+        "IPAMConfig", "Links", "Aliases", "MacAddress", "DriverOpts")},
     **{f"EndpointSettings.{k}": Option(OUTPUT) for k in (
         "NetworkID", "EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "IPv6Gateway",
         "GlobalIPv6Address", "GlobalIPv6PrefixLen", "DNSNames")},

@@ -75,8 +75,11 @@ class SpecBuilder:
             # the container's interfaces are there before its process starts
             endpoints = await self.networking.start(c, str(netns),
                                                     list(resolv.external_nameservers))
+        # legacy links (hosts lines, variables) on the default bridge only; on
+        # a user-defined network a link is a name its name server answers
         links = legacy_links.resolve(self.store, c, endpoints[0].network_name) \
-            if endpoints and legacy_links.wanted(c, endpoints[0].network_name) else []
+            if endpoints and endpoints[0].network_name == "bridge" \
+            and legacy_links.wanted(c, endpoints[0].network_name) else []
         etc_dir = d
         if net_mode.startswith("container:"):
             # As dockerd's initializeNetworking: the container takes the donor's

@@ -41,6 +41,20 @@ def wants_networks(host_config: dict[str, Any]) -> bool:
     return mode not in SPECIAL_MODES and not mode.startswith("container:")
 
 
+IFNAME_OPTION = "com.docker.network.endpoint.ifname"
+
+
+def ifname_for(settings: dict[str, Any], index: int) -> str:
+    """The interface's name inside the container: eth<index>, or the
+    endpoint's `com.docker.network.endpoint.ifname` driver option."""
+    return str((settings.get("DriverOpts") or {}).get(IFNAME_OPTION) or f"eth{index}")
+
+
+def _link_local_cidr(ip: str) -> str:
+    """A link-local address with its scope's prefix (169.254/16, fe80::/64)."""
+    return f"{ip}/{64 if ':' in ip else 16}"
+
+
 def mac_for(ip: str) -> str:
     """Docker's 02:42 MAC derived from an IPv4 address."""
     octets = ipaddress.IPv4Address(ip).packed
@@ -101,8 +115,13 @@ class ContainerNetworking:
             raise InvalidParameter("network-scoped aliases are only supported for "
                                    "user-defined networks")
         ipam = settings.get("IPAMConfig") or {}
-        if ipam.get("LinkLocalIPs"):
-            raise InvalidParameter("link-local IP addresses (--link-local-ip) are not supported")
+        for raw in ipam.get("LinkLocalIPs") or []:
+            try:
+                ll = ipaddress.ip_address(str(raw))
+            except ValueError:
+                raise InvalidParameter(f"invalid link-local IP address: {raw}") from None
+            if not ll.is_link_local:
+                raise InvalidParameter(f"invalid link-local IP address: {raw}")
         for key, v6 in (("IPv4Address", False), ("IPv6Address", True)):
             ip = ipam.get(key)
             if not ip:
@@ -121,6 +140,16 @@ class ContainerNetworking:
             if addr not in ipaddress.ip_network(sub.subnet, strict=False):
                 raise InvalidParameter(f"no configured subnet or ip-range contain the IP "
                                        f"address {ip}")
+        for key, value in (settings.get("DriverOpts") or {}).items():
+            if key == IFNAME_OPTION:
+                name = str(value)
+                if not name or len(name) > 15 or "/" in name or name.strip() != name:
+                    raise InvalidParameter(f"invalid interface name {name!r} in {key}")
+            elif key.startswith("com.docker.network."):
+                # the bridge driver's own options that dockyard does not apply
+                raise InvalidParameter(f"endpoint driver option {key} is not supported")
+            # other keys belong to no driver here: kept and shown, as the
+            # bridge driver does with options it does not know
         mac = settings.get("MacAddress")
         if mac:
             parts = mac.split(":")
@@ -167,7 +196,7 @@ class ContainerNetworking:
             return []
         try:
             for i, (net, settings) in enumerate(self._ordered(c)):
-                ep = await self.attach(c, net, netns, settings, f"eth{i}",
+                ep = await self.attach(c, net, netns, settings, ifname_for(settings, i),
                                        default_route=i == 0)
                 ep.upstream = list(upstream)
                 c.endpoints[net.name] = vars(ep)
@@ -197,7 +226,8 @@ class ContainerNetworking:
                       prefixlen=v4.subnet.prefixlen, gateway=str(v4.gateway),
                       aliases=list(settings.get("Aliases") or []),
                       requested_ip=ipam.get("IPv4Address") or "",
-                      requested_mac=settings.get("MacAddress") or "")
+                      requested_mac=settings.get("MacAddress") or "",
+                      link_local=[str(a) for a in ipam.get("LinkLocalIPs") or []])
         ep.host_ifname = links.host_ifname(ep.endpoint_id)
         ep.mac = ep.requested_mac or mac_for(ep.ip)
         v6 = self.networks.allocator(net, v6=True)
@@ -214,7 +244,8 @@ class ContainerNetworking:
                 gateway="" if net.internal else ep.gateway, mac=ep.mac, mtu=net.mtu,
                 default_route=default_route,
                 address6=f"{ep.ip6}/{ep.prefixlen6}" if ep.ip6 else "",
-                gateway6="" if net.internal or not ep.ip6 else ep.gateway6)
+                gateway6="" if net.internal or not ep.ip6 else ep.gateway6,
+                link_local=tuple(_link_local_cidr(a) for a in ep.link_local))
             await asyncio.to_thread(links.attach, netns, att)
         except BaseException:
             v4.release(addr)

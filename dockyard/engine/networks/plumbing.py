@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from dockyard.engine.containers.record import Container
+from dockyard.engine.networks import legacy_links
 from dockyard.engine.networks.records import BRIDGE_OPTIONS, Endpoint, NetworkRecord
 from dockyard.network import dns, firewall, links
 from dockyard.network.firewall import BridgeRules, PortForward
@@ -70,6 +71,7 @@ class Plumbing:
         forwards = []
         dns_files: dict[str, list[dns.DnsRecord]] = {n.name: [] for n in nets
                                                       if n.dns_enabled}
+        aliases = _link_aliases(running, by_id)
         for c in running:
             eps = endpoints_of(c)
             primary = eps[0] if eps else None
@@ -84,7 +86,7 @@ class Plumbing:
                 if net is not None and net.dns_enabled:
                     dns_files[net.name].append(dns.DnsRecord(
                         c.id, [e.ip] if e.ip else [], [e.ip6] if e.ip6 else [],
-                        e.dns_names, e.upstream))
+                        [*e.dns_names, *aliases.get((c.id, net.name), ())], e.upstream))
         rules = firewall.render(bridges, forwards, self.chains)
         async with self._lock:
             if self._installed is None:    # rules an earlier run left are rewritten
@@ -120,6 +122,28 @@ class Plumbing:
 
     async def shutdown(self) -> None:
         """The daemon stops; rules and DNS stay, containers keep their networking."""
+
+
+def _link_aliases(running: list[Container], by_id: dict[str, NetworkRecord]
+                  ) -> dict[tuple[str, str], list[str]]:
+    """`--link target:alias` on a user-defined network: the alias is one more
+    name of the target on that network, from whenever both are on it (the
+    target need not exist when the linking container starts).  The name
+    server has no names per asking container, so every container of the
+    network resolves the alias, not only the linking one as under Docker."""
+    by_name = {c.name.lstrip("/"): c for c in running}
+    out: dict[tuple[str, str], list[str]] = {}
+    for c in running:
+        for e in endpoints_of(c):
+            net = by_id.get(e.network_id)
+            if net is None or not net.dns_enabled:
+                continue
+            for link in legacy_links.parse_links(legacy_links.wanted(c, net.name)):
+                target = by_name.get(link.target) or next(
+                    (o for o in running if o.id.startswith(link.target)), None)
+                if target is not None and net.name in target.endpoints:
+                    out.setdefault((target.id, net.name), []).append(link.alias)
+    return out
 
 
 def _host_ip(ip: str) -> str:

@@ -139,6 +139,7 @@ class Endpoint:
     requested_ip: str = ""         # IPAMConfig.IPv4Address
     requested_ip6: str = ""
     requested_mac: str = ""
+    link_local: list[str] = field(default_factory=list)   # IPAMConfig.LinkLocalIPs
     upstream: list[str] = field(default_factory=list)   # resolvers for other names
 
     @classmethod

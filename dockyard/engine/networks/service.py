@@ -17,7 +17,7 @@ from dockyard.backend import NetworkConnectOptions, NetworkCreateResult
 from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.containers.views import labels_match, parse_until
 from dockyard.engine.events import EventBus
-from dockyard.engine.networks.endpoints import ContainerNetworking, primary_network
+from dockyard.engine.networks.endpoints import ContainerNetworking, ifname_for, primary_network
 from dockyard.engine.networks.records import BRIDGE_OPTIONS, NetworkRecord, SubnetConfig
 from dockyard.engine.networks.store import NetworkStore, new_network_id
 from dockyard.errors import Conflict, Forbidden, InvalidParameter, NotFound
@@ -75,8 +75,14 @@ class NetworkService:
         if any(n.bridge == bridge for n in self.store):
             raise Conflict(f"bridge name {bridge} is already used by another network")
         mtu = int(options.get(BRIDGE_OPTIONS["mtu"]) or 1500)
-        ipv6 = bool(body.get("EnableIPv6"))
-        subnets = self._subnets(body.get("IPAM") or {}, ipv6)
+        ipam_body = body.get("IPAM") or {}
+        # An IPv6 subnet without EnableIPv6: dockerd 20.10 records the subnet
+        # and gives no container an IPv6 address.  dockyard does not keep an
+        # option it will not act on: the subnet turns IPv6 on, and inspect
+        # says so.
+        ipv6 = bool(body.get("EnableIPv6")) or any(
+            ":" in str((cfg or {}).get("Subnet") or "") for cfg in ipam_body.get("Config") or [])
+        subnets = self._subnets(ipam_body, ipv6)
         net = NetworkRecord(
             id=nid, name=name, driver="bridge", created=time.time_ns(), bridge=bridge,
             subnets=subnets, ipv6=ipv6, internal=bool(body.get("Internal")),
@@ -115,8 +121,6 @@ class NetworkService:
             except ValueError:
                 raise InvalidParameter(f"Invalid subnet {sub} : invalid CIDR address: "
                                        f"{sub}") from None
-            if net.version == 6 and not ipv6:
-                raise InvalidParameter("IPv6 subnet configured without --ipv6")
             ipam.check_subnet_free(net, [t for t in taken if t.version == net.version])
             alloc = ipam.SubnetAllocator.create(net, cfg.get("Gateway") or None,
                                                 cfg.get("IPRange") or None)
@@ -250,10 +254,12 @@ class NetworkService:
             if c.state.running:
                 netns = str(self.containers.netns_path(c))
                 await self.networking.attach(c, net, netns, settings,
-                                             f"eth{len(c.endpoints)}", default_route=False)
-                await self.networking.sync()
+                                             ifname_for(settings, len(c.endpoints)),
+                                             default_route=False)
             wanted[net.name] = settings
             c.networking_config["EndpointsConfig"] = wanted
+            if c.state.running:
+                await self.networking.sync()    # its names, and its links' aliases
             self.containers.save(c)
         self._emit(net, "connect", container=c.id)
 

@@ -74,8 +74,6 @@ CLI_REFUSED = [
     (("--volume-driver", "local"), "volume drivers (--volume-driver) are not supported yet"),
     (("--storage-opt", "size=1G"), "--storage-opt is supported only for overlay over xfs"),
     (("--network", "weird"), "network weird not found"),
-    (("--link-local-ip", "169.254.1.1"),
-     "link-local IP addresses (--link-local-ip) are not supported"),
 ]
 
 

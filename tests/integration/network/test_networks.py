@@ -233,14 +233,21 @@ def test_legacy_link_on_the_default_bridge(daemon, name):
 
 
 def test_link_on_a_user_network(daemon, net, name):
-    daemon.out("run", "-d", "--name", name, "--network", net, "busybox", "sleep", "300")
+    """On a user-defined network a link is a name the network's DNS answers;
+    the linked container may come later (no /etc/hosts line, no variables)."""
+    linker = daemon.out("run", "-d", "--network", net, "--link", f"{name}:peer", "busybox",
+                        "sleep", "300").strip()
     try:
-        out = daemon.out("run", "--rm", "--network", net, "--link", f"{name}:peer", "busybox",
-                         "sh", "-c", "grep -w peer /etc/hosts")
+        assert "peer" not in daemon.out("exec", linker, "cat", "/etc/hosts")
+        assert "PEER_NAME" not in daemon.out("exec", linker, "env")
+        daemon.out("run", "-d", "--name", name, "--network", net, "busybox", "sleep", "300")
         ip = _inspect(daemon, name)["NetworkSettings"]["Networks"][net]["IPAddress"]
-        assert out.split()[0] == ip
+        out = daemon.out("exec", linker, "nslookup", "peer")
+        assert ip in out.split("Name:")[-1], out
+        links = _inspect(daemon, linker)["NetworkSettings"]["Networks"][net]["Links"]
+        assert links == [f"{name}:peer"]
     finally:
-        daemon.docker("rm", "-f", name)
+        daemon.docker("rm", "-f", name, linker)
 
 
 def test_mac_address_on_the_main_network(daemon, net):
@@ -292,3 +299,49 @@ def test_udp_client_reaches_the_next_container_on_its_port(daemon, name, tmp_pat
             rx.wait()
         daemon.docker("rm", "-f", f"{name}-first", f"{name}-second")
         daemon.docker("network", "rm", net)
+
+
+def test_endpoint_driver_options_and_link_local_ips(daemon, net, name):
+    body = {"Image": "busybox", "Cmd": ["sleep", "600"],
+            "HostConfig": {"NetworkMode": net},
+            "NetworkingConfig": {"EndpointsConfig": {net: {
+                "IPAMConfig": {"LinkLocalIPs": ["169.254.8.8"]},
+                "DriverOpts": {"com.docker.network.endpoint.ifname": "app0",
+                               "com.example.setting": "on"}}}}}
+    import http.client
+
+    class Unix(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.connect(daemon.socket)
+
+    def post(path: str, payload: dict | None = None) -> tuple[int, bytes]:
+        conn = Unix("localhost", timeout=30)
+        conn.request("POST", path, body=json.dumps(payload) if payload is not None else None,
+                     headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        out = r.read()
+        conn.close()
+        return r.status, out
+
+    status, out = post(f"/containers/create?name={name}", body)
+    assert status == 201, out
+    try:
+        assert post(f"/containers/{name}/start")[0] == 204
+        addrs = daemon.out("exec", name, "ip", "-o", "addr", "show", "app0")
+        assert "inet 169.254.8.8/16" in addrs      # the name and the extra address
+        ep = _inspect(daemon, name)["NetworkSettings"]["Networks"][net]
+        assert ep["IPAMConfig"]["LinkLocalIPs"] == ["169.254.8.8"]
+        assert ep["DriverOpts"] == {"com.docker.network.endpoint.ifname": "app0",
+                                    "com.example.setting": "on"}
+    finally:
+        daemon.docker("rm", "-f", name)
+    # what the bridge driver would apply but dockyard does not is refused
+    bad = dict(body, NetworkingConfig={"EndpointsConfig": {net: {"DriverOpts": {
+        "com.docker.network.endpoint.sysctls": "net.ipv4.conf.IFNAME.log_martians=1"}}}})
+    status, out = post("/containers/create", bad)
+    assert status == 400
+    assert b"endpoint driver option com.docker.network.endpoint.sysctls is not supported" in out
+    status, out = post("/containers/create", dict(body, NetworkingConfig={
+        "EndpointsConfig": {net: {"IPAMConfig": {"LinkLocalIPs": ["10.1.1.1"]}}}}))
+    assert status == 400 and b"invalid link-local IP address: 10.1.1.1" in out

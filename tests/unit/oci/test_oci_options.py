@@ -48,6 +48,7 @@ EVIDENCE = {
     "EndpointSettings.Aliases": NET + "test_containers_resolve_each_other_by_name_and_alias",
     "EndpointSettings.MacAddress": NET + "test_mac_address_on_the_main_network",
     "EndpointSettings.Links": NET + "test_link_on_a_user_network",
+    "EndpointSettings.DriverOpts": NET + "test_endpoint_driver_options_and_link_local_ips",
     "Config.Hostname": "integration/hostconfig/test_hc_namespaces.py::test_hostname_and_domainname",
     "Config.Domainname": "integration/hostconfig/test_hc_namespaces.py::test_hostname_and_domainname",
     "Config.User": "integration/hostconfig/test_hc_security.py::test_user_by_name",
