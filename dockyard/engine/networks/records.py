@@ -33,13 +33,16 @@ class SubnetConfig:
     gateway: str = ""
     ip_range: str = ""
     user_subnet: bool = False      # given by the user: --ip is allowed
+    aux: dict[str, str] = field(default_factory=dict)   # --aux-address: never given out
 
-    def to_json(self, show_gateway: bool = True) -> dict[str, str]:
-        out = {"Subnet": self.subnet}
+    def to_json(self, show_gateway: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {"Subnet": self.subnet}
         if self.ip_range:
             out["IPRange"] = self.ip_range
         if self.gateway and show_gateway:
             out["Gateway"] = self.gateway
+        if self.aux:
+            out["AuxiliaryAddresses"] = dict(self.aux)
         return out
 
 

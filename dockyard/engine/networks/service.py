@@ -88,7 +88,8 @@ class NetworkService:
             subnets=subnets, ipv6=ipv6, internal=bool(body.get("Internal")),
             attachable=bool(body.get("Attachable")),
             labels={str(k): str(v) for k, v in (body.get("Labels") or {}).items()},
-            options=options, ipam_options=dict((body.get("IPAM") or {}).get("Options") or {}),
+            options=options,
+            ipam_options=dict((body.get("IPAM") or {}).get("Options") or {}) or None,
             mtu=mtu)
         self.store.add(net)
         try:
@@ -124,8 +125,18 @@ class NetworkService:
             ipam.check_subnet_free(net, [t for t in taken if t.version == net.version])
             alloc = ipam.SubnetAllocator.create(net, cfg.get("Gateway") or None,
                                                 cfg.get("IPRange") or None)
+            aux = {str(k): str(v) for k, v in (cfg.get("AuxiliaryAddresses") or {}).items()}
+            for host, addr in aux.items():
+                try:
+                    ok = ipaddress.ip_address(addr) in net
+                except ValueError:
+                    ok = False
+                if not ok:
+                    raise InvalidParameter(f"invalid auxiliary address {host}={addr}: not "
+                                           f"in subnet {net}")
             out.append(SubnetConfig(subnet=str(net), gateway=str(alloc.gateway),
-                                    ip_range=str(cfg.get("IPRange") or ""), user_subnet=True))
+                                    ip_range=str(cfg.get("IPRange") or ""), user_subnet=True,
+                                    aux=aux))
             taken.append(net)
         if not any(":" not in s.subnet for s in out):
             net4 = ipam.choose_subnet(self.pools, [t for t in taken if t.version == 4])

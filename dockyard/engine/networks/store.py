@@ -116,13 +116,13 @@ class NetworkStore:
             pass
 
     def _make_allocators(self, net: NetworkRecord) -> None:
-        s4, s6 = net.subnet4(), net.subnet6()
-        if s4 is not None:
-            self._v4[net.id] = SubnetAllocator.create(parse_subnet(s4.subnet),
-                                                      s4.gateway or None, s4.ip_range or None)
-        if s6 is not None:
-            self._v6[net.id] = SubnetAllocator.create(parse_subnet(s6.subnet),
-                                                      s6.gateway or None, s6.ip_range or None)
+        for sub, allocators in ((net.subnet4(), self._v4), (net.subnet6(), self._v6)):
+            if sub is None:
+                continue
+            alloc = SubnetAllocator.create(parse_subnet(sub.subnet), sub.gateway or None,
+                                           sub.ip_range or None)
+            alloc.taken.update(parse_address(a) for a in sub.aux.values())
+            allocators[net.id] = alloc
 
     # ------------------------------------------------------------ addresses
     def allocator(self, net: NetworkRecord, v6: bool = False) -> SubnetAllocator | None:

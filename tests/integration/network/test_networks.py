@@ -345,3 +345,32 @@ def test_endpoint_driver_options_and_link_local_ips(daemon, net, name):
     status, out = post("/containers/create", dict(body, NetworkingConfig={
         "EndpointsConfig": {net: {"IPAMConfig": {"LinkLocalIPs": ["10.1.1.1"]}}}}))
     assert status == 400 and b"invalid link-local IP address: 10.1.1.1" in out
+
+
+def test_auxiliary_addresses_are_never_given_out(daemon):
+    net = _net(daemon, subnet="10.231.9.0/29", aux_address="router=10.231.9.2")
+    try:
+        cfg = _inspect_net(daemon, net)["IPAM"]
+        assert cfg["Config"][0]["AuxiliaryAddresses"] == {"router": "10.231.9.2"}
+        assert cfg["Options"] is None
+        out = daemon.out("run", "--rm", "--network", net, "busybox", "ip", "-4", "-o", "addr",
+                         "show", "eth0")
+        assert "inet 10.231.9.3/29" in out
+        res = daemon.docker("run", "--rm", "--network", net, "--ip", "10.231.9.2", "busybox",
+                            "true")
+        assert res.returncode != 0 and "Address already in use" in res.stderr.decode()
+    finally:
+        daemon.docker("network", "rm", net)
+    # the CLI checks this itself; an API client gets the daemon's 400
+    import docker
+    from docker.types import IPAMConfig, IPAMPool
+    api = docker.APIClient(base_url=f"unix://{daemon.socket}")
+    with pytest.raises(docker.errors.APIError) as err:
+        api.create_network("x-aux", ipam=IPAMConfig(pool_configs=[IPAMPool(
+            subnet="10.231.10.0/24", aux_addresses={"x": "10.9.9.9"})]))
+    assert err.value.status_code == 400
+    assert "invalid auxiliary address x=10.9.9.9: not in subnet" in str(err.value)
+
+
+def _inspect_net(daemon, net: str) -> dict:
+    return json.loads(daemon.out("network", "inspect", net))[0]
