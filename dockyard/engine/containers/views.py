@@ -12,6 +12,7 @@ from typing import Any
 from dockyard.backend import InspectOptions, ListOptions
 from dockyard.engine.containers.record import Container
 from dockyard.engine.containers.store import ContainerStore
+from dockyard.engine.networks import legacy_links
 from dockyard.engine.networks import views as net_views
 from dockyard.engine.networks.store import NetworkStore
 from dockyard.errors import DockyardError, InvalidParameter
@@ -149,12 +150,12 @@ class ContainerViews:
             out["SizeRootFs"] = rw + self.image_size(c)
         return out
 
-    def summary_shape(self, c: Container, size: bool, api: tuple[int, int]
-                      ) -> dict[str, Any]:
+    def summary_shape(self, c: Container, size: bool, api: tuple[int, int],
+                      link_names: dict[str, list[str]] | None = None) -> dict[str, Any]:
         ns = self.network_settings(c, api)
         out: dict[str, Any] = {
             "Id": c.id,
-            "Names": [f"/{c.name}"],
+            "Names": [f"/{c.name}", *(link_names or {}).get(c.id, ())],
             "Image": c.image_ref,
             "ImageID": c.image_id,
             "Command": c.command_string(),
@@ -198,6 +199,7 @@ class ContainerViews:
         before = self._bound(filters.get("before"))
         since = self._bound(filters.get("since"))
         out = []
+        links = legacy_links.link_names(self.store)
         for c in ctrs:
             if not all_ and not c.state.running and c.state.status not in ("restarting",):
                 continue
@@ -207,7 +209,7 @@ class ContainerViews:
                 continue
             if not self._match(c, filters, exited):
                 continue
-            out.append(self.summary_shape(c, size, api))
+            out.append(self.summary_shape(c, size, api, links))
             if limit is not None and limit > 0 and len(out) >= limit:
                 break
         return out

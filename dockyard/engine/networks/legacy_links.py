@@ -67,6 +67,34 @@ def resolve(store: ContainerStore, c: Container, network: str) -> list[tuple[Lin
     return out
 
 
+def _on_default_bridge(c: Container) -> bool:
+    return (c.host_config.get("NetworkMode") or "default") in ("default", "bridge")
+
+
+def link_names(store: ContainerStore) -> dict[str, list[str]]:
+    """Container id -> the names legacy links give it (`/linker/alias`),
+    which `docker ps` lists after the container's own name."""
+    out: dict[str, list[str]] = {}
+    for c in store:
+        if not _on_default_bridge(c):
+            continue
+        for link in parse_links(c.host_config.get("Links")):
+            try:
+                target = store.get(link.target)
+            except NotFound:
+                continue
+            out.setdefault(target.id, []).append(f"/{c.name}/{link.alias}")
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def without_link(c: Container, alias: str) -> list[str] | None:
+    """The container's HostConfig.Links less the link called `alias`, or
+    None if it has no such link."""
+    links = list(c.host_config.get("Links") or [])
+    keep = [v for v, link in zip(links, parse_links(links), strict=True) if link.alias != alias]
+    return keep if len(keep) < len(links) else None
+
+
 def hosts_entries(links: list[tuple[Link, Container]], network: str) -> list[str]:
     """Extra /etc/hosts entries in the form ExtraHosts takes (`name:ip`)."""
     out = []

@@ -374,3 +374,27 @@ def test_auxiliary_addresses_are_never_given_out(daemon):
 
 def _inspect_net(daemon, net: str) -> dict:
     return json.loads(daemon.out("network", "inspect", net))[0]
+
+
+def test_rm_link_forgets_the_link_and_removes_no_container(daemon, name):
+    daemon.out("run", "-d", "--name", name, "busybox", "sleep", "300")
+    daemon.out("run", "-d", "--name", f"{name}-app", "--link", f"{name}:db", "busybox",
+               "sleep", "300")
+    try:
+        names = daemon.out("ps", "--no-trunc", "--filter", f"name=^{name}$", "--format",
+                           "{{.Names}}")
+        assert sorted(names.strip().split(",")) == sorted([name, f"{name}-app/db"])
+        res = daemon.docker("rm", "--link", name)    # not a link name
+        assert res.returncode != 0
+        assert "cannot remove the default link name" in res.stderr.decode()
+        daemon.out("rm", "--link", f"{name}-app/db")
+        assert _inspect(daemon, f"{name}-app")["HostConfig"]["Links"] is None
+        names = daemon.out("ps", "--no-trunc", "--filter", f"name=^{name}$", "--format",
+                           "{{.Names}}")
+        assert names.strip() == name
+        assert _inspect(daemon, name)["State"]["Running"]      # both still there
+        assert _inspect(daemon, f"{name}-app")["State"]["Running"]
+        res = daemon.docker("rm", "--link", f"{name}-app/db")
+        assert res.returncode != 0 and "No such container" in res.stderr.decode()
+    finally:
+        daemon.docker("rm", "-f", name, f"{name}-app")
