@@ -21,9 +21,9 @@ def _endpoint_settings(settings: dict[str, Any], ep: Endpoint | None, network_id
                        ) -> dict[str, Any]:
     ipam = settings.get("IPAMConfig") or None
     aliases = list(settings.get("Aliases") or []) or None
-    # before API 1.45 the short id was an alias from the first start on,
-    # kept while the container is stopped
-    if user_defined and api < API_ALIASES_WITH_ID and (ep is not None or c.has_been_started):
+    # before API 1.45 the short id is shown as an alias on user-defined
+    # networks from the container's creation on
+    if user_defined and api < API_ALIASES_WITH_ID:
         aliases = [*(aliases or []), c.id[:12]]
     return {
         "IPAMConfig": ipam, "Links": settings.get("Links") or None, "Aliases": aliases,

@@ -398,3 +398,16 @@ def test_rm_link_forgets_the_link_and_removes_no_container(daemon, name):
         assert res.returncode != 0 and "No such container" in res.stderr.decode()
     finally:
         daemon.docker("rm", "-f", name, f"{name}-app")
+
+
+def test_short_id_alias_for_clients_before_api_1_45(daemon, net, name):
+    import docker
+    cid = daemon.out("create", "--name", name, "--network", net, "--network-alias", "web",
+                     "busybox", "true").strip()
+    try:
+        for version, want in (("1.44", ["web", cid[:12]]), ("1.45", ["web"])):
+            api = docker.APIClient(base_url=f"unix://{daemon.socket}", version=version)
+            got = api.inspect_container(name)["NetworkSettings"]["Networks"][net]["Aliases"]
+            assert got == want, version
+    finally:
+        daemon.docker("rm", "-f", name)
