@@ -71,6 +71,7 @@ class Engine:
         self._lifecycle: Lifecycle | None = None
         self._remover: ContainerRemover | None = None
         self._files: ContainerFiles | None = None
+        self._networking: ContainerNetworking | None = None
         self._logs: LogService | None = None
         self._execs: ExecService | None = None
         self._reaper: asyncio.Task[None] | None = None
@@ -178,6 +179,7 @@ class Engine:
 
     async def _open_containers(self) -> None:
         assert self._lifecycle is not None and self._remover is not None
+        assert self._networking is not None
         await asyncio.to_thread(prepare_netns_dir, self.store.netns_dir)
         for c in await asyncio.to_thread(self.store.load_all):
             try:
@@ -202,6 +204,8 @@ class Engine:
             self._lifecycle.shutdown()
         if self._logs is not None:
             await self._logs.flush_all()
+        if self._networking is not None:
+            await self._networking.settle()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

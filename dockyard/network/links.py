@@ -35,6 +35,11 @@ CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+class BridgeMissing(SystemError_):
+    """The bridge an endpoint was to join is not there (removed behind the
+    engine's back, or by a concurrent teardown)."""
+
+
 @dataclass(frozen=True)
 class Attachment:
     """One container interface on one bridge."""
@@ -113,7 +118,7 @@ def attach(netns_path: str, att: Attachment) -> None:
         with IPRoute() as ip:
             bridge = ip.link_lookup(ifname=att.bridge)
             if not bridge:
-                raise SystemError_(f"bridge {att.bridge} is missing")
+                raise BridgeMissing(f"bridge {att.bridge} is missing")
             try:
                 ip.link("add", ifname=att.host_ifname, kind="veth", mtu=att.mtu,
                         peer={"ifname": att.ifname, "net_ns_fd": fd, "mtu": att.mtu,

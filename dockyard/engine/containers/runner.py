@@ -143,7 +143,7 @@ class ContainerRunner:
         await asyncio.to_thread(umount, str(self.store.rootfs(c)))
         await asyncio.to_thread(self.specs.release_host_mounts, c)
         try:
-            await self.specs.networking.stop(c)
+            await self.specs.networking.stop(c, namespace_going=True)
         except Exception:   # the rest is still released; a later sync retries
             log.exception("releasing the networking of %s failed", c.id[:12])
         await asyncio.to_thread(remove_netns, self.store.netns_path(c))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import secrets
 from typing import Any
 
@@ -30,6 +31,8 @@ from dockyard.network import conntrack, links
 
 SPECIAL_MODES = ("host", "none")
 
+
+log = logging.getLogger("dockyard.networks")
 
 def primary_network(host_config: dict[str, Any]) -> str:
     mode = host_config.get("NetworkMode") or "bridge"
@@ -68,6 +71,7 @@ class ContainerNetworking:
         self.containers = containers
         self.plumbing = plumbing
         self.ports = ports
+        self._removing: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ create
     def check_create(self, host_config: dict[str, Any], networking: dict[str, Any],
@@ -246,7 +250,11 @@ class ContainerNetworking:
                 address6=f"{ep.ip6}/{ep.prefixlen6}" if ep.ip6 else "",
                 gateway6="" if net.internal or not ep.ip6 else ep.gateway6,
                 link_local=tuple(_link_local_cidr(a) for a in ep.link_local))
-            await asyncio.to_thread(links.attach, netns, att)
+            try:
+                await asyncio.to_thread(links.attach, netns, att)
+            except links.BridgeMissing:
+                await self.plumbing.ensure_bridge(net, check=True)
+                await asyncio.to_thread(links.attach, netns, att)
         except BaseException:
             v4.release(addr)
             if v6 is not None and ep.ip6:
@@ -257,30 +265,59 @@ class ContainerNetworking:
 
     async def detach(self, c: Container, net_name: str) -> None:
         raw = c.endpoints.pop(net_name, None)
-        if raw is None:
-            return
-        ep = Endpoint.from_json(raw)
-        await asyncio.to_thread(links.detach, ep.host_ifname)
-        net = self.networks.find(ep.network_id)
-        if net is not None:
-            for ip, v6 in ((ep.ip, False), (ep.ip6, True)):
-                alloc = self.networks.allocator(net, v6) if ip else None
-                if alloc is not None:
-                    alloc.release(ipaddress.ip_address(ip))
+        if raw is not None:
+            await self._remove_endpoint(Endpoint.from_json(raw))
 
-    async def stop(self, c: Container) -> None:
-        """Give back every address, interface and port the container held."""
+    async def _remove_endpoint(self, ep: Endpoint) -> None:
+        """Delete the veth pair, then give the addresses back (not before:
+        the next container must not meet the old interface on the bridge)."""
+        try:
+            await asyncio.to_thread(links.detach, ep.host_ifname)
+        finally:
+            net = self.networks.find(ep.network_id)
+            if net is not None:
+                for ip, v6 in ((ep.ip, False), (ep.ip6, True)):
+                    alloc = self.networks.allocator(net, v6) if ip else None
+                    if alloc is not None:
+                        alloc.release(ipaddress.ip_address(ip))
+
+    async def stop(self, c: Container, namespace_going: bool = False) -> None:
+        """Give back every address, interface and port the container held.
+
+        With `namespace_going` (the run ended: its namespace is removed next)
+        the veth pairs are deleted in the background: the kernel takes
+        10-20 ms to delete one, which `docker run --rm` need not wait for.
+        Their addresses are given back once they are gone, and the pairs die
+        with the namespace if the daemon does first."""
         self.ports.release(c.id)
         # flows DNATed to the old address must not outlive it (a UDP client
         # that keeps sending would never reach the next container)
         forget = [ip for ep in endpoints_of(c)[:1] for ip in (ep.ip, ep.ip6)
                   if ip and c.ports]
         c.ports = []
-        for name in list(c.endpoints):
-            await self.detach(c, name)
+        gone = endpoints_of(c)
+        c.endpoints.clear()
         await self.sync()
         for ip in forget:
             await asyncio.to_thread(conntrack.forget_address, ip)
+        for ep in gone:
+            if namespace_going:
+                task = asyncio.create_task(self._remove_in_background(ep))
+                self._removing.add(task)
+                task.add_done_callback(self._removing.discard)
+            else:
+                await self._remove_endpoint(ep)
+
+    async def _remove_in_background(self, ep: Endpoint) -> None:
+        try:
+            await self._remove_endpoint(ep)
+        except Exception:
+            log.exception("removing the interface %s failed", ep.host_ifname)
+
+    async def settle(self) -> None:
+        """Wait for the veth pairs still being deleted in the background."""
+        while self._removing:
+            await asyncio.gather(*list(self._removing), return_exceptions=True)
 
     def restore(self, c: Container) -> None:
         """A running container found at daemon start: claim what it holds."""

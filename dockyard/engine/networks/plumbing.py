@@ -43,17 +43,25 @@ class Plumbing:
         self._lock = asyncio.Lock()
         self._last_rules = ""
         self._installed: bool | None = None    # unknown until the first sync
+        self._bridges: set[str] = set()         # known to exist
 
 
-    async def ensure_bridge(self, net: NetworkRecord) -> None:
+    async def ensure_bridge(self, net: NetworkRecord, check: bool = False) -> None:
+        """Make the network's bridge if needed.  A bridge this engine made
+        or saw is not looked at again (4 ms a time) unless `check`: attach
+        says when it went missing."""
+        if net.bridge in self._bridges and not check:
+            return
         addrs = []
         for s in net.subnets:
             prefix = s.subnet.split("/")[1]
             if s.gateway:
                 addrs.append(f"{s.gateway}/{prefix}")
         await asyncio.to_thread(links.ensure_bridge, net.bridge, addrs, net.mtu)
+        self._bridges.add(net.bridge)
 
     async def remove_bridge(self, net: NetworkRecord) -> None:
+        self._bridges.discard(net.bridge)
         await asyncio.to_thread(links.delete_link, net.bridge)
 
     async def sync(self, networks: Iterable[NetworkRecord],
@@ -112,6 +120,7 @@ class Plumbing:
             if any(c.endpoints for c in containers):
                 return False
             for n in networks:
+                self._bridges.discard(n.bridge)
                 if n.is_bridge and await asyncio.to_thread(links.link_exists, n.bridge):
                     await asyncio.to_thread(links.delete_link, n.bridge)
             await firewall.remove_all(self.chains)

@@ -241,6 +241,7 @@ class NetworkService:
             deleted.append(net.name)
         # nothing attached anywhere: the default bridge and the rules go too
         # (they come back with the next container)
+        await self.networking.settle()
         await self.networking.plumbing.teardown_if_idle(self.store, self.containers)
         return {"NetworksDeleted": deleted or None}
 

@@ -200,6 +200,9 @@ def test_nothing_left_after_many_containers(daemon, net):
     for i in range(20):
         daemon.out("run", "--rm", "--network", net if i % 2 else "bridge",
                    *(["-p", "80"] if i % 3 == 0 else []), "busybox", "true")
+    deadline = time.time() + 5     # the last veths are deleted in the background
+    while counts() != before and time.time() < deadline:
+        time.sleep(0.05)
     assert counts() == before
 
 
@@ -411,3 +414,13 @@ def test_short_id_alias_for_clients_before_api_1_45(daemon, net, name):
             assert got == want, version
     finally:
         daemon.docker("rm", "-f", name)
+
+
+def test_a_bridge_deleted_behind_our_back_is_made_again(daemon, net):
+    bridge = "dy-" + _inspect_net(daemon, net)["Id"][:12]
+    daemon.out("run", "--rm", "--network", net, "busybox", "true")
+    subprocess.run(["ip", "link", "del", bridge], check=True)
+    out = daemon.out("run", "--rm", "--network", net, "busybox", "ip", "-4", "-o", "addr",
+                     "show", "eth0")
+    assert " inet " in out
+    assert subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode == 0
