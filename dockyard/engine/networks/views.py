@@ -7,7 +7,7 @@ from typing import Any
 
 from dockyard.engine.containers.record import Container
 from dockyard.engine.networks.endpoints import primary_network
-from dockyard.engine.networks.ports import PortMapping, parse_port_key, ports_shape
+from dockyard.engine.networks.ports import PortMapping, exposed_port, ports_shape
 from dockyard.engine.networks.records import Endpoint
 from dockyard.engine.networks.store import NetworkStore
 from dockyard.errors import DockyardError
@@ -102,9 +102,10 @@ def ps_ports(c: Container) -> list[dict[str, Any]]:
                     "PublicPort": m.host_port, "Type": m.protocol})
         done.add((m.container_port, m.protocol))
     for key in c.config.get("ExposedPorts") or {}:
-        port, proto = parse_port_key(key)
-        if (port, proto) not in done:
-            out.append({"PrivatePort": port, "Type": proto})
+        parsed = exposed_port(key)
+        if parsed is not None and parsed not in done:
+            done.add(parsed)
+            out.append({"PrivatePort": parsed[0], "Type": parsed[1]})
     return out
 
 
