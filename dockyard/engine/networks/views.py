@@ -21,10 +21,12 @@ def _endpoint_settings(settings: dict[str, Any], ep: Endpoint | None, network_id
                        ) -> dict[str, Any]:
     ipam = settings.get("IPAMConfig") or None
     aliases = list(settings.get("Aliases") or []) or None
-    # before API 1.45 the short id is shown as an alias on user-defined
-    # networks from the container's creation on
+    # as dockerd's inspect before API 1.45: the short id and the hostname are
+    # aliases on every user-defined network of the container, from its
+    # creation on
     if user_defined and api < API_ALIASES_WITH_ID:
-        aliases = [*(aliases or []), c.id[:12]]
+        extra = [c.id[:12], c.config.get("Hostname") or ""]
+        aliases = list(dict.fromkeys([*(aliases or []), *filter(None, extra)]))
     return {
         "IPAMConfig": ipam, "Links": settings.get("Links") or None, "Aliases": aliases,
         "MacAddress": ep.mac if ep else (settings.get("MacAddress") or ""),
