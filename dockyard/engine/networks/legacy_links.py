@@ -76,6 +76,19 @@ def _on_default_bridge(c: Container) -> bool:
     return (c.host_config.get("NetworkMode") or "default") in ("default", "bridge")
 
 
+def _readable(values: list[str] | None) -> list[tuple[str, Link]]:
+    """The links that parse, each with its text: one the create request let
+    through and dockerd would refuse fails its own container's start, not
+    every `docker ps`."""
+    out = []
+    for v in values or []:
+        try:
+            out += [(v, link) for link in parse_links([v])]
+        except InvalidParameter:
+            continue
+    return out
+
+
 def link_names(store: ContainerStore) -> dict[str, list[str]]:
     """Container id -> the names legacy links give it (`/linker/alias`),
     which `docker ps` lists after the container's own name."""
@@ -83,10 +96,10 @@ def link_names(store: ContainerStore) -> dict[str, list[str]]:
     for c in store:
         if not _on_default_bridge(c):
             continue
-        for link in parse_links(c.host_config.get("Links")):
+        for _, link in _readable(c.host_config.get("Links")):
             try:
                 target = store.get(link.target)
-            except NotFound:
+            except (NotFound, InvalidParameter):
                 continue
             out.setdefault(target.id, []).append(f"/{c.name}/{link.alias}")
     return {k: sorted(v) for k, v in out.items()}
@@ -96,7 +109,8 @@ def without_link(c: Container, alias: str) -> list[str] | None:
     """The container's HostConfig.Links less the link called `alias`, or
     None if it has no such link."""
     links = list(c.host_config.get("Links") or [])
-    keep = [v for v, link in zip(links, parse_links(links), strict=True) if link.alias != alias]
+    drop = {v for v, link in _readable(links) if link.alias == alias}
+    keep = [v for v in links if v not in drop]
     return keep if len(keep) < len(links) else None
 
 

@@ -4,6 +4,7 @@ environment variables, on container records built in memory."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,9 +14,11 @@ from dockyard.engine.networks.legacy_links import (
     Link,
     environment,
     hosts_entries,
+    link_names,
     parse_links,
     resolve,
     wanted,
+    without_link,
 )
 from dockyard.errors import InvalidParameter, NotFound
 
@@ -40,6 +43,9 @@ class Store:
 
     def __init__(self, *containers: Container) -> None:
         self.containers = containers
+
+    def __iter__(self) -> Iterator[Container]:
+        return iter(self.containers)
 
     def get(self, ref: str) -> Container:
         hits = [c for c in self.containers if ref in (c.name, c.id) or c.id.startswith(ref)]
@@ -278,3 +284,40 @@ def test_environment_of_several_links():
     assert env[2] == "KV_PORT=tcp://172.17.0.4:6379"
     assert env[-1] == "KV_NAME=/web/kv"
     assert environment([], "bridge", ME) == []
+
+
+# ---------------------------------------------------------------- docker ps, docker rm --link
+def test_link_names():
+    db = container(DB_ID, "db", ip="172.17.0.2")
+    web = container(ME_ID, "web", host_config={"Links": ["db:database", "/db:/web/db2"]})
+    api = container("a" * 64, "api", host_config={"NetworkMode": "default", "Links": ["db"]})
+    # links on a user-defined network name nothing in docker ps
+    user = container("f" * 64, "u", host_config={"NetworkMode": "mynet", "Links": ["db:x"]})
+    assert link_names(Store(db, web, api, user)) == {
+        DB_ID: ["/api/db", "/web/database", "/web/db2"]}
+
+
+def test_link_names_pass_over_what_they_cannot_read():
+    # links the create request let through but dockerd would refuse, and
+    # targets gone or ambiguous, must not make docker ps fail
+    db = container(DB_ID, "db")
+    a = container("abc" + "1" * 61, "a")
+    b = container("abc" + "2" * 61, "b")
+    web = container(ME_ID, "web", host_config={"Links": [
+        "db:x:y", "", ":alias", "gone:g", "abc:amb", "db:ok"]})
+    assert link_names(Store(db, a, b, web)) == {DB_ID: ["/web/ok"]}
+
+
+def test_without_link():
+    c = container(ME_ID, "web", host_config={"Links": ["db:database", "/cache:/web/kv", "x"]})
+    assert without_link(c, "kv") == ["db:database", "x"]
+    assert without_link(c, "database") == ["/cache:/web/kv", "x"]
+    assert without_link(c, "x") == ["db:database", "/cache:/web/kv"]
+    assert without_link(c, "db") is None
+    assert without_link(container(ME_ID, "web"), "kv") is None
+
+
+def test_without_link_keeps_links_it_cannot_read():
+    c = container(ME_ID, "web", host_config={"Links": ["a:b:c", "db:kv"]})
+    assert without_link(c, "kv") == ["a:b:c"]
+    assert without_link(c, "b:c") is None
