@@ -55,6 +55,12 @@ def test_subnet_config_json():
     assert s.to_json() == {"Subnet": "10.9.0.0/16", "IPRange": "10.9.4.0/24",
                            "Gateway": "10.9.0.1"}
     assert s.to_json(show_gateway=False) == {"Subnet": "10.9.0.0/16", "IPRange": "10.9.4.0/24"}
+    aux = SubnetConfig("10.9.0.0/16", "10.9.0.1", aux={"router": "10.9.0.254"})
+    out = aux.to_json()
+    assert out == {"Subnet": "10.9.0.0/16", "Gateway": "10.9.0.1",
+                   "AuxiliaryAddresses": {"router": "10.9.0.254"}}
+    out["AuxiliaryAddresses"]["x"] = "y"
+    assert aux.aux == {"router": "10.9.0.254"}
 
 
 # ---------------------------------------------------------------- NetworkRecord
@@ -338,3 +344,13 @@ def test_store_keeps_its_networks_across_a_restart(store, tmp_path: Path):
     assert again.get("bridge").id == store.get("bridge").id
     v4 = again.allocator(again.get("mynet"))
     assert v4 is not None and str(v4.gateway) == "10.9.0.1"
+
+
+def test_auxiliary_addresses_are_never_handed_out(tmp_path: Path):
+    s = NetworkStore(tmp_path)
+    s.load(lambda: "172.17.0.0/16")
+    s.add(user_net(subnets=[SubnetConfig("10.9.0.0/29", "10.9.0.1",
+                                         aux={"a": "10.9.0.2", "b": "10.9.0.4"})]))
+    v4 = s.allocator(s.get("mynet"))
+    assert v4 is not None
+    assert [str(v4.allocate()) for _ in range(3)] == ["10.9.0.3", "10.9.0.5", "10.9.0.6"]
