@@ -53,18 +53,26 @@ def find_aardvark() -> str | None:
 
 def render_network(gateways: Sequence[str], upstream: Sequence[str],
                    records: Iterable[DnsRecord]) -> str:
-    """One network's configuration file (pure)."""
+    """One network's configuration file (pure).
+
+    A name the file cannot hold (one with a space, a comma or a line break: an
+    alias is any string) is left out: it resolves to nothing, as under Docker,
+    and the other names and networks keep resolving."""
     head = ",".join(gateways)
     if upstream:
         head += " " + ",".join(upstream)
     lines = [head]
     for r in records:
-        names = ",".join(dict.fromkeys(n.lower() for n in r.names if n))
+        names = ",".join(dict.fromkeys(n.lower() for n in r.names if _writable(n)))
         line = f"{r.container_id} {','.join(r.ipv4)} {','.join(r.ipv6)} {names}"
         if r.upstream:
             line += " " + ",".join(r.upstream)
         lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def _writable(name: str) -> bool:
+    return bool(name) and name.isprintable() and not any(ch in name for ch in " ,")
 
 
 class DnsServer:

@@ -11,7 +11,6 @@ container resolves the other one by, which the network's name server does.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +18,8 @@ from dockyard.engine.containers.record import Container
 from dockyard.engine.containers.store import ContainerStore
 from dockyard.errors import InvalidParameter, NotFound
 
-_ENV_NAME = re.compile(r"[^A-Za-z0-9]")
-_DOCKER_ENV = ("HOME", "HOSTNAME", "PATH")
+# variables docker build sets, not passed on (HOSTNAME is not in Config.Env)
+_BUILD_ENV = ("HOME", "PATH")
 
 
 @dataclass(frozen=True)
@@ -30,9 +29,14 @@ class Link:
 
 
 def parse_links(values: list[str] | None) -> list[Link]:
-    """`name:alias`, `name` (alias = name), or Docker's stored `/name:/me/alias`."""
+    """`name:alias`, `name` (alias = name), or Docker's stored `/name:/me/alias`;
+    Docker's texts (opts.ParseLink) for an empty or over-long one."""
     out = []
     for v in values or []:
+        if not v:
+            raise InvalidParameter("empty string specified for links")
+        if v.count(":") > 1:
+            raise InvalidParameter(f"bad format for links: {v}")
         name, _, alias = v.partition(":")
         name = name.lstrip("/")
         alias = alias.rsplit("/", 1)[-1] if alias else name
@@ -50,25 +54,39 @@ def wanted(c: Container, network: str) -> list[str]:
 
 
 def resolve(store: ContainerStore, c: Container, network: str) -> list[tuple[Link, Container]]:
-    """The linked containers, checked as dockerd checks them at start."""
+    """The linked containers, checked as dockerd checks them (its texts)."""
     out = []
     for link in parse_links(wanted(c, network)):
         try:
             other = store.get(link.target)
-        except NotFound:
-            raise InvalidParameter(f"could not get container for {link.target}") from None
+        except (NotFound, InvalidParameter) as e:
+            raise InvalidParameter(f"could not get container for {link.target}: "
+                                   f"{e.message}") from None
         if not other.state.running:
-            raise InvalidParameter(f"cannot link to a non running container: /{other.name} "
+            raise InvalidParameter(f"Cannot link to a non running container: /{other.name} "
                                    f"AS /{c.name}/{link.alias}")
         if network not in other.endpoints:
-            raise InvalidParameter(f"cannot link to /{other.name}, as it does not belong to "
-                                   f"the network {network}")
+            raise InvalidParameter(f"Cannot link to /{other.name}, as it does not belong to "
+                                   "the default network")
         out.append((link, other))
     return out
 
 
 def _on_default_bridge(c: Container) -> bool:
     return (c.host_config.get("NetworkMode") or "default") in ("default", "bridge")
+
+
+def _readable(values: list[str] | None) -> list[tuple[str, Link]]:
+    """The links that parse, each with its text: one the create request let
+    through and dockerd would refuse fails its own container's start, not
+    every `docker ps`."""
+    out = []
+    for v in values or []:
+        try:
+            out += [(v, link) for link in parse_links([v])]
+        except InvalidParameter:
+            continue
+    return out
 
 
 def link_names(store: ContainerStore) -> dict[str, list[str]]:
@@ -78,10 +96,10 @@ def link_names(store: ContainerStore) -> dict[str, list[str]]:
     for c in store:
         if not _on_default_bridge(c):
             continue
-        for link in parse_links(c.host_config.get("Links")):
+        for _, link in _readable(c.host_config.get("Links")):
             try:
                 target = store.get(link.target)
-            except NotFound:
+            except (NotFound, InvalidParameter):
                 continue
             out.setdefault(target.id, []).append(f"/{c.name}/{link.alias}")
     return {k: sorted(v) for k, v in out.items()}
@@ -91,47 +109,68 @@ def without_link(c: Container, alias: str) -> list[str] | None:
     """The container's HostConfig.Links less the link called `alias`, or
     None if it has no such link."""
     links = list(c.host_config.get("Links") or [])
-    keep = [v for v, link in zip(links, parse_links(links), strict=True) if link.alias != alias]
+    drop = {v for v, link in _readable(links) if link.alias == alias}
+    keep = [v for v in links if v not in drop]
     return keep if len(keep) < len(links) else None
 
 
 def hosts_entries(links: list[tuple[Link, Container]], network: str) -> list[str]:
-    """Extra /etc/hosts entries in the form ExtraHosts takes (`name:ip`)."""
+    """Extra /etc/hosts entries in the form ExtraHosts takes (`name:ip`): as
+    dockerd writes a link, the alias, the linked container's hostname and, if
+    it is not the alias, its name, for each of its addresses."""
     out = []
     for link, other in links:
-        ip = other.endpoints[network]["ip"]
-        for n in dict.fromkeys([link.alias, other.id[:12], other.name]):
-            out.append(f"{n}:{ip}")
+        ep = other.endpoints[network]
+        hostname = other.config.get("Hostname") or other.id[:12]
+        names = dict.fromkeys([link.alias, hostname, other.name])
+        for ip in (ep["ip"], ep.get("ip6") or ""):
+            out += [f"{n}:{ip}" for n in names if ip]
     return out
 
 
 def environment(links: list[tuple[Link, Container]], network: str, me: Container
                 ) -> list[str]:
-    """Docker's link environment variables."""
+    """Docker's link environment variables, in its order (links.ToEnv)."""
     env: list[str] = []
     for link, other in links:
-        ip = other.endpoints[network]["ip"]
-        prefix = _ENV_NAME.sub("_", link.alias).upper()
-        env.append(f"{prefix}_NAME=/{me.name}/{link.alias}")
-        ports = sorted(_exposed(other.config), key=lambda p: (p[0], p[1]))
-        if ports:
-            port, proto = ports[0]
-            env.append(f"{prefix}_PORT={proto}://{ip}:{port}")
-        for port, proto in ports:
-            key = f"{prefix}_PORT_{port}_{proto.upper()}"
-            env += [f"{key}={proto}://{ip}:{port}", f"{key}_ADDR={ip}", f"{key}_PORT={port}",
-                    f"{key}_PROTO={proto}"]
-        for item in other.config.get("Env") or []:
-            var, eq, value = item.partition("=")
-            if eq and var not in _DOCKER_ENV:
-                env.append(f"{prefix}_ENV_{var}={value}")
+        env += _link_env(link.alias.upper().replace("-", "_"), f"/{me.name}/{link.alias}",
+                         other.endpoints[network]["ip"], other.config)
+    return env
+
+
+def _link_env(alias: str, name: str, ip: str, config: dict[str, Any]) -> list[str]:
+    # tcp ports first, then the other protocols; by number within a protocol
+    ports = sorted(_exposed(config), key=lambda p: (p[1] != "tcp", p[1], p[0]))
+    env: list[str] = []
+    if ports:
+        env.append(f"{alias}_PORT={ports[0][1]}://{ip}:{ports[0][0]}")
+    start = end = ports[0] if ports else (0, "")
+    for i, (port, proto) in enumerate(ports):
+        key = f"{alias}_PORT_{port}_{proto.upper()}"
+        env += [f"{key}={proto}://{ip}:{port}", f"{key}_ADDR={ip}", f"{key}_PORT={port}",
+                f"{key}_PROTO={proto}"]
+        if (port, proto) == (end[0] + 1, end[1]):
+            end = (port, proto)      # a range of consecutive ports goes on
+            if i < len(ports) - 1:
+                continue
+        if end != start:
+            key = f"{alias}_PORT_{start[0]}_{start[1].upper()}"
+            env += [f"{key}_START={start[1]}://{ip}:{start[0]}", f"{key}_PORT_START={start[0]}",
+                    f"{key}_END={end[1]}://{ip}:{end[0]}", f"{key}_PORT_END={end[0]}"]
+        start = end = (port, proto)
+    env.append(f"{alias}_NAME={name}")
+    for item in config.get("Env") or []:
+        var, eq, value = item.partition("=")
+        if eq and var not in _BUILD_ENV:
+            env.append(f"{alias}_ENV_{var}={value}")
     return env
 
 
 def _exposed(config: dict[str, Any]) -> list[tuple[int, str]]:
-    out = []
+    """The exposed ports as dockerd's port type holds them (one of each)."""
+    out: dict[tuple[int, str], None] = {}
     for key in config.get("ExposedPorts") or {}:
         port, _, proto = key.partition("/")
-        if port.isdigit():
-            out.append((int(port), proto or "tcp"))
-    return out
+        if port.isascii() and port.isdigit():
+            out[(int(port), (proto or "tcp").lower())] = None
+    return list(out)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -49,57 +51,83 @@ class PortMapping:
         return {"HostIp": self.host_ip, "HostPort": str(self.host_port)}
 
 
+_PORT_NUMBER = re.compile(r"[0-9]+")
+_PROTOCOLS = ("tcp", "udp", "sctp")
+
+
+def _port_number(text: str) -> int | None:
+    """A port number as Go's strconv.ParseUint(text, 10, 16) reads it."""
+    if not _PORT_NUMBER.fullmatch(text):
+        return None
+    n = int(text)
+    return n if n < 65536 else None
+
+
 def parse_port_key(key: str) -> tuple[int, str]:
-    """`80/tcp` -> (80, "tcp"); Docker's texts for a bad one."""
+    """`80/tcp` -> (80, "tcp"), `80` -> (80, "tcp"); dockerd's text for a bad
+    one (a port 1-65535, tcp, udp or sctp, as Docker's port types read it)."""
     port, _, proto = key.partition("/")
+    n = _port_number(port)
     proto = (proto or "tcp").lower()
-    if proto not in ("tcp", "udp", "sctp"):
-        raise InvalidParameter(f"invalid proto: {proto}")
-    try:
-        n = int(port)
-    except ValueError:
-        raise InvalidParameter(f"invalid containerPort: {port}") from None
-    if not 0 < n < 65536:
-        raise InvalidParameter(f"invalid containerPort: {port}")
+    if not n or proto not in _PROTOCOLS:
+        raise InvalidParameter(f'invalid port specification: "{key}"')
     return n, proto
 
 
+def exposed_port(key: str) -> tuple[int, str] | None:
+    """An ExposedPorts key as inspect and `docker ps` show it: (port, protocol),
+    any protocol, lowercased; None for one that names no single port (a range
+    an older client may have stored)."""
+    port, _, proto = key.partition("/")
+    n = _port_number(port)
+    return None if n is None else (n, (proto or "tcp").lower())
+
+
 def _host_range(text: str) -> tuple[int, int]:
-    if text in ("", "0"):
+    """A HostPort: "" or 0 for an ephemeral port, `8080`, or `8080-8090`."""
+    if not text:
         return 0, 0
-    first, _, last = text.partition("-")
-    try:
-        a = int(first)
-        b = int(last) if last else a
-    except ValueError:
-        raise InvalidParameter(f"invalid hostPort: {text}") from None
-    if not (0 < a < 65536 and 0 < b < 65536 and a <= b):
-        raise InvalidParameter(f"invalid hostPort: {text}")
+    first, dash, last = text.partition("-")
+    a = _port_number(first)
+    b = _port_number(last) if dash else a
+    if a == b == 0:
+        return 0, 0
+    if not (a and b and a <= b):
+        raise InvalidParameter(f'invalid port specification: "{text}"')
     return a, b
+
+
+def _check_host_ip(text: str) -> None:
+    """A HostIp: an IPv4 address as written in full (inet_aton's 127.1 is not one)."""
+    if ":" in text:
+        raise InvalidParameter(f"publishing on the IPv6 address {text} is not supported")
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        raise InvalidParameter(f"invalid IP address: {text}") from None
 
 
 def resolve_bindings(port_bindings: Mapping[str, Any] | None, publish_all: bool,
                      exposed: Mapping[str, Any] | None) -> list[PortRequest]:
-    """What to publish, in a stable order (by container port, then protocol)."""
-    out: list[PortRequest] = []
-    bindings = dict(port_bindings or {})
+    """What to publish, in a stable order (by container port, then protocol).
+
+    Keys naming the same port (`80`, `80/tcp`, `80/TCP`) are one port, as
+    dockerd's port types make them; with `publish_all` every exposed port not
+    bound otherwise gets an ephemeral host port."""
+    bindings: dict[tuple[int, str], list[Any]] = {}
+    for key, binds in (port_bindings or {}).items():
+        bindings.setdefault(parse_port_key(key), []).extend(binds or [{}])
     if publish_all:
         for key in exposed or {}:
-            bindings.setdefault(key, [{}])
-    for key in sorted(bindings, key=parse_port_key):
-        port, proto = parse_port_key(key)
+            bindings.setdefault(parse_port_key(key), [{}])
+    out: list[PortRequest] = []
+    for (port, proto), binds in sorted(bindings.items()):
         if proto == "sctp":
             raise InvalidParameter("publishing sctp ports is not supported")
-        for b in bindings[key] or [{}]:
+        for b in binds:
             host_ip = str((b or {}).get("HostIp") or "")
-            if host_ip and ":" in host_ip:
-                raise InvalidParameter(f"publishing on the IPv6 address {host_ip} is not "
-                                       "supported")
             if host_ip:
-                try:
-                    socket.inet_aton(host_ip)
-                except OSError:
-                    raise InvalidParameter(f"invalid IP address: {host_ip}") from None
+                _check_host_ip(host_ip)
             first, last = _host_range(str((b or {}).get("HostPort") or ""))
             out.append(PortRequest(port, proto, host_ip, first, last))
     return out
@@ -110,8 +138,8 @@ def ports_shape(exposed: Mapping[str, Any] | None, published: list[PortMapping]
     """NetworkSettings.Ports: every exposed or published port, its bindings or null."""
     out: dict[str, Any] = {}
     for key in exposed or {}:
-        port, proto = parse_port_key(key)
-        out[f"{port}/{proto}"] = None
+        parsed = exposed_port(key)
+        out[f"{parsed[0]}/{parsed[1]}" if parsed else key] = None
     for m in published:
         key = f"{m.container_port}/{m.protocol}"
         out[key] = (out.get(key) or []) + [m.to_json()]

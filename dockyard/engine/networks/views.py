@@ -7,7 +7,7 @@ from typing import Any
 
 from dockyard.engine.containers.record import Container
 from dockyard.engine.networks.endpoints import primary_network
-from dockyard.engine.networks.ports import PortMapping, parse_port_key, ports_shape
+from dockyard.engine.networks.ports import PortMapping, exposed_port, ports_shape
 from dockyard.engine.networks.records import Endpoint
 from dockyard.engine.networks.store import NetworkStore
 from dockyard.errors import DockyardError
@@ -21,10 +21,12 @@ def _endpoint_settings(settings: dict[str, Any], ep: Endpoint | None, network_id
                        ) -> dict[str, Any]:
     ipam = settings.get("IPAMConfig") or None
     aliases = list(settings.get("Aliases") or []) or None
-    # before API 1.45 the short id is shown as an alias on user-defined
-    # networks from the container's creation on
+    # as dockerd's inspect before API 1.45: the short id and the hostname are
+    # aliases on every user-defined network of the container, from its
+    # creation on
     if user_defined and api < API_ALIASES_WITH_ID:
-        aliases = [*(aliases or []), c.id[:12]]
+        extra = [c.id[:12], c.config.get("Hostname") or ""]
+        aliases = list(dict.fromkeys([*(aliases or []), *filter(None, extra)]))
     return {
         "IPAMConfig": ipam, "Links": settings.get("Links") or None, "Aliases": aliases,
         "MacAddress": ep.mac if ep else (settings.get("MacAddress") or ""),
@@ -102,9 +104,10 @@ def ps_ports(c: Container) -> list[dict[str, Any]]:
                     "PublicPort": m.host_port, "Type": m.protocol})
         done.add((m.container_port, m.protocol))
     for key in c.config.get("ExposedPorts") or {}:
-        port, proto = parse_port_key(key)
-        if (port, proto) not in done:
-            out.append({"PrivatePort": port, "Type": proto})
+        parsed = exposed_port(key)
+        if parsed is not None and parsed not in done:
+            done.add(parsed)
+            out.append({"PrivatePort": parsed[0], "Type": parsed[1]})
     return out
 
 
