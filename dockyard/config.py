@@ -17,7 +17,7 @@ KNOWN_KEYS = {
     "experimental", "features", "default-shm-size", "default-cgroupns-mode", "default-ipc-mode",
     "dns", "dns-search", "dns-opts", "init", "init-path", "emulation", "seccomp-profile",
     "no-new-privileges", "group", "live-restore", "storage-driver", "cgroup-parent",
-    "shutdown-timeout",
+    "shutdown-timeout", "bip", "default-address-pools", "host-gateway-ip", "ip-forward",
 }
 
 
@@ -47,6 +47,10 @@ class DaemonConfig:
     shutdown_timeout: int = 15
     seccomp_profile: str | None = None
     no_new_privileges: bool = False
+    bip: str | None = None                 # the default bridge's gateway/subnet, e.g. 10.9.0.1/24
+    default_address_pools: list[dict[str, Any]] = field(default_factory=list)
+    host_gateway_ip: str | None = None     # what host-gateway stands for
+    ip_forward: bool = True                # turn net.ipv4.ip_forward on for bridges
 
     def apply_file(self, path: Path, explicit: set[str]) -> None:
         """Merge daemon.json; flags given on the command line win (and a

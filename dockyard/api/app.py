@@ -17,6 +17,8 @@ from dockyard.api.routes.container_ops import ContainerOpsRoutes
 from dockyard.api.routes.containers import ContainerRoutes
 from dockyard.api.routes.execs import ExecRoutes
 from dockyard.api.routes.images import ImageRoutes
+from dockyard.api.routes.networks import NetworkRoutes
+from dockyard.api.routes.swarm import SwarmRoutes
 from dockyard.api.routes.system import SystemRoutes
 from dockyard.api.server import (
     STREAM_LIMIT,
@@ -50,7 +52,8 @@ def build_router(backends: Backends) -> Router:
     r = Router()
     for routes in (SystemRoutes(backends.system), ImageRoutes(backends.images),
                    ContainerRoutes(backends.containers), ContainerOpsRoutes(backends.containers),
-                   ContainerFilesRoutes(backends.containers), ExecRoutes(backends.execs)):
+                   ContainerFilesRoutes(backends.containers), ExecRoutes(backends.execs),
+                   NetworkRoutes(backends.networks), SwarmRoutes()):
         routes.register(r)
     return r
 

@@ -1,0 +1,31 @@
+"""The networks area: `/networks` and the endpoints of containers on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class NetworkCreateResult:
+    id: str
+    warning: str = ""
+
+
+@dataclass(frozen=True)
+class NetworkConnectOptions:
+    container: str
+    endpoint_config: dict[str, Any] | None = None    # Docker's EndpointSettings
+
+
+class NetworkBackend(Protocol):
+    async def create(self, body: Any) -> NetworkCreateResult:
+        """`POST /networks/create` with Docker's NetworkCreateRequest."""
+        ...
+
+    def list_networks(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]: ...
+    def inspect(self, ref: str) -> dict[str, Any]: ...
+    async def remove(self, ref: str) -> None: ...
+    async def prune(self, filters: dict[str, list[str]]) -> dict[str, Any]: ...
+    async def connect(self, ref: str, opts: NetworkConnectOptions) -> None: ...
+    async def disconnect(self, ref: str, container: str, force: bool) -> None: ...
