@@ -37,7 +37,7 @@ from dockyard.backend.containers import (
 )
 from dockyard.backend.execs import ExecBackend, ExecStartOptions
 from dockyard.backend.images import ImageBackend, ImageListOptions, ImportOptions, PullOptions
-from dockyard.backend.networks import NetworkBackend, NetworkConnectOptions, NetworkCreateResult
+from dockyard.backend.networks import NetworkBackend, NetworkCreateResult
 from dockyard.backend.streams import STDERR, STDOUT, OutputSink, StdinSource
 from dockyard.backend.system import Backends, EventsOptions, SystemBackend
 
@@ -47,7 +47,7 @@ __all__ = [
     "ContainerMonitorBackend", "ContainerStateBackend", "CreateResult", "EventsOptions",
     "ExecBackend", "ExecStartOptions", "ExtractOptions", "ImageBackend", "ImageListOptions",
     "ImportOptions", "InspectOptions", "ListOptions", "LogStream", "LogsOptions",
-    "NetworkBackend", "NetworkConnectOptions", "NetworkCreateResult",
+    "NetworkBackend", "NetworkCreateResult",
     "OutputSink", "PullOptions", "RemoveOptions", "StatsOptions", "StdinSource",
     "StopOptions", "SystemBackend", "WaitResult",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dockyard.api.server import Request, Response, Router, empty_response, json_response
-from dockyard.backend import NetworkBackend, NetworkConnectOptions
+from dockyard.backend import NetworkBackend
 from dockyard.errors import InvalidParameter
 
 
@@ -41,20 +41,9 @@ class NetworkRoutes:
         return json_response(await self.backend.prune(req.filters()))
 
     async def connect(self, req: Request) -> Response:
-        body = await req.json()
-        if not isinstance(body, dict) or not isinstance(body.get("Container"), str):
-            raise InvalidParameter("invalid JSON: a Container is required")
-        cfg = body.get("EndpointConfig")
-        if cfg is not None and not isinstance(cfg, dict):
-            raise InvalidParameter("invalid JSON: EndpointConfig must be an object")
-        await self.backend.connect(req.params["id"],
-                                   NetworkConnectOptions(body["Container"], cfg))
+        await self.backend.connect(req.params["id"], await req.json())
         return empty_response(200)
 
     async def disconnect(self, req: Request) -> Response:
-        body = await req.json()
-        if not isinstance(body, dict) or not isinstance(body.get("Container"), str):
-            raise InvalidParameter("invalid JSON: a Container is required")
-        await self.backend.disconnect(req.params["id"], body["Container"],
-                                      bool(body.get("Force")))
+        await self.backend.disconnect(req.params["id"], await req.json())
         return empty_response(200)

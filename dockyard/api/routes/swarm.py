@@ -17,21 +17,30 @@ NOT_A_MANAGER = ('This node is not a swarm manager. Use "docker swarm init" or '
 NOT_IN_A_SWARM = "This node is not part of a swarm"
 NO_SWARM_MODE = "swarm mode is not supported by dockyard"
 
-_AREAS = ("nodes", "services", "tasks", "secrets", "configs")
+# moby's swarm-mode routes, exactly (other methods and paths are 404s there too)
+_MANAGER_ROUTES = (
+    ("GET", "/swarm"), ("GET", "/swarm/unlockkey"), ("POST", "/swarm/update"),
+    ("POST", "/swarm/unlock"),
+    ("GET", "/services"), ("POST", "/services/create"), ("GET", "/services/{id}"),
+    ("POST", "/services/{id}/update"), ("DELETE", "/services/{id}"),
+    ("GET", "/services/{id}/logs"),
+    ("GET", "/nodes"), ("GET", "/nodes/{id}"), ("DELETE", "/nodes/{id}"),
+    ("POST", "/nodes/{id}/update"),
+    ("GET", "/tasks"), ("GET", "/tasks/{id}"), ("GET", "/tasks/{id}/logs"),
+    ("GET", "/secrets"), ("POST", "/secrets/create"), ("GET", "/secrets/{id}"),
+    ("DELETE", "/secrets/{id}"), ("POST", "/secrets/{id}/update"),
+    ("GET", "/configs"), ("POST", "/configs/create"), ("GET", "/configs/{id}"),
+    ("DELETE", "/configs/{id}"), ("POST", "/configs/{id}/update"),
+)
 
 
 class SwarmRoutes:
     def register(self, r: Router) -> None:
-        for method, path in (("GET", "/swarm"), ("POST", "/swarm/update"),
-                             ("GET", "/swarm/unlockkey"), ("POST", "/swarm/unlock")):
+        for method, path in _MANAGER_ROUTES:
             r.add(method, path, self.not_a_manager)
         r.add("POST", "/swarm/leave", self.leave)
         r.add("POST", "/swarm/init", self.unsupported)
         r.add("POST", "/swarm/join", self.unsupported)
-        for area in _AREAS:
-            for method in ("GET", "POST", "DELETE"):
-                r.add(method, f"/{area}", self.not_a_manager)
-                r.add(method, f"/{area}/{{rest:.+}}", self.not_a_manager)
 
     async def not_a_manager(self, req: Request) -> Response:
         raise Unavailable(NOT_A_MANAGER)

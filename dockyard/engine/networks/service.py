@@ -13,7 +13,7 @@ import ipaddress
 import time
 from typing import Any
 
-from dockyard.backend import NetworkConnectOptions, NetworkCreateResult
+from dockyard.backend import NetworkCreateResult
 from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.containers.views import labels_match, parse_until
 from dockyard.engine.events import EventBus
@@ -23,6 +23,12 @@ from dockyard.engine.networks.store import NetworkStore, new_network_id
 from dockyard.errors import Conflict, Forbidden, InvalidParameter, NotFound
 from dockyard.network import ipam
 from dockyard.network.links import IFNAMSIZ
+from dockyard.oci.options import check_network
+from dockyard.oci.schema import (
+    decode_network_connect,
+    decode_network_create,
+    decode_network_disconnect,
+)
 
 LIST_FILTERS = {"dangling", "driver", "id", "label", "name", "scope", "type"}
 PRUNE_FILTERS = {"until", "label", "label!"}
@@ -46,9 +52,10 @@ class NetworkService:
                          {"name": net.name, "type": net.driver, **extra})
 
     # ------------------------------------------------------------ create
-    async def create(self, body: Any) -> NetworkCreateResult:
-        if not isinstance(body, dict):
+    async def create(self, raw: Any) -> NetworkCreateResult:
+        if not isinstance(raw, dict):
             raise InvalidParameter("invalid JSON: network config must be an object")
+        body = decode_network_create(raw)      # Go's types and field names
         name = body.get("Name")
         if not isinstance(name, str) or not name:
             raise InvalidParameter("invalid name: name is empty")
@@ -61,7 +68,10 @@ class NetworkService:
             raise NotFound(f'plugin "{driver}" not found')
         if body.get("Scope") not in (None, "", "local"):
             raise InvalidParameter(f"invalid scope: {body.get('Scope')}")
-        if body.get("ConfigOnly") or body.get("ConfigFrom") or body.get("Ingress"):
+        if body.get("EnableIPv4") is False:
+            raise InvalidParameter("IPv6-only networks (EnableIPv4 false) are not supported")
+        if body.get("ConfigOnly") or (body.get("ConfigFrom") or {}).get("Network") or \
+                body.get("Ingress"):
             raise InvalidParameter("config-only, config-from and ingress networks are not "
                                    "supported by this engine")
         options = {str(k): str(v) for k, v in (body.get("Options") or {}).items()}
@@ -246,9 +256,10 @@ class NetworkService:
         return {"NetworksDeleted": deleted or None}
 
     # ------------------------------------------------------------ connect
-    async def connect(self, ref: str, opts: NetworkConnectOptions) -> None:
+    async def connect(self, ref: str, body: Any) -> None:
+        opts = decode_network_connect(body)
         net = self.store.get(ref)
-        c = self.containers.get(opts.container)
+        c = self.containers.get(opts.get("Container") or "")
         mode = primary_network(c.host_config)
         if mode in ("host", "none") or mode.startswith("container:"):
             raise Forbidden("container sharing network namespace with another container or "
@@ -256,7 +267,8 @@ class NetworkService:
         if net.driver != "bridge":
             raise Forbidden("container cannot be disconnected from host network or "
                             "connected to host network")
-        settings = dict(opts.endpoint_config or {})
+        settings = dict(opts.get("EndpointConfig") or {})
+        check_network({}, {"EndpointsConfig": {net.name: settings}})
         self.networking._check_endpoint_settings(net, settings)
         wanted = dict(c.networking_config.get("EndpointsConfig") or {})
         if net.name in c.endpoints or (not c.state.running and net.name in wanted):
@@ -275,7 +287,9 @@ class NetworkService:
             self.containers.save(c)
         self._emit(net, "connect", container=c.id)
 
-    async def disconnect(self, ref: str, container: str, force: bool) -> None:
+    async def disconnect(self, ref: str, body: Any) -> None:
+        opts = decode_network_disconnect(body)
+        container, force = opts.get("Container") or "", bool(opts.get("Force"))
         net = self.store.get(ref)
         try:
             c = self.containers.get(container)
