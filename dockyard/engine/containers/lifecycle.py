@@ -326,9 +326,10 @@ class Lifecycle:
             raise Conflict(f"container {c.id} is not running")
         await self.runner.pause(c)
         if c.state.status != "running":
-            # it exited (or was paused by another request) while the runtime
-            # froze it: what the exit recorded stands
-            raise Conflict(f"container {c.id} is not running")
+            # it exited, or another request paused it, while the runtime froze
+            # it: what that recorded stands
+            raise Conflict(f"container {c.id} is " + (
+                "already paused" if c.state.status == "paused" else "not running"))
         c.state.status = "paused"
         self.store.save(c)
         self.store.emit(c, "pause")
