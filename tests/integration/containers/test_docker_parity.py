@@ -66,6 +66,15 @@ def tag() -> str:
     return uuid.uuid4().hex[:10]
 
 
+def one_file_tar(name: str, payload: bytes) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        ti = tarfile.TarInfo(name)
+        ti.size = len(payload)
+        tf.addfile(ti, io.BytesIO(payload))
+    return buf.getvalue()
+
+
 def cleanup(eng: Engine, tag: str) -> None:
     ids = eng.out("ps", "-aq", "--filter", f"label=parity={tag}").split()
     if ids:
@@ -163,18 +172,14 @@ def listing(archive: bytes) -> dict[str, tuple[bytes, int, str, str, int]]:
 
 def test_export_has_the_init_layer_in_every_state(engines, tag):
     payload = os.urandom(3 << 20)
-    data = io.BytesIO()
-    with tarfile.open(fileobj=data, mode="w") as tf:
-        ti = tarfile.TarInfo("payload.bin")
-        ti.size = len(payload)
-        tf.addfile(ti, io.BytesIO(payload))
+    data = one_file_tar("payload.bin", payload)
     listings = {}
     for eng in engines:
         try:
             c = f"exp-{tag}"
             eng.out("create", "--label", f"parity={tag}", "--name", c, "busybox",
                     "sleep", "60")
-            eng.out("cp", "-", f"{c}:/tmp", input=data.getvalue())
+            eng.out("cp", "-", f"{c}:/tmp", input=data)
             for state in ("created", "running", "exited"):
                 if state == "running":
                     eng.out("start", c)
@@ -335,11 +340,7 @@ def test_supplementary_groups_are_listed_once(engines, tag):
 # ------------------------------------------------------------------ cp owner names
 def test_cp_archives_carry_owner_names_from_the_container(engines, tag):
     payload = os.urandom(2 << 20)
-    upload = io.BytesIO()
-    with tarfile.open(fileobj=upload, mode="w") as tf:
-        ti = tarfile.TarInfo("big.bin")
-        ti.size = len(payload)
-        tf.addfile(ti, io.BytesIO(payload))
+    upload = one_file_tar("big.bin", payload)
     seen: dict[str, dict[str, tuple[str, str, int, int]]] = {}
     for eng in engines:
         try:
@@ -347,7 +348,7 @@ def test_cp_archives_carry_owner_names_from_the_container(engines, tag):
             eng.out("run", "-d", "--label", f"parity={tag}", "--name", c, "busybox", "sleep",
                     "60")
             eng.out("exec", c, "mkdir", "/srv")
-            eng.out("cp", "-", f"{c}:/srv", input=upload.getvalue())
+            eng.out("cp", "-", f"{c}:/srv", input=upload)
             eng.out("exec", c, "sh", "-c", "mkdir /srv/d && touch /srv/d/g /srv/d/h && "
                     "chown 37:37 /srv/big.bin && chown 1:54 /srv/d/g && "
                     "chown 4321:4321 /srv/d/h")
