@@ -374,3 +374,36 @@ def test_cp_archives_carry_owner_names_from_the_container(engines, tag):
             cleanup(eng, tag)
     if "docker" in seen:
         assert seen["dockyard"] == seen["docker"]
+
+
+# ------------------------------------------------------------------ logs --details
+def test_logs_details_show_the_log_options_attributes(engines, tag):
+    run = ["run", "--label", f"parity={tag}", "--label", "b=x&y <z>", "-e", "E1=v1",
+           "-e", "E2=v2", "--log-opt", "labels=parity,b,nolabel", "--log-opt", "env=E1",
+           "--log-opt", "env-regex=^E2", "--log-opt", "tag={{.Name}}/{{.ImageName}}"]
+    attrs = f"E1=v1,E2=v2,b=x%26y+%3Cz%3E,parity={tag},tag=lg-{tag}%2Fbusybox"
+    for eng in engines:
+        try:
+            eng.out(*run, "--name", f"lg-{tag}", "busybox", "echo", 'a<b>&"c"')
+            assert eng.out("logs", "--details", f"lg-{tag}") == f'{attrs} a<b>&"c"\n', eng.name
+            stamped = eng.out("logs", "--details", "-t", f"lg-{tag}")
+            assert stamped.split(" ", 1)[1] == f'{attrs} a<b>&"c"\n'
+            # the json-file record as dockerd writes it, byte for byte but the time
+            log_path = eng.out("inspect", "-f", "{{.LogPath}}", f"lg-{tag}").strip()
+            with open(log_path, "rb") as f:
+                record = f.read()
+            assert record.startswith(
+                b'{"log":"a\\u003cb\\u003e\\u0026\\"c\\"\\n","stream":"stdout","attrs":'
+                b'{"E1":"v1","E2":"v2","b":"x\\u0026y \\u003cz\\u003e","parity":"'
+                + tag.encode() + b'","tag":"lg-' + tag.encode() + b'/busybox"},"time":"')
+            # without attributes: a space before each line all the same
+            eng.out("run", "--label", f"parity={tag}", "--name", f"plain-{tag}", "busybox",
+                    "echo", "plain")
+            assert eng.out("logs", "--details", f"plain-{tag}") == " plain\n"
+            bad = eng.run("run", "--rm", "--log-opt", "tag={{.Foo}}", "busybox", "true")
+            assert bad.returncode == 125
+            assert ("failed to initialize logging driver: template: log-tag:1:2: executing "
+                    '"log-tag" at <.Foo>: can\'t evaluate field Foo in type *logger.Info') \
+                in bad.stderr.decode(), eng.name
+        finally:
+            cleanup(eng, tag)
