@@ -90,10 +90,10 @@ def test_details_prefix():
 
 
 @pytest.mark.parametrize("tag, text", [
-    ("{{.Foo}}", "template: log-tag:1:2: executing \"log-tag\" at <.Foo>: can't evaluate "
-                 "field Foo in type *logger.Info"),
-    ("x {{ .Bar }}", "template: log-tag:1:5: executing \"log-tag\" at <.Bar>: can't evaluate "
-                     "field Bar in type *logger.Info"),
+    ("{{.Foo}}", ("template: log-tag:1:2: executing \"log-tag\" at <.Foo>: can't evaluate "
+                 "field Foo in type *logger.Info")),
+    ("x {{ .Bar }}", ("template: log-tag:1:5: executing \"log-tag\" at <.Bar>: can't evaluate "
+                     "field Bar in type *logger.Info")),
 ])
 def test_tag_templates_name_only_known_fields(tag, text):
     with pytest.raises(InvalidParameter) as e:
