@@ -113,7 +113,7 @@ class SystemService:
             "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": None,
                                "AllowNondistributableArtifactsHostnames": None,
                                "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"],
-                               "IndexConfigs": {}, "Mirrors": None},
+                               "IndexConfigs": {}, "Mirrors": []},
             "GenericResources": None, "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
             "Name": self.name, "Labels": [], "ExperimentalBuild": False,
             "ServerVersion": __version__, "Runtimes": runtimes,
