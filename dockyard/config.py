@@ -17,7 +17,8 @@ KNOWN_KEYS = {
     "experimental", "features", "default-shm-size", "default-cgroupns-mode", "default-ipc-mode",
     "dns", "dns-search", "dns-opts", "init", "init-path", "emulation", "seccomp-profile",
     "no-new-privileges", "group", "live-restore", "storage-driver", "cgroup-parent",
-    "shutdown-timeout",
+    "shutdown-timeout", "registry-mirrors", "insecure-registries", "max-concurrent-downloads",
+    "max-concurrent-uploads",
 }
 
 
@@ -47,6 +48,24 @@ class DaemonConfig:
     shutdown_timeout: int = 15
     seccomp_profile: str | None = None
     no_new_privileges: bool = False
+    # registries (images/distribution): Docker Hub mirrors, registries reached
+    # over plain http or unverified TLS, transfers at once across all pulls/pushes
+    registry_mirrors: list[str] = field(default_factory=list)
+    insecure_registries: list[str] = field(default_factory=list)
+    max_concurrent_downloads: int = 3
+    max_concurrent_uploads: int = 5
+
+    def check_registry_options(self) -> None:
+        """The registry keys' types, as dockerd's decoder checks them."""
+        for key in ("registry_mirrors", "insecure_registries"):
+            v = getattr(self, key)
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise InvalidParameter(f"{key.replace('_', '-')} must be a list of strings")
+        for key in ("max_concurrent_downloads", "max_concurrent_uploads"):
+            v = getattr(self, key)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise InvalidParameter(
+                    f"invalid {key.replace('_', '-')} value: {v!r}: must be a positive integer")
 
     def apply_file(self, path: Path, explicit: set[str]) -> None:
         """Merge daemon.json; flags given on the command line win (and a

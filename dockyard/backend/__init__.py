@@ -36,7 +36,13 @@ from dockyard.backend.containers import (
     WaitResult,
 )
 from dockyard.backend.execs import ExecBackend, ExecStartOptions
-from dockyard.backend.images import ImageBackend, ImageListOptions, ImportOptions, PullOptions
+from dockyard.backend.images import (
+    ImageBackend,
+    ImageListOptions,
+    ImportOptions,
+    PullOptions,
+    PushOptions,
+)
 from dockyard.backend.streams import STDERR, STDOUT, OutputSink, StdinSource
 from dockyard.backend.system import Backends, EventsOptions, SystemBackend
 
@@ -46,6 +52,6 @@ __all__ = [
     "ContainerMonitorBackend", "ContainerStateBackend", "CreateResult", "EventsOptions",
     "ExecBackend", "ExecStartOptions", "ExtractOptions", "ImageBackend", "ImageListOptions",
     "ImportOptions", "InspectOptions", "ListOptions", "LogStream", "LogsOptions",
-    "OutputSink", "PullOptions", "RemoveOptions", "StatsOptions", "StdinSource",
+    "OutputSink", "PullOptions", "PushOptions", "RemoveOptions", "StatsOptions", "StdinSource",
     "StopOptions", "SystemBackend", "WaitResult",
 ]

@@ -45,6 +45,8 @@ from dockyard.engine.images import ImageBackendService
 from dockyard.engine.logs.service import LogService
 from dockyard.engine.system import SystemService
 from dockyard.errors import Unavailable
+from dockyard.images.distribution.hosts import DOCKER_CERTS_DIR
+from dockyard.images.distribution.service import Distribution, DistributionOptions
 from dockyard.images.service import ImageService
 from dockyard.network.netns import prepare_netns_dir
 from dockyard.runtime.runtimes import RuntimeVersion, prepare_runtimes, runtime_version
@@ -67,6 +69,7 @@ class Engine:
         self._execs: ExecService | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._backends: Backends | None = None
+        self._distribution: Distribution | None = None
 
     @property
     def backends(self) -> Backends:
@@ -120,11 +123,24 @@ class Engine:
         if not runtimes.runtimes:
             log.error("no OCI runtime can create containers here: %s", runtimes.unusable)
         host = HostEnv(self.config, facts, runtimes, emulation, userns, versions)
-        self._wire(host, images)
+        distribution = Distribution(images, DistributionOptions(
+            mirrors=list(self.config.registry_mirrors),
+            insecure=list(self.config.insecure_registries),
+            certs_dirs=[self._config_dir() / "certs.d", DOCKER_CERTS_DIR],
+            max_downloads=self.config.max_concurrent_downloads,
+            max_uploads=self.config.max_concurrent_uploads))
+        self._distribution = distribution
+        self._wire(host, images, distribution)
         await self._open_containers()
         self._reaper = asyncio.create_task(reaper_loop())
 
-    def _wire(self, host: HostEnv, images: ImageService) -> None:
+    def _config_dir(self) -> Path:
+        """Where the daemon's configuration lives (certs.d/ beside daemon.json)."""
+        if self.config.config_file is not None:
+            return Path(self.config.config_file).parent
+        return Path("/etc/dockyard")
+
+    def _wire(self, host: HostEnv, images: ImageService, distribution: Distribution) -> None:
         store = self.store
         waiters = AttachWaiters()
         logs = LogService(store)
@@ -147,7 +163,8 @@ class Engine:
             files=files)
         self._lifecycle, self._logs, self._execs, self._files = lifecycle, logs, execs, files
         self._backends = Backends(system=SystemService(host, store, images, self.events),
-                                  images=ImageBackendService(images), containers=containers,
+                                  images=ImageBackendService(images, distribution),
+                                  containers=containers,
                                   execs=execs)
 
     async def _open_containers(self) -> None:
@@ -173,6 +190,8 @@ class Engine:
             self._lifecycle.shutdown()
         if self._logs is not None:
             await self._logs.flush_all()
+        if self._distribution is not None:
+            await self._distribution.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
