@@ -300,8 +300,11 @@ class PullJob:
                     if buf:
                         data = bytes(buf)
                         await run_in_thread(lambda _t, d=data: sink.write(d))
-                    if sink.received < desc.size:
-                        raise httpx.ReadError("unexpected EOF")
+                    if sink.received != desc.size:
+                        # the registry sent all it meant to (a drop would have
+                        # raised): not the blob the manifest describes
+                        raise InvalidParameter(
+                            f"filesystem layer verification failed for digest {desc.digest}")
                 self.emit(progress_message(ident, "Downloading", sink.received, desc.size))
                 return
             except (*TRANSPORT_ERRORS, RegistryUnreachable) as e:
@@ -320,7 +323,7 @@ class PullJob:
         """(tag changed, manifest digest) once the image is in the store."""
         res = await self.resolve()
         # dockerd names a digest pull by its whole reference, a tag pull by the tag
-        self.emit(status(f"Pulling from {self.ref.familiar_name}",
+        self.emit(status(f"Pulling from {self.ref.path}",
                          str(self.ref) if self.ref.digest else self.ref.tag))
         await self.fetch_config(res)
         image_id = mf.sha256_digest(res.config_bytes)
