@@ -22,7 +22,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -51,7 +50,9 @@ def make_ca(d: Path) -> tuple[Path, Path, Path]:
     ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
                    "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
                    "extendedKeyUsage=serverAuth\n")
-    run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
+    def run(*a: str) -> None:
+        subprocess.run(a, check=True, capture_output=True)
+
     run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
         "-subj", "/CN=dockyard test CA", "-keyout", str(ca_key), "-out", str(ca_crt))
     run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
@@ -389,11 +390,3 @@ def random_layers(total: int, count: int, seed: int = 0) -> list[bytes]:
             j += 1
         out.append(image_layer(files))
     return out
-
-
-def stop_all(items: Iterator[Registry | TokenServer]) -> None:
-    for it in items:
-        try:
-            it.stop()
-        except Exception:  # noqa: BLE001 - stopping the rest matters more
-            pass

@@ -204,7 +204,7 @@ def test_failed_pulls_leave_nothing(daemon, registry):
     _digest, _cfg = push_image(registry, repo, "ok", [layer])
     before = _store_state(daemon)
     # a manifest that names a blob with a wrong size
-    status, _h, body = registry.get(f"/v2/{repo}/manifests/ok", {
+    _status, _h, body = registry.get(f"/v2/{repo}/manifests/ok", {
         "Accept": "application/vnd.docker.distribution.manifest.v2+json"})
     doc = json.loads(body)
     doc["layers"][0]["size"] += 1
