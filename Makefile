@@ -6,7 +6,7 @@ VENV    := .venv
 SOCKET  ?= /run/dockyard.sock
 DATA    ?= /var/lib/dockyard
 
-.PHONY: setup setup-test run test test-unit test-integration test-v2 lint bench
+.PHONY: setup setup-test run test test-unit test-integration test-v2 lint bench fuzz fuzz-lane
 
 # Debian packages first (python3-venv among them), then the virtualenv.
 setup:
@@ -31,10 +31,25 @@ test: setup-test
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/integration
 	@# in CI the v2 lane must run; elsewhere it is skipped, loudly, without QEMU
 	@bash tests/v2lane/suite.sh $(if $(CI),,--if-installable)
+	@$(MAKE) --no-print-directory fuzz-lane
 
 # cgroup v2: the v2 suite against a daemon in a pure cgroup v2 VM (tests/v2lane)
 test-v2: setup-test
 	@bash tests/v2lane/suite.sh
+
+# API fuzzing against Docker's own description of the Engine API, with the
+# CI budget and seed unless DOCKYARD_FUZZ_* say otherwise (tests/fuzz/README.md)
+fuzz: setup
+	@$(MAKE) --no-print-directory fuzz-lane
+
+fuzz-lane: $(VENV)/.fuzz-stamp
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider --timeout=$(FUZZ_TIMEOUT) tests/fuzz
+
+FUZZ_TIMEOUT ?= 900
+
+$(VENV)/.fuzz-stamp: requirements-fuzz.txt requirements-dev.txt $(VENV)/.stamp
+	$(VENV)/bin/pip install -q -r requirements-dev.txt -r requirements-fuzz.txt
+	@touch $@
 
 test-unit: $(VENV)/.stamp
 	$(VENV)/bin/python -m pytest -q tests/unit

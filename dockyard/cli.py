@@ -139,9 +139,19 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("doctor", help="report what this host supports")
     d.add_argument("--json", action="store_true")
     d.add_argument("--exec-root", type=Path, default=Path("/run/dockyard"))
+    c = sub.add_parser("cleanup", help="remove the bridges, firewall rules and name server "
+                       "an engine made on this host (run it with the engine stopped)")
+    c.add_argument("--data-root", type=Path, default=Path("/var/lib/dockyard"))
+    c.add_argument("--exec-root", type=Path, default=Path("/run/dockyard"))
     ns = parser.parse_args(argv)
     if ns.cmd == "version":
         print(f"dockyard {__version__} (Docker Engine API {API_VERSION})")
+        return 0
+    if ns.cmd == "cleanup":
+        from dockyard.engine.networks.store import remove_host_networking
+
+        for what in asyncio.run(remove_host_networking(ns.data_root, ns.exec_root)):
+            print(f"removed {what}")
         return 0
     if ns.cmd == "doctor":
         from dockyard.doctor import run_doctor

@@ -18,7 +18,7 @@ KNOWN_KEYS = {
     "dns", "dns-search", "dns-opts", "init", "init-path", "emulation", "seccomp-profile",
     "no-new-privileges", "group", "live-restore", "storage-driver", "cgroup-parent",
     "shutdown-timeout", "registry-mirrors", "insecure-registries", "max-concurrent-downloads",
-    "max-concurrent-uploads",
+    "max-concurrent-uploads", "bip", "default-address-pools", "host-gateway-ip", "ip-forward",
 }
 
 
@@ -48,6 +48,10 @@ class DaemonConfig:
     shutdown_timeout: int = 15
     seccomp_profile: str | None = None
     no_new_privileges: bool = False
+    bip: str | None = None                 # the default bridge's gateway/subnet, e.g. 10.9.0.1/24
+    default_address_pools: list[dict[str, Any]] = field(default_factory=list)
+    host_gateway_ip: str | None = None     # what host-gateway stands for
+    ip_forward: bool = True                # turn net.ipv4.ip_forward on for bridges
     # registries (images/distribution): Docker Hub mirrors, registries reached
     # over plain http or unverified TLS, transfers at once across all pulls/pushes
     registry_mirrors: list[str] = field(default_factory=list)

@@ -18,6 +18,8 @@ from dockyard.api.routes.containers import ContainerRoutes
 from dockyard.api.routes.distribution import DistributionRoutes
 from dockyard.api.routes.execs import ExecRoutes
 from dockyard.api.routes.images import ImageRoutes
+from dockyard.api.routes.networks import NetworkRoutes
+from dockyard.api.routes.swarm import SwarmRoutes
 from dockyard.api.routes.system import SystemRoutes
 from dockyard.api.server import (
     STREAM_LIMIT,
@@ -52,7 +54,8 @@ def build_router(backends: Backends) -> Router:
     for routes in (SystemRoutes(backends.system), ImageRoutes(backends.images),
                    ContainerRoutes(backends.containers), ContainerOpsRoutes(backends.containers),
                    ContainerFilesRoutes(backends.containers), ExecRoutes(backends.execs),
-                   DistributionRoutes(backends.images)):
+                   DistributionRoutes(backends.images),
+                   NetworkRoutes(backends.networks), SwarmRoutes()):
         routes.register(r)
     return r
 

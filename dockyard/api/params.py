@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import re
+
 from dockyard.api.server import Request
 from dockyard.errors import InvalidParameter
 
+_DIGITS = re.compile(r"[0-9]+")
+
 
 def resize_size(req: Request) -> tuple[int, int]:
-    """The `h` and `w` of a resize request."""
+    """The `h` and `w` of a resize request: both required, each an unsigned
+    32-bit decimal (dockerd's strconv.ParseUint(v, 10, 32))."""
     out = []
     for key, word in (("h", "height"), ("w", "width")):
-        raw = req.query_get(key) or "0"
-        try:
-            v = int(raw)
-            if v < 0 or v > 0xFFFFFFFF:
-                raise ValueError
-        except ValueError:
-            raise InvalidParameter(f'invalid resize {word} "{raw}"') from None
-        out.append(v)
+        raw = req.query_get(key) or ""
+        if not _DIGITS.fullmatch(raw) or int(raw) > 0xFFFFFFFF:
+            raise InvalidParameter(f'invalid resize {word} "{raw}"')
+        out.append(int(raw))
     return out[0], out[1]
 
 

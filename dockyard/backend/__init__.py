@@ -43,6 +43,7 @@ from dockyard.backend.images import (
     PullOptions,
     PushOptions,
 )
+from dockyard.backend.networks import NetworkBackend, NetworkCreateResult
 from dockyard.backend.streams import STDERR, STDOUT, OutputSink, StdinSource
 from dockyard.backend.system import Backends, EventsOptions, SystemBackend
 
@@ -52,6 +53,7 @@ __all__ = [
     "ContainerMonitorBackend", "ContainerStateBackend", "CreateResult", "EventsOptions",
     "ExecBackend", "ExecStartOptions", "ExtractOptions", "ImageBackend", "ImageListOptions",
     "ImportOptions", "InspectOptions", "ListOptions", "LogStream", "LogsOptions",
+    "NetworkBackend", "NetworkCreateResult",
     "OutputSink", "PullOptions", "PushOptions", "RemoveOptions", "StatsOptions", "StdinSource",
     "StopOptions", "SystemBackend", "WaitResult",
 ]

@@ -45,6 +45,7 @@ class StopOptions:
 class RemoveOptions:
     force: bool = False
     volumes: bool = False
+    link: bool = False           # remove the legacy link named `<linker>/<alias>` instead
 
 
 @dataclass(frozen=True)

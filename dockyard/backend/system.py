@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from dockyard.backend.containers import ContainerBackend
 from dockyard.backend.execs import ExecBackend
 from dockyard.backend.images import ImageBackend
+from dockyard.backend.networks import NetworkBackend
 
 
 @dataclass(frozen=True)
@@ -41,3 +42,4 @@ class Backends:
     images: ImageBackend
     containers: ContainerBackend
     execs: ExecBackend
+    networks: NetworkBackend

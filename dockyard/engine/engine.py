@@ -43,11 +43,19 @@ from dockyard.engine.host.reaper import reaper_loop
 from dockyard.engine.host.userns import UsernsRemap
 from dockyard.engine.images import ImageBackendService
 from dockyard.engine.logs.service import LogService
+from dockyard.engine.networks.endpoints import ContainerNetworking
+from dockyard.engine.networks.plumbing import Plumbing
+from dockyard.engine.networks.ports import PortHolder
+from dockyard.engine.networks.service import NetworkService
+from dockyard.engine.networks.store import HostNames, NetworkStore, default_bridge_subnet
 from dockyard.engine.system import SystemService
 from dockyard.errors import Unavailable
 from dockyard.images.distribution.hosts import DOCKER_CERTS_DIR
 from dockyard.images.distribution.service import Distribution, DistributionOptions
 from dockyard.images.service import ImageService
+from dockyard.network import links
+from dockyard.network.firewall import Chains
+from dockyard.network.ipam import DEFAULT_POOLS, parse_pools
 from dockyard.network.netns import prepare_netns_dir
 from dockyard.runtime.runtimes import RuntimeVersion, prepare_runtimes, runtime_version
 
@@ -65,11 +73,14 @@ class Engine:
         self._lifecycle: Lifecycle | None = None
         self._remover: ContainerRemover | None = None
         self._files: ContainerFiles | None = None
+        self._networking: ContainerNetworking | None = None
         self._logs: LogService | None = None
         self._execs: ExecService | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._backends: Backends | None = None
         self._distribution: Distribution | None = None
+        self._host_names = HostNames.for_data_root(self.data_root)
+        self._net_store = NetworkStore(self.data_root, self._host_names.default_bridge)
 
     @property
     def backends(self) -> Backends:
@@ -130,6 +141,7 @@ class Engine:
             max_downloads=self.config.max_concurrent_downloads,
             max_uploads=self.config.max_concurrent_uploads))
         self._distribution = distribution
+        await self._open_networks()
         self._wire(host, images, distribution)
         await self._open_containers()
         self._reaper = asyncio.create_task(reaper_loop())
@@ -140,11 +152,24 @@ class Engine:
             return Path(self.config.config_file).parent
         return Path("/etc/dockyard")
 
+    async def _open_networks(self) -> None:
+        pools = parse_pools(self.config.default_address_pools) or DEFAULT_POOLS
+        self._net_store.load(lambda: default_bridge_subnet(self.config.bip, pools,
+                                                             self._net_store))
+        self._plumbing = Plumbing(self.exec_root / "dns",
+                                  Chains(self._host_names.chain_prefix))
+        if self.config.ip_forward:
+            await asyncio.to_thread(links.enable_forwarding)
+        self._pools = pools
+
     def _wire(self, host: HostEnv, images: ImageService, distribution: Distribution) -> None:
         store = self.store
         waiters = AttachWaiters()
         logs = LogService(store)
-        runner = ContainerRunner(store, host, images, SpecBuilder(store, host, images))
+        networking = ContainerNetworking(self._net_store, store, self._plumbing, PortHolder())
+        self._networking = networking
+        runner = ContainerRunner(store, host, images,
+                                 SpecBuilder(store, host, images, networking))
         monitor = ExitMonitor(logs)
         restart = RestartManager(store)
         health = HealthMonitor(store, runner)
@@ -155,28 +180,34 @@ class Engine:
         execs = ExecService(store, runner, host, self.events)
         files = ContainerFiles(store, images, lifecycle)
         containers = ContainerBackendService(
-            creator=ContainerCreator(store, images, host),
-            views=ContainerViews(store, images),
+            creator=ContainerCreator(store, images, host, networking),
+            views=ContainerViews(store, images, self._net_store),
             lifecycle=lifecycle, remover=remover,
             attach=ContainerAttach(store, waiters, logs), logs=logs, stats=stats,
             operations=ContainerOperations(store, runner, stats, host),
             files=files)
         self._lifecycle, self._logs, self._execs, self._files = lifecycle, logs, execs, files
+        networks = NetworkService(self._net_store, store, networking, self.events,
+                                  self._pools, links.host_routes)
         self._backends = Backends(system=SystemService(host, store, images, self.events),
                                   images=ImageBackendService(images, distribution),
                                   containers=containers,
-                                  execs=execs)
+                                  execs=execs, networks=networks)
 
     async def _open_containers(self) -> None:
         assert self._lifecycle is not None and self._remover is not None
+        assert self._networking is not None
         await asyncio.to_thread(prepare_netns_dir, self.store.netns_dir)
         for c in await asyncio.to_thread(self.store.load_all):
             try:
                 await asyncio.to_thread(unmount_stale_views, self.store.dir(c))   # a crash's
             except OSError as e:
                 log.warning("container %s: stale views: %s", c.id[:12], e)
+            if c.state.running and c.endpoints:
+                self._networking.restore(c)     # addresses and ports it still holds
         await asyncio.to_thread(self._remover.sweep_orphans, self.store.orphans())
         await self._lifecycle.restore_all()
+        await self._networking.sync()
         if self._files is not None:
             await self._files.resume_interrupted_commits()
 
@@ -190,6 +221,8 @@ class Engine:
             self._lifecycle.shutdown()
         if self._logs is not None:
             await self._logs.flush_all()
+        if self._networking is not None:
+            await self._networking.settle()
         if self._distribution is not None:
             await self._distribution.close()
         if self._lock_fd is not None:

@@ -90,7 +90,7 @@ class SystemService:
                              ["Supports d_type", "true"], ["Using metacopy", "false"],
                              ["Native Overlay Diff", "true"], ["userxattr", "false"]],
             "DockerRootDir": str(data_root),
-            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"],
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
                         "Authorization": None,
                         "Log": ["json-file", "none"]},
             "MemoryLimit": h.memory_limit, "SwapLimit": h.swap_limit,

@@ -27,8 +27,7 @@ import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dockyard.errors import InvalidParameter, NotFound
-from dockyard.oci import modes
+from dockyard.errors import InvalidParameter
 from dockyard.oci.gojson import Struct, is_zero
 from dockyard.oci.schema import CONFIG, ENDPOINT_SETTINGS, HOST_CONFIG
 
@@ -49,22 +48,8 @@ def _refused(text: str | None) -> Option:
 _TMPFS_HINT = "; --tmpfs (HostConfig.Tmpfs) gives a container scratch space"
 NO_VOLUMES = "bind mounts and volumes (-v, HostConfig.Binds) are not supported yet" + _TMPFS_HINT
 NO_MOUNTS = "mounts (--mount, HostConfig.Mounts) are not supported yet" + _TMPFS_HINT
-NO_PORTS = ("publishing ports (-p, -P) is not supported yet: there is no bridge network; "
-            "--network host shares the host's ports")
-NO_LINKS = "links (--link) are not supported yet: there is no bridge network"
-NO_MAC = "setting a MAC address is not supported yet: there is no bridge network"
-
 _ENDPOINT_REFUSED: dict[str, str | None] = {
-    # (Docker's own check refuses IPv4Address/IPv6Address first on these networks)
-    "IPAMConfig": "static IP addresses (--ip, --ip6, --link-local-ip) are not supported yet: "
-                  "there is no bridge network",
-    "Links": NO_LINKS,
-    # on every network that exists today Docker's own check refuses aliases
-    "Aliases": None,
-    "MacAddress": NO_MAC,
-    "DriverOpts": "network driver options are not supported yet: there is no bridge network",
-    "GwPriority": "gateway priorities (gw-priority) are not supported yet: "
-                  "there is no bridge network",
+    "GwPriority": "gateway priorities (gw-priority) are not supported",
 }
 
 CREATE_FIELDS: dict[str, Option] = {
@@ -74,11 +59,12 @@ CREATE_FIELDS: dict[str, Option] = {
         "StopTimeout")},
     **{f"Config.{k}": Option(CLIENT) for k in ("AttachStdin", "AttachStdout", "AttachStderr")},
     # ArgsEscaped is Windows-only; Shell and OnBuild are for builds
-    **{f"Config.{k}": Option(METADATA) for k in (
-        "Labels", "OnBuild", "Shell", "ArgsEscaped", "ExposedPorts")},
+    **{f"Config.{k}": Option(METADATA) for k in ("Labels", "OnBuild", "Shell", "ArgsEscaped")},
+    # published by -P (PublishAllPorts); shown by inspect and ps
+    "Config.ExposedPorts": Option(ENFORCED),
     "Config.Volumes": _refused("anonymous volumes (-v /path, Config.Volumes) are not "
                                "supported yet" + _TMPFS_HINT),
-    "Config.MacAddress": _refused(NO_MAC),
+    "Config.MacAddress": Option(ENFORCED),
 
     **{f"HostConfig.{k}": Option(ENFORCED) for k in (
         "LogConfig", "NetworkMode", "RestartPolicy", "AutoRemove", "ConsoleSize",
@@ -100,9 +86,8 @@ CREATE_FIELDS: dict[str, Option] = {
     "HostConfig.VolumeDriver": _refused("volume drivers (--volume-driver) are not supported "
                                         "yet" + _TMPFS_HINT),
     "HostConfig.VolumesFrom": _refused("--volumes-from is not supported yet" + _TMPFS_HINT),
-    "HostConfig.PortBindings": _refused(NO_PORTS),
-    "HostConfig.PublishAllPorts": _refused(NO_PORTS),
-    "HostConfig.Links": _refused(NO_LINKS),
+    **{f"HostConfig.{k}": Option(ENFORCED) for k in ("PortBindings", "PublishAllPorts",
+                                                      "Links")},
     "HostConfig.StorageOpt": _refused(
         "--storage-opt is supported only for overlay over xfs with 'pquota' mount option"),
     "HostConfig.Cgroup": _refused("HostConfig.Cgroup is not supported: use CgroupnsMode "
@@ -117,6 +102,8 @@ CREATE_FIELDS: dict[str, Option] = {
         "IOMaximumIOps", "IOMaximumBandwidth", "DeviceRequests")},
 
     **{f"EndpointSettings.{k}": _refused(t) for k, t in _ENDPOINT_REFUSED.items()},
+    **{f"EndpointSettings.{k}": Option(ENFORCED) for k in (
+        "IPAMConfig", "Links", "Aliases", "MacAddress", "DriverOpts")},
     **{f"EndpointSettings.{k}": Option(OUTPUT) for k in (
         "NetworkID", "EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "IPv6Gateway",
         "GlobalIPv6Address", "GlobalIPv6PrefixLen", "DNSNames")},
@@ -132,7 +119,6 @@ UPDATE_FIELDS = frozenset((
     "IOMaximumIOps", "IOMaximumBandwidth"))
 
 MOUNT_TYPES = ("bind", "volume", "tmpfs", "image", "npipe", "cluster")
-_SHARED_NETWORKS = ("default", "bridge")
 
 
 STRUCTS: dict[str, Struct] = {"Config": CONFIG, "HostConfig": HOST_CONFIG,
@@ -169,21 +155,9 @@ def check_mounts(mounts: list) -> None:
 
 
 def check_network(hc: Mapping, networking: Mapping | None) -> None:
-    """The networks that exist today are the container's own mode:
-    bridge (default), host, none or container:<id>; any other name is an
-    unknown network (404, as dockerd), and an endpoint may only name the
-    container's own network and ask for nothing that needs a real one."""
-    mode = hc.get("NetworkMode") or "default"
-    if modes.network_is_user_defined(mode):
-        raise NotFound(f"network {mode} not found")
-    own = _SHARED_NETWORKS if mode in _SHARED_NETWORKS else (mode,)
-    for name, ep in ((networking or {}).get("EndpointsConfig") or {}).items():
-        if name not in own:
-            if modes.network_is_user_defined(name):
-                raise NotFound(f"network {name} not found")
-            raise InvalidParameter(
-                f"the container's network is {mode}: connecting it to {name} as well is not "
-                "supported yet")
+    """What an endpoint may ask for; which networks exist is the network
+    service's to say (an unknown one is its 404)."""
+    for ep in ((networking or {}).get("EndpointsConfig") or {}).values():
         _refuse_fields("EndpointSettings", ep or {})
 
 

@@ -149,6 +149,21 @@ NETWORKING_CONFIG = struct(
     "network.NetworkingConfig",
     Field("EndpointsConfig", map_of(ENDPOINT_SETTINGS, "map[string]*network.EndpointSettings")))
 
+IPAM_CONFIG = struct("network.IPAMConfig", *fields(STR, "Subnet", "IPRange", "Gateway"),
+                     Field("AuxiliaryAddresses", STRMAP))
+NETWORK_CREATE = struct(
+    "network.CreateRequest", *fields(STR, "Name", "Driver", "Scope"),
+    *fields(BOOL, "EnableIPv4", "EnableIPv6"),
+    Field("IPAM", struct("network.IPAM", Field("Driver", STR), Field("Options", STRMAP),
+                         Field("Config", slice_of(IPAM_CONFIG)))),
+    *fields(BOOL, "Internal", "Attachable", "Ingress", "ConfigOnly"),
+    Field("ConfigFrom", struct("network.ConfigReference", Field("Network", STR))),
+    *fields(STRMAP, "Options", "Labels"), Field("CheckDuplicate", BOOL))
+NETWORK_CONNECT = struct("network.ConnectOptions", Field("Container", STR),
+                         Field("EndpointConfig", ENDPOINT_SETTINGS))
+NETWORK_DISCONNECT = struct("network.DisconnectOptions", Field("Container", STR),
+                            Field("Force", BOOL))
+
 CREATE_REQUEST = struct("container.CreateRequest", Field("HostConfig", HOST_CONFIG),
                         Field("NetworkingConfig", NETWORKING_CONFIG), embed=("Config", CONFIG))
 
@@ -205,3 +220,14 @@ def decode_commit_config(body: Any) -> dict[str, Any] | None:
     config = {k: v for k, v in req.items() if k in CONFIG_KEYS}
     return config if config else None
 
+
+def decode_network_create(body: Any) -> dict[str, Any]:
+    return _decode_body(body, NETWORK_CREATE)
+
+
+def decode_network_connect(body: Any) -> dict[str, Any]:
+    return _decode_body(body, NETWORK_CONNECT)
+
+
+def decode_network_disconnect(body: Any) -> dict[str, Any]:
+    return _decode_body(body, NETWORK_DISCONNECT)

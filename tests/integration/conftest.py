@@ -4,6 +4,7 @@ runtimes (make setup installs them)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.engine.networks import store as engine_networks
 from dockyard.util.fstree import remove_quietly
 
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
@@ -117,15 +119,35 @@ def leftovers(d: Daemon) -> list[str]:
     return out
 
 
+def host_network_objects() -> set[str]:
+    """Bridges, veths and firewall chains an engine makes on the host."""
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    found = {f"link {line.split(':')[1].strip().split('@')[0]}"
+             for line in links.splitlines()
+             if line.split(":")[1].strip().startswith(("dy", "veth"))}
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    found |= {f"chain {line.split()[0][1:]}" for line in rules.splitlines()
+              if line.startswith(":DOCKYARD")}
+    return found
+
+
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind() -> Iterator[None]:
     """After the whole suite: no test daemon left mounts, monitors, network
     namespaces or runtime state of removed containers, and no container
-    cgroup was left behind."""
+    cgroup, bridge, veth or firewall chain was left behind."""
     cgroups_before = container_cgroups()
+    network_before = host_network_objects()
     yield
     leaked = list(_LEAKS)
-    leaked += [f"cgroup {cg}" for cg in sorted(container_cgroups() - cgroups_before)]
+    new_cgroups = container_cgroups() - cgroups_before
+    if new_cgroups:
+        # an engine run beside this one (another checkout's suite) may be
+        # between a container's exit and its cleanup: only what stays counts
+        time.sleep(2)
+        new_cgroups &= container_cgroups()
+    leaked += [f"cgroup {cg}" for cg in sorted(new_cgroups)]
+    leaked += sorted(host_network_objects() - network_before)
     assert not leaked, "left behind by the suite's containers:\n" + "\n".join(leaked)
 
 
@@ -173,6 +195,12 @@ def start_daemon(base: Path, extra_args: list[str] | None = None) -> Daemon:
     return Daemon(sock, data, execr, proc, log_path)
 
 
+def remove_host_networking(d: Daemon) -> None:
+    """A test daemon's bridges, firewall chains and name server: the host is
+    shared, and a test daemon's data root does not outlive its test."""
+    asyncio.run(engine_networks.remove_host_networking(d.data_root, d.exec_root))
+
+
 def stop_daemon(d: Daemon, cleanup: bool = True) -> None:
     """Stop the daemon; with cleanup, also remove its containers (they
     outlive the daemon by design), its exec root and its base directory."""
@@ -190,6 +218,7 @@ def stop_daemon(d: Daemon, cleanup: bool = True) -> None:
             d.proc.kill()
             d.proc.wait()
     if cleanup:
+        remove_host_networking(d)
         subprocess.run(["umount", "-l", str(d.exec_root / "netns")], capture_output=True)
         remove_test_dir(d.exec_root)
         remove_test_dir(d.data_root.parent)

@@ -55,6 +55,8 @@ class ContainerRoutes:
         r.add("POST", "/containers/{id}/attach", self.attach)
         r.add("GET", "/containers/{id}/logs", self.logs)
         r.add("DELETE", "/containers/{id}", self.remove)
+        # `docker rm --link linker/alias`: a link's name has a slash
+        r.add("DELETE", "/containers/{parent}/{alias}", self.remove)
         r.add("GET", "/containers/{id}/attach/ws", self.attach_ws)
 
     # ------------------------------------------------------------ state
@@ -106,8 +108,10 @@ class ContainerRoutes:
         return empty_response(204)
 
     async def remove(self, req: Request) -> Response:
-        opts = RemoveOptions(force=req.query_bool("force"), volumes=req.query_bool("v"))
-        await self.backend.remove(req.params["id"], opts)
+        opts = RemoveOptions(force=req.query_bool("force"), volumes=req.query_bool("v"),
+                             link=req.query_bool("link"))
+        ref = req.params.get("id") or f"{req.params['parent']}/{req.params['alias']}"
+        await self.backend.remove(ref, opts)
         return empty_response(204)
 
     async def prune(self, req: Request) -> Response:

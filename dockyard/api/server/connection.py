@@ -58,6 +58,12 @@ def default_max_connections() -> int:
     return max(16, min(1000, soft // 2))
 
 
+# the client's states once its request body has ended: a client that said
+# `Connection: close` is MUST_CLOSE (or CLOSED) rather than DONE
+_BODY_READ = (h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.MIGHT_SWITCH_PROTOCOL,
+              h11.SWITCHED_PROTOCOL)
+
+
 @dataclass
 class Limits:
     max_head: int = 64 * 1024               # request line + headers; 431 beyond
@@ -325,7 +331,7 @@ class HttpConnection:
         """The next piece of the request body, b"" at its end."""
         h = self._h11
         while True:
-            if h.their_state in (h11.DONE, h11.MIGHT_SWITCH_PROTOCOL, h11.SWITCHED_PROTOCOL):
+            if h.their_state in _BODY_READ:
                 return b""       # read to its end already (h11 would wait for more)
             try:
                 ev = h.next_event()

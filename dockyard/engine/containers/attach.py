@@ -40,7 +40,9 @@ def parse_detach_keys(spec: str | None) -> bytes:
     out = bytearray()
     for key in spec.split(","):
         k = key.strip().lower()
-        if len(k) == 1:
+        if len(k) == 1 and k.isascii():
+            # one byte, as Go's term.ToBytes counts: a character outside
+            # ASCII is two or more bytes in UTF-8, so not a key
             out.append(ord(key.strip()))
         elif k.startswith("ctrl-") and len(k) == 6:
             ch = k[5]

@@ -19,6 +19,7 @@ from dockyard.engine.containers.record import Container
 from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.host.environment import HostEnv
 from dockyard.engine.logs.service import check_log_config
+from dockyard.engine.networks.endpoints import ContainerNetworking
 from dockyard.errors import InvalidParameter, NotFound
 from dockyard.images.service import ImageService
 from dockyard.oci import validate
@@ -33,10 +34,12 @@ _ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armh
 
 
 class ContainerCreator:
-    def __init__(self, store: ContainerStore, images: ImageService, host: HostEnv) -> None:
+    def __init__(self, store: ContainerStore, images: ImageService, host: HostEnv,
+                 networking: ContainerNetworking) -> None:
         self.store = store
         self.images = images
         self.host = host
+        self.networking = networking
 
     async def create(self, body: Any, name: str | None, platform: str | None) -> CreateResult:
         if body is None:
@@ -57,6 +60,8 @@ class ContainerCreator:
         merged = merge_image_config(config, image_config)
         host_config, warnings = self._prepare_host_config(merged, host_config, networking)
         refuse_unsupported(config, host_config, networking)
+        networking = {**networking, "EndpointsConfig": self.networking.check_create(
+            host_config, networking, merged)}
         check_log_config(host_config)
         cid = self.store.new_id()
         name = name or generate_name(self.store.names_taken())

@@ -24,7 +24,15 @@ from dockyard.engine.containers.removal import ContainerRemover
 from dockyard.engine.containers.restart import RestartManager
 from dockyard.engine.containers.runner import ContainerRunner, StartError
 from dockyard.engine.containers.store import ContainerStore
-from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotModified, SystemError_
+from dockyard.engine.networks import legacy_links
+from dockyard.errors import (
+    Conflict,
+    DockyardError,
+    InvalidParameter,
+    NotFound,
+    NotModified,
+    SystemError_,
+)
 from dockyard.oci.signals import check_kill_signal, parse_signal
 from dockyard.runtime import conmon
 
@@ -317,6 +325,9 @@ class Lifecycle:
         self.store.emit(c, "rename", oldName=f"/{old}")
 
     async def remove(self, ref: str, opts: RemoveOptions) -> None:
+        if opts.link:
+            await self._remove_link(ref)
+            return
         c = self.store.get(ref)
         if c.state.removal:
             raise Conflict(f"removal of container {ref} is already in progress")
@@ -336,6 +347,25 @@ class Lifecycle:
             await self.remover.destroy(c)
         finally:
             c.state.removal = False
+
+    async def _remove_link(self, ref: str) -> None:
+        """`docker rm --link /linker/alias`: the linker forgets the link (its
+        running process keeps the /etc/hosts line and variables it started
+        with, as under Docker); no container is removed."""
+        name = ref if ref.startswith("/") else "/" + ref
+        parent, _, alias = name.rpartition("/")
+        if not parent:
+            raise Conflict("Conflict, cannot remove the default link name of the container")
+        try:
+            linker = self.store.get(parent.lstrip("/"))
+        except NotFound:
+            raise NotFound(f"No such container: {ref.lstrip('/')}") from None
+        async with self.store.lock(linker):
+            keep = legacy_links.without_link(linker, alias)
+            if keep is None:
+                raise NotFound(f"No such container: {ref.lstrip('/')}")
+            linker.host_config["Links"] = keep or None
+            self.store.save(linker)
 
     async def _kill_for_removal(self, c: Container) -> None:
         self.restart_manager.cancel(c)

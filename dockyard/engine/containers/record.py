@@ -78,6 +78,10 @@ class Container:
     exec_ids: list[str] = field(default_factory=list)
     has_been_started: bool = False
     warnings: list[str] = field(default_factory=list)
+    # while running: network name -> endpoint (networks/records.py Endpoint)
+    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # while running: the published ports (networks/ports.py PortMapping)
+    ports: list[dict[str, Any]] = field(default_factory=list)
 
     # ------------------------------------------------------------------ io
     def to_disk(self) -> dict[str, Any]:

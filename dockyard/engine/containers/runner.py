@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 
@@ -31,6 +32,8 @@ from dockyard.runtime.commands import (
 )
 from dockyard.runtime.runtimes import OCIRuntime, remove_empty_cgroup
 from dockyard.util.mount import umount
+
+log = logging.getLogger("dockyard.runner")
 
 # conmon rotates an exec session's private log at this size (a container's
 # log goes through a FIFO the daemon drains, never rotated by conmon)
@@ -131,13 +134,18 @@ class ContainerRunner:
         """Undo everything a run made on the host, whether it ended or never
         started: the runtime's container, the log FIFO's keeper (the exit
         monitor has drained the FIFO), the rootfs mount and what start
-        mounted besides it, the network namespace, the bundle (conmon's
-        files), and the cgroup a failed create may leave."""
+        mounted besides it, the network endpoints and published ports, the
+        network namespace, the bundle (conmon's files), and the cgroup a
+        failed create may leave."""
         with contextlib.suppress(Exception):
             await rtcmd.delete(self.runtime_for(c), c.id, force=True)
         await conmon.stop_log_keeper(self.store.layout(c))
         await asyncio.to_thread(umount, str(self.store.rootfs(c)))
         await asyncio.to_thread(self.specs.release_host_mounts, c)
+        try:
+            await self.specs.networking.stop(c, namespace_going=True)
+        except Exception:   # the rest is still released; a later sync retries
+            log.exception("releasing the networking of %s failed", c.id[:12])
         await asyncio.to_thread(remove_netns, self.store.netns_path(c))
         await asyncio.to_thread(shutil.rmtree, self.store.bundle(c), True)
         await asyncio.to_thread(remove_empty_cgroup, self.host.cgroups_path(c.id, c.host_config))

@@ -19,6 +19,8 @@ from typing import Any
 from dockyard.engine.containers.record import Container
 from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.host.environment import HostEnv
+from dockyard.engine.networks import legacy_links
+from dockyard.engine.networks.endpoints import ContainerNetworking
 from dockyard.errors import Conflict, InvalidParameter, NotFound
 from dockyard.images.service import ImageService
 from dockyard.network.netns import create_netns
@@ -40,10 +42,12 @@ from dockyard.util.mount import (
 # ---------------------------------------------------------------- start
 
 class SpecBuilder:
-    def __init__(self, store: ContainerStore, host: HostEnv, images: ImageService) -> None:
+    def __init__(self, store: ContainerStore, host: HostEnv, images: ImageService,
+                 networking: ContainerNetworking) -> None:
         self.store = store
         self.host = host
         self.images = images
+        self.networking = networking
 
     async def prepare(self, c: Container) -> None:
         """Mount the rootfs and write the bundle's config.json for a start."""
@@ -65,6 +69,17 @@ class SpecBuilder:
             if not netns.exists() or not is_mountpoint(str(netns)):
                 await create_netns(netns)
         passwd, group = await asyncio.to_thread(_read_user_db, rootfs)
+        resolv = await asyncio.to_thread(self._resolv_conf, c)
+        endpoints = []
+        if netns is not None:
+            # the container's interfaces are there before its process starts
+            endpoints = await self.networking.start(c, str(netns),
+                                                    list(resolv.external_nameservers))
+        # legacy links (hosts lines, variables) on the default bridge only; on
+        # a user-defined network a link is a name its name server answers
+        links = legacy_links.resolve(self.store, c, endpoints[0].network_name) \
+            if endpoints and endpoints[0].network_name == "bridge" \
+            and legacy_links.wanted(c, endpoints[0].network_name) else []
         etc_dir = d
         if net_mode.startswith("container:"):
             # As dockerd's initializeNetworking: the container takes the donor's
@@ -75,7 +90,10 @@ class SpecBuilder:
             c.config["Domainname"] = donor.config.get("Domainname") or ""
             etc_dir = self.store.dir(donor)
         else:
-            await asyncio.to_thread(self._write_etc_files, c, d)
+            extra = legacy_links.hosts_entries(links, endpoints[0].network_name) \
+                if links else []
+            await asyncio.to_thread(self._write_etc_files, c, d,
+                                    [e.ip for e in endpoints if e.ip], resolv.text, extra)
         ns_paths = self._joined_namespaces(c)
         await asyncio.to_thread(self._check_rt_budget, c)
         shm_path = await asyncio.to_thread(self._prepare_shm, c)
@@ -120,6 +138,12 @@ class SpecBuilder:
             gid_mappings=gid_maps,
         )
         spec = ocispec.build_runtime_spec(inp)
+        if links:
+            # the link variables, under what the container's own Env sets
+            env = spec["process"]["env"]
+            own = {e.split("=", 1)[0] for e in env}
+            env[:0] = [e for e in legacy_links.environment(
+                links, endpoints[0].network_name, c) if e.split("=", 1)[0] not in own]
         if remap is not None and netns is not None:
             await remap.apply_net_sysctls(spec, str(netns))   # userns-remap, see userns.py
         bundle = self.store.bundle(c)
@@ -195,7 +219,26 @@ class SpecBuilder:
         except OSError:
             pass
 
-    def _write_etc_files(self, c: Container, d: Path) -> None:
+    def _resolv_conf(self, c: Container) -> etcfiles.ResolvResult:
+        hc = c.host_config
+        try:
+            host_resolv: str | None = Path("/etc/resolv.conf").read_text()
+        except OSError:
+            host_resolv = None
+        cfg = self.host.config
+        return etcfiles.resolv_conf(host_resolv, hc.get("Dns") or cfg.dns,
+                                    hc.get("DnsSearch") or cfg.dns_search,
+                                    hc.get("DnsOptions") or cfg.dns_opts,
+                                    host_network=(hc.get("NetworkMode") or "") == "host",
+                                    internal_resolver=self.networking.resolver(c))
+
+    def host_gateway_ips(self) -> list[str]:
+        if self.host.config.host_gateway_ip:
+            return [self.host.config.host_gateway_ip]
+        return self.networking.host_gateway()
+
+    def _write_etc_files(self, c: Container, d: Path, addresses: list[str],
+                         resolv_text: str, link_hosts: list[str]) -> None:
         hc = c.host_config
         hostname = c.config.get("Hostname") or c.id[:12]
         net_mode = hc.get("NetworkMode") or "bridge"
@@ -205,21 +248,13 @@ class SpecBuilder:
         if net_mode == "host":
             host_hosts = Path("/etc/hosts").read_text() if Path("/etc/hosts").exists() else ""
             hosts = etcfiles.host_network_hosts_file(host_hosts, hc.get("ExtraHosts") or [],
-                                                     self.host.host_gateway_ips())
+                                                     self.host_gateway_ips())
         else:
-            hosts = etcfiles.hosts_file(hostname, c.config.get("Domainname") or "", [],
-                                        hc.get("ExtraHosts") or [], self.host.host_gateway_ips())
+            hosts = etcfiles.hosts_file(hostname, c.config.get("Domainname") or "", addresses,
+                                        [*link_hosts, *(hc.get("ExtraHosts") or [])],
+                                        self.host_gateway_ips())
         atomic_write(d / "hosts", hosts.encode())
-        try:
-            host_resolv = Path("/etc/resolv.conf").read_text()
-        except OSError:
-            host_resolv = None
-        cfg = self.host.config
-        rc = etcfiles.resolv_conf(host_resolv, hc.get("Dns") or cfg.dns,
-                                  hc.get("DnsSearch") or cfg.dns_search,
-                                  hc.get("DnsOptions") or cfg.dns_opts,
-                                  host_network=net_mode == "host")
-        atomic_write(d / "resolv.conf", rc.text.encode())
+        atomic_write(d / "resolv.conf", resolv_text.encode())
 
     def _joined_namespaces(self, c: Container) -> dict[str, str]:
         """`container:<id>` modes join another running container's namespaces."""

@@ -12,6 +12,9 @@ from typing import Any
 from dockyard.backend import InspectOptions, ListOptions
 from dockyard.engine.containers.record import Container
 from dockyard.engine.containers.store import ContainerStore
+from dockyard.engine.networks import legacy_links
+from dockyard.engine.networks import views as net_views
+from dockyard.engine.networks.store import NetworkStore
 from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.images.service import ImageService
 from dockyard.util.fstree import tree_size
@@ -91,9 +94,11 @@ def _port_match(want: str, have: set[str]) -> bool:
 
 
 class ContainerViews:
-    def __init__(self, store: ContainerStore, images: ImageService) -> None:
+    def __init__(self, store: ContainerStore, images: ImageService,
+                 networks: NetworkStore) -> None:
         self.store = store
         self.images = images
+        self.networks = networks
 
     def inspect(self, ref: str, opts: InspectOptions) -> dict[str, Any]:
         return self.inspect_shape(self.store.get(ref), opts.size, opts.api_version)
@@ -105,38 +110,7 @@ class ContainerViews:
         return sum(dir_size(Path(p)) for p in self.images.lower_dirs(c.image_id))
 
     def network_settings(self, c: Container, api: tuple[int, int]) -> dict[str, Any]:
-        mode = c.host_config.get("NetworkMode") or "bridge"
-        networks: dict[str, Any] = {}
-        if not mode.startswith("container:") and mode != "host":
-            networks[mode] = {
-                "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
-                "DriverOpts": None, "GwPriority": 0, "NetworkID": "", "EndpointID": "",
-                "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None,
-            }
-        elif mode == "host":
-            networks["host"] = {
-                "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
-                "DriverOpts": None, "GwPriority": 0, "NetworkID": "", "EndpointID": "",
-                "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None,
-            }
-        running = c.state.running
-        ns: dict[str, Any] = {
-            "SandboxID": c.id if running else "",
-            "SandboxKey": str(self.store.netns_path(c)) if running and mode != "host" else "",
-            "Ports": {},
-            "Networks": networks,
-        }
-        if api < (1, 52):
-            ns.update({
-                "Bridge": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
-                "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": None,
-                "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "",
-                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-                "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-            })
-        return ns
+        return net_views.network_settings(c, self.networks, str(self.store.netns_path(c)), api)
 
     def inspect_shape(self, c: Container, size: bool, api: tuple[int, int]
                       ) -> dict[str, Any]:
@@ -176,17 +150,17 @@ class ContainerViews:
             out["SizeRootFs"] = rw + self.image_size(c)
         return out
 
-    def summary_shape(self, c: Container, size: bool, api: tuple[int, int]
-                      ) -> dict[str, Any]:
+    def summary_shape(self, c: Container, size: bool, api: tuple[int, int],
+                      link_names: dict[str, list[str]] | None = None) -> dict[str, Any]:
         ns = self.network_settings(c, api)
         out: dict[str, Any] = {
             "Id": c.id,
-            "Names": [f"/{c.name}"],
+            "Names": [f"/{c.name}", *(link_names or {}).get(c.id, ())],
             "Image": c.image_ref,
             "ImageID": c.image_id,
             "Command": c.command_string(),
             "Created": c.created // 1_000_000_000,
-            "Ports": [],
+            "Ports": net_views.ps_ports(c) if c.state.running else [],
             "Labels": c.config.get("Labels") or {},
             "State": c.state.status,
             "Status": c.status_text(),
@@ -225,6 +199,7 @@ class ContainerViews:
         before = self._bound(filters.get("before"))
         since = self._bound(filters.get("since"))
         out = []
+        links = legacy_links.link_names(self.store)
         for c in ctrs:
             if not all_ and not c.state.running and c.state.status not in ("restarting",):
                 continue
@@ -234,7 +209,7 @@ class ContainerViews:
                 continue
             if not self._match(c, filters, exited):
                 continue
-            out.append(self.summary_shape(c, size, api))
+            out.append(self.summary_shape(c, size, api, links))
             if limit is not None and limit > 0 and len(out) >= limit:
                 break
         return out
@@ -263,10 +238,8 @@ class ContainerViews:
             return False
         if f.get("is-task") and any(v in ("1", "true") for v in f["is-task"]):
             return False
-        if f.get("network"):
-            mode = c.host_config.get("NetworkMode") or "bridge"
-            if mode not in f["network"]:
-                return False
+        if f.get("network") and not net_views.on_network(c, self.networks, f["network"]):
+            return False
         if f.get("volume"):
             dests = {mm["Destination"] for mm in mounts_shape(c)}
             if not any(v in dests for v in f["volume"]):
@@ -276,7 +249,8 @@ class ContainerViews:
             if not any(_port_match(v, exposed) for v in f["expose"]):
                 return False
         if f.get("publish"):
-            published = set((c.host_config.get("PortBindings") or {}).keys())
+            published = {f"{m.container_port}/{m.protocol}" for m in net_views.published(c)}
+            published |= {str(m.host_port) + "/" + m.protocol for m in net_views.published(c)}
             if not any(_port_match(v, published) for v in f["publish"]):
                 return False
         return True

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,17 +83,6 @@ class HostEnv:
             if os.path.exists(podman_copy):
                 return podman_copy
         return None
-
-    @staticmethod
-    def host_gateway_ips() -> list[str]:
-        """What `host-gateway` in --add-host stands for.  No bridge network
-        yet: the host's first non-loopback address."""
-        try:
-            addrs = {ai[4][0] for ai in socket.getaddrinfo(socket.gethostname(), None,
-                                                            socket.AF_INET)}
-        except OSError:
-            addrs = set()
-        return sorted(str(a) for a in addrs if not str(a).startswith("127."))[:1]
 
 
 def engine_options(config: DaemonConfig, facts: HostFacts, runtimes: RuntimeSet

@@ -18,7 +18,7 @@ from pathlib import Path
 
 log = logging.getLogger("dockyard.reaper")
 
-_ORPHAN_NAMES = {"conmon", "crun", "runc", "runsc", "catatonit", "unshare"}
+_ORPHAN_NAMES = {"conmon", "crun", "runc", "runsc", "catatonit", "unshare", "aardvark-dns"}
 
 
 def _asyncio_children() -> set[int] | None:

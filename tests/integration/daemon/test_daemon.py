@@ -11,6 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import start_daemon, stop_daemon
 
 
@@ -153,3 +155,17 @@ def test_config_file_and_flags():
                              capture_output=True, timeout=30)
     assert res.returncode != 0
     assert b"no-such-key" in res.stderr
+
+
+@pytest.mark.parametrize(("args", "text"), [
+    (("swarm", "leave", "--force"), "This node is not part of a swarm"),
+    (("node", "ls"), "This node is not a swarm manager."),
+    (("service", "ls"), "This node is not a swarm manager."),
+    (("secret", "ls"), "This node is not a swarm manager."),
+    (("config", "rm", "x"), "This node is not a swarm manager."),
+    (("swarm", "init"), "swarm mode is not supported by dockyard"),
+])
+def test_swarm_requests_answer_as_a_standalone_engine(daemon, args, text):
+    res = daemon.docker(*args)
+    assert res.returncode != 0
+    assert text in res.stderr.decode()

@@ -70,15 +70,10 @@ CLI_REFUSED = [
     (("-v", "/data"), "anonymous volumes (-v /path, Config.Volumes) are not supported yet"),
     (("--mount", "type=bind,source=/,target=/host"), options.NO_MOUNTS),
     (("--mount", "type=tmpfs,target=/x"), options.NO_MOUNTS),
-    (("-p", "8080:80"), options.NO_PORTS),
-    (("-P", "--expose", "80"), options.NO_PORTS),
-    (("--link", "other:alias"), options.NO_LINKS),
     (("--volumes-from", "nonexistent"), "--volumes-from is not supported yet"),
     (("--volume-driver", "local"), "volume drivers (--volume-driver) are not supported yet"),
     (("--storage-opt", "size=1G"), "--storage-opt is supported only for overlay over xfs"),
     (("--network", "weird"), "network weird not found"),
-    (("--mac-address", "02:42:ac:11:00:02"), options.NO_MAC),
-    (("--link-local-ip", "169.254.1.1"), "static IP addresses (--ip, --ip6, --link-local-ip)"),
 ]
 
 
@@ -94,12 +89,8 @@ API_REFUSED = [
     ({"HostConfig": {"Binds": ["/:/host"]}}, 400, options.NO_VOLUMES),
     ({"HostConfig": {"Mounts": [{"Type": "weird", "Target": "/x"}]}}, 400,
      'invalid mount config for type "weird": mount type unknown'),
-    ({"HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}}, 400,
-     options.NO_PORTS),
-    ({"HostConfig": {"PublishAllPorts": True}}, 400, options.NO_PORTS),
     ({"HostConfig": {"VolumesFrom": ["nonexistent"]}}, 400, "--volumes-from is not supported"),
     ({"HostConfig": {"VolumeDriver": "local"}}, 400, "volume drivers"),
-    ({"HostConfig": {"Links": ["a:b"]}}, 400, options.NO_LINKS),
     ({"HostConfig": {"NetworkMode": "weird"}}, 404, "network weird not found"),
     ({"NetworkingConfig": {"EndpointsConfig": {"other": {}}}}, 404, "network other not found"),
     ({"HostConfig": {"Cgroup": "container:x"}}, 400, "HostConfig.Cgroup is not supported"),

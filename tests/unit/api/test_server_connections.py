@@ -206,6 +206,21 @@ def test_stream_after_the_body_was_read(server: Server, framing: str):
     assert b"\r\n2\r\n5\n\r\n0\r\n\r\n" in got and got.count(b"HTTP/1.1 200") == 2
 
 
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_stream_after_the_body_was_read_on_a_closing_connection(server: Server, framing: str):
+    # a client that says Connection: close is done with its side once its
+    # body ended: the stream must be answered, then the connection closed
+    # (load and import with such a client hung here, both sides waiting)
+    head = b"POST /upload-stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    if framing == "length":
+        raw = head + b"Content-Length: 5\r\n\r\nhello"
+    else:
+        raw = head + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    got = server.exchange(raw, timeout=5)
+    assert status_of(got) == 200
+    assert got.endswith(b"\r\n2\r\n5\n\r\n0\r\n\r\n")
+
+
 def test_unread_body_is_dropped_and_connection_kept(server: Server):
     with server.connect() as s:
         s.sendall(b"POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" + PING)

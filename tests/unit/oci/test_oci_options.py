@@ -37,7 +37,18 @@ from dockyard.oci.validate import validate_create
 TESTS = Path(__file__).resolve().parents[2]
 
 # The test that shows each enforced (or warned) field doing what Docker does.
+NET = "integration/network/test_networks.py::"
 EVIDENCE = {
+    "Config.ExposedPorts": NET + "test_ephemeral_port_and_publish_all",
+    "Config.MacAddress": NET + "test_mac_address_on_the_main_network",
+    "HostConfig.PortBindings": NET + "test_published_port_reaches_the_container_from_the_host",
+    "HostConfig.PublishAllPorts": NET + "test_ephemeral_port_and_publish_all",
+    "HostConfig.Links": NET + "test_legacy_link_on_the_default_bridge",
+    "EndpointSettings.IPAMConfig": NET + "test_network_inspect_and_list_shapes",
+    "EndpointSettings.Aliases": NET + "test_containers_resolve_each_other_by_name_and_alias",
+    "EndpointSettings.MacAddress": NET + "test_mac_address_on_the_main_network",
+    "EndpointSettings.Links": NET + "test_link_on_a_user_network",
+    "EndpointSettings.DriverOpts": NET + "test_endpoint_driver_options_and_link_local_ips",
     "Config.Hostname": "integration/hostconfig/test_hc_namespaces.py::test_hostname_and_domainname",
     "Config.Domainname": "integration/hostconfig/test_hc_namespaces.py::test_hostname_and_domainname",
     "Config.User": "integration/hostconfig/test_hc_security.py::test_user_by_name",
@@ -278,24 +289,8 @@ def test_network_modes_that_exist(mode):
     refuse_unsupported({}, {"NetworkMode": mode}, {})
 
 
-def test_unknown_network_is_dockers_404():
-    with pytest.raises(NotFound) as e:
-        refuse_unsupported({}, {"NetworkMode": "weird"}, {})
-    assert e.value.message == "network weird not found"
-    with pytest.raises(NotFound, match="^network other not found$"):
-        refuse_unsupported({}, {"NetworkMode": "bridge"},
-                           {"EndpointsConfig": {"other": {}}})
-
-
-def test_endpoints_only_for_the_containers_own_network():
-    for mode, name in (("bridge", "default"), ("default", "bridge"), ("host", "host"),
-                       ("none", "none")):
-        refuse_unsupported({}, {"NetworkMode": mode}, {"EndpointsConfig": {name: {}}})
-    with pytest.raises(InvalidParameter) as e:
-        refuse_unsupported({}, {"NetworkMode": "bridge"}, {"EndpointsConfig": {"host": {}}})
-    assert e.value.message == ("the container's network is bridge: connecting it to host as "
-                               "well is not supported yet")
-    # output-only fields are ignored, as dockerd ignores them
+def test_output_only_endpoint_fields_are_ignored():
+    # as dockerd ignores them
     refuse_unsupported({}, {"NetworkMode": "host"}, {"EndpointsConfig": {"host": {
         "IPAddress": "10.0.0.2", "NetworkID": "x", "DNSNames": ["a"]}}})
 
