@@ -36,6 +36,8 @@ class PushOptions:
     name: str
     tag: str = ""
     auth: str = ""                 # the X-Registry-Auth header, as sent
+    # without that header: the credentials JSON an old client sends as the body
+    auth_body: dict[str, Any] | None = None
 
 
 class ImageBackend(Protocol):

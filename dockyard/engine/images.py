@@ -98,7 +98,9 @@ class ImageBackendService:
         if opts.tag:
             validate_tag(opts.tag)
             ref = ref.with_tag(opts.tag)
-        return self.distribution.push(ref, decode_auth_header(opts.auth))
+        creds = AuthConfig.from_json(opts.auth_body) if opts.auth_body is not None \
+            else decode_auth_header(opts.auth)
+        return self.distribution.push(ref, creds)
 
     async def login(self, auth: dict[str, Any]) -> dict[str, Any]:
         return await self.distribution.login(AuthConfig.from_json(auth))

@@ -164,8 +164,22 @@ class ImageRoutes:
             raise InvalidParameter("pushing a single platform of an image is not supported "
                                    "(the image store keeps one platform per image): push "
                                    "without --platform")
+        auth = req.headers.get("x-registry-auth", "")
+        body = None
+        if not auth:
+            # the old way: credentials as the body (an empty body is none, as in
+            # moby since the CLI stopped sending "{}")
+            try:
+                body = await req.json()
+            except InvalidParameter as e:
+                raise InvalidParameter(
+                    f"bad parameters and missing X-Registry-Auth: {e.message}") from None
+            if body is not None and not isinstance(body, dict):
+                raise InvalidParameter("bad parameters and missing X-Registry-Auth: json: "
+                                       "cannot unmarshal into Go value of type "
+                                       "registry.AuthConfig")
         opts = PushOptions(name=req.params["name"], tag=req.query_get("tag") or "",
-                           auth=req.headers.get("x-registry-auth", ""))
+                           auth=auth, auth_body=body)
         it = await cancel_on_disconnect(req, primed(self.backend.push(opts)))
         return json_stream_response(it)
 

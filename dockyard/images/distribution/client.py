@@ -26,7 +26,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
 
-from dockyard.errors import DockyardError, Unauthorized
+from dockyard.errors import DockyardError
 from dockyard.images.distribution.auth import (
     AuthConfig,
     Challenge,
@@ -36,6 +36,8 @@ from dockyard.images.distribution.auth import (
     scope_text,
 )
 from dockyard.images.distribution.errors import (
+    CredentialsRefused,
+    RegistryAuthError,
     RegistryHTTPError,
     RegistryUnreachable,
     parse_error_body,
@@ -50,11 +52,20 @@ MAX_REDIRECTS = 10
 MAX_SMALL_BODY = 4 << 20          # manifests, configs, tokens, errors
 TIMEOUT = httpx.Timeout(connect=15.0, read=60.0, write=60.0, pool=None)
 TRANSPORT_ERRORS = (httpx.TransportError, OSError)
+CERTS_RECHECK = 1.0               # seconds between looks at certs.d for one endpoint
 
 
 def transport_error(method: str, url: str, e: BaseException) -> RegistryUnreachable:
-    """Go's *url.Error text: `Get "https://h/v2/": <reason>`."""
+    """Go's *url.Error text: `Get "https://h/v2/": <reason>`, with Go's
+    words for the two TLS failures users meet most (a plain http registry
+    asked for https, a certificate from an unknown CA)."""
     reason = str(e) or type(e).__name__
+    if "WRONG_VERSION_NUMBER" in reason or "record layer failure" in reason:
+        reason = "http: server gave HTTP response to HTTPS client"
+    elif "CERTIFICATE_VERIFY_FAILED" in reason and (
+            "local issuer" in reason or "self-signed" in reason or "self signed" in reason):
+        reason = ("tls: failed to verify certificate: x509: certificate signed by unknown "
+                  f"authority ({reason})")
     return RegistryUnreachable(f'{method.capitalize()} "{url}": {reason}')
 
 
@@ -63,27 +74,41 @@ class Transport:
 
     def __init__(self, hosts: RegistryHosts) -> None:
         self.hosts = hosts
-        self._clients: dict[tuple[str, bool], httpx.AsyncClient] = {}
+        # per endpoint: the client, the certs.d signature it was made with and
+        # when that was last compared with the disk
+        self._clients: dict[tuple[str, bool], tuple[httpx.AsyncClient, Any, float]] = {}
+        self._retired: list[httpx.AsyncClient] = []
         self._challenges: dict[str, list[Challenge]] = {}
         self._tokens: dict[tuple[str, ...], Token] = {}
         self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
 
     def client(self, ep: Endpoint) -> httpx.AsyncClient:
         key = (ep.url, ep.verify_tls)
-        c = self._clients.get(key)
-        if c is None:
-            ctx = self.hosts.ssl_context(ep)
-            c = httpx.AsyncClient(
-                verify=ctx if ctx is not None else True, timeout=TIMEOUT,
-                headers={"User-Agent": USER_AGENT}, follow_redirects=False, trust_env=False,
-                limits=httpx.Limits(max_connections=32, max_keepalive_connections=8))
-            self._clients[key] = c
+        found = self._clients.get(key)
+        now = time.monotonic()
+        if found is not None and (not ep.url.startswith("https://")
+                                  or now - found[2] < CERTS_RECHECK):
+            return found[0]
+        signature = self.hosts.certs_signature(ep.host) if ep.url.startswith("https://") \
+            else None
+        if found is not None and found[1] == signature:
+            self._clients[key] = (found[0], signature, now)
+            return found[0]
+        if found is not None:
+            self._retired.append(found[0])     # closed at shutdown: requests may be under way
+        ctx = self.hosts.ssl_context(ep)
+        c = httpx.AsyncClient(
+            verify=ctx if ctx is not None else True, timeout=TIMEOUT,
+            headers={"User-Agent": USER_AGENT}, follow_redirects=False, trust_env=False,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=8))
+        self._clients[key] = (c, signature, now)
         return c
 
     async def close(self) -> None:
-        for c in self._clients.values():
+        for c in [*(v[0] for v in self._clients.values()), *self._retired]:
             await c.aclose()
         self._clients.clear()
+        self._retired.clear()
 
     def forget_challenges(self, ep: Endpoint) -> None:
         self._challenges.pop(ep.url, None)
@@ -136,34 +161,38 @@ class Transport:
         realm_ep = Endpoint(_origin(realm), urlsplit(realm).netloc,
                             verify_tls=ep.verify_tls or urlsplit(realm).netloc != ep.host)
         client = self.client(realm_ep)
+        if creds.identity_token:
+            form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
+                    "service": service, "client_id": CLIENT_ID, "scope": " ".join(scopes)}
+            if offline:
+                form["access_type"] = "offline"
+            req = client.build_request("POST", realm, data=form)
+        else:
+            params: list[tuple[str, str]] = []
+            if service:
+                params.append(("service", service))
+            params += [("scope", s) for s in scopes]
+            headers = {}
+            if creds.username or creds.password:
+                params.append(("account", creds.username))
+                headers["Authorization"] = _basic(creds)
+            if offline:
+                params += [("client_id", CLIENT_ID), ("offline_token", "true")]
+            sep = "&" if "?" in realm else "?"
+            req = client.build_request(
+                "GET", realm + (sep + urlencode(params) if params else ""), headers=headers)
         try:
-            if creds.identity_token:
-                form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
-                        "service": service, "client_id": CLIENT_ID, "scope": " ".join(scopes)}
-                if offline:
-                    form["access_type"] = "offline"
-                resp = await client.post(realm, data=form)
-            else:
-                params: list[tuple[str, str]] = []
-                if service:
-                    params.append(("service", service))
-                params += [("scope", s) for s in scopes]
-                headers = {}
-                if creds.username or creds.password:
-                    params.append(("account", creds.username))
-                    headers["Authorization"] = _basic(creds)
-                if offline:
-                    params += [("client_id", CLIENT_ID), ("offline_token", "true")]
-                sep = "&" if "?" in realm else "?"
-                resp = await client.get(realm + (sep + urlencode(params) if params else ""),
-                                        headers=headers)
-            body = await _read_limited(resp)
+            resp = await client.send(req, stream=True)
+            try:
+                body = await _read_limited(resp)
+            finally:
+                await resp.aclose()
         except TRANSPORT_ERRORS as e:
-            raise transport_error("GET", realm, e) from e
+            raise transport_error(req.method, realm, e) from e
         if resp.status_code != 200:
             err = parse_error_body(resp.status_code, body, realm)
-            if resp.status_code == 401:
-                raise Unauthorized(f'Get "{realm}": {err.text}')
+            if resp.status_code in (401, 403):
+                raise CredentialsRefused(err.text)
             raise RegistryUnreachable(f"token server {realm}: {err.text}")
         try:
             return parse_token_response(body)
@@ -235,7 +264,7 @@ class RepositoryClient:
                 break
             if ch.scheme == "basic":
                 if not (self.creds.username or self.creds.password):
-                    raise Unauthorized("no basic auth credentials")
+                    raise CredentialsRefused("no basic auth credentials")
                 auth = _basic(self.creds)
                 break
         self._auth, self._auth_ready = auth, True
@@ -248,6 +277,14 @@ class RepositoryClient:
                     content: Any, stream: bool) -> httpx.Response:
         client = self.transport.client(self.ep)
         hdrs = dict(headers or {})
+        try:
+            return await self._send_authorized(client, method, url, hdrs, content, stream)
+        except CredentialsRefused as e:
+            raise RegistryAuthError(f'{method.capitalize()} "{url}": {e}') from None
+
+    async def _send_authorized(self, client: httpx.AsyncClient, method: str, url: str,
+                               hdrs: dict[str, str], content: Any, stream: bool
+                               ) -> httpx.Response:
         auth = await self._authorization()
         for attempt in range(2):
             if auth and _origin(url) == self.ep.url:
@@ -277,9 +314,9 @@ class RepositoryClient:
             if resp.status_code == 401 and attempt == 0 and not self.creds.registry_token \
                     and (content is None or isinstance(content, bytes)):
                 challenges = parse_www_authenticate(resp.headers.get_list("www-authenticate"))
-                await resp.aclose()
                 if not challenges:
                     break
+                await resp.aclose()
                 auth = await self._authorization(challenges, refresh=True)
                 continue
             break
@@ -295,7 +332,8 @@ class RepositoryClient:
         """A whole answer; RegistryHTTPError for a status not in `ok`."""
         resp = await self._send(method, url, headers, content, stream=False)
         if resp.status_code not in ok:
-            raise parse_error_body(resp.status_code, resp.content, url)
+            raise parse_error_body(resp.status_code, resp.content, url,
+                                   resp.headers.get_list("www-authenticate"))
         return resp
 
     @asynccontextmanager
@@ -313,4 +351,5 @@ class RepositoryClient:
             body = await _read_limited(resp)
         except (DockyardError, *TRANSPORT_ERRORS):
             body = b""
-        return parse_error_body(resp.status_code, body, str(resp.request.url))
+        return parse_error_body(resp.status_code, body, str(resp.request.url),
+                                resp.headers.get_list("www-authenticate"))

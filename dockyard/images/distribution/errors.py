@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from dockyard.errors import DockyardError, InvalidParameter, NotFound, Unauthorized
+from dockyard.errors import DockyardError, InvalidParameter, NotFound
+from dockyard.images.distribution.auth import parse_www_authenticate
 
 NOT_FOUND_CODES = ("DENIED", "MANIFEST_UNKNOWN", "NAME_UNKNOWN")
 _STATUS_TEXT = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
@@ -30,9 +31,24 @@ def status_text(status: int) -> str:
 
 class RegistryUnreachable(DockyardError):
     """The registry could not be reached or answered nonsense (a transport
-    failure, not the client's request): dockerd's own texts, 502."""
+    failure, not the client's request): dockerd's own texts, and its 500."""
 
-    status = 502
+    status = 500
+
+
+class RegistryAuthError(DockyardError):
+    """The registry refused the credentials of a pull or push, or asked for
+    some and there were none.  dockerd answers these with 500 (errdefs'
+    Unknown), not 401: a 401 would make the docker CLI prompt for a login
+    in the middle of a pull."""
+
+    status = 500
+
+
+class CredentialsRefused(Exception):
+    """Raised while authorizing a request (no basic credentials, a token
+    server's refusal); the client reports it with the request's method and
+    URL, as Go's *url.Error does."""
 
 
 @dataclass
@@ -60,8 +76,25 @@ class RegistryHTTPError(Exception):
         return self.errors[0].code if self.errors else ""
 
 
-def parse_error_body(status: int, body: bytes, url: str = "") -> RegistryHTTPError:
-    """The registry's error (from its JSON, else its status and body)."""
+# RFC 6750's error codes in a Bearer challenge, as distribution's client reads them
+_BEARER_ERRORS = {"invalid_token": ("UNAUTHORIZED", "authentication required"),
+                  "insufficient_scope": ("DENIED", "requested access to the resource is denied")}
+
+
+def parse_error_body(status: int, body: bytes, url: str = "",
+                     www_authenticate: list[str] | None = None) -> RegistryHTTPError:
+    """The registry's error: a Bearer challenge's `error` first (a token
+    without the scope asked for is `denied`, as distribution's client says),
+    then the JSON errors of the body, else its status and body."""
+    if 400 <= status < 500 and www_authenticate:
+        for ch in parse_www_authenticate(www_authenticate):
+            known = _BEARER_ERRORS.get(ch.params.get("error", "")) \
+                if ch.scheme == "bearer" else None
+            if known:
+                first = RegistryErrorDetail(known[0], ch.params.get("error_description")
+                                            or known[1])
+                rest = parse_error_body(status, body, url)
+                return RegistryHTTPError(status, [first, *rest.errors], str(first), url)
     details: list[RegistryErrorDetail] = []
     try:
         doc = json.loads(body) if body.strip() else None
@@ -98,7 +131,7 @@ def pull_error(e: RegistryHTTPError, familiar_name: str, familiar_ref: str) -> D
     if code == "NAME_UNKNOWN":
         return NotFound(f"repository {familiar_name} not found: {e.text}")
     if code == "UNAUTHORIZED" or e.status == 401:
-        return Unauthorized(e.text)
+        return RegistryAuthError(e.text)
     if e.status == 404:
         return NotFound(f"manifest for {familiar_ref} not found: manifest unknown: "
                         f"{e.text}")
@@ -108,10 +141,8 @@ def pull_error(e: RegistryHTTPError, familiar_name: str, familiar_ref: str) -> D
 
 
 def push_error(e: RegistryHTTPError) -> DockyardError:
-    if e.code == "DENIED":
-        return Unauthorized(e.text)
-    if e.code == "UNAUTHORIZED" or e.status == 401:
-        return Unauthorized(e.text)
+    if e.code in ("DENIED", "UNAUTHORIZED") or e.status in (401, 403):
+        return RegistryAuthError(e.text)
     if e.status == 404:
         return NotFound(e.text)
     if 400 <= e.status < 500:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +77,6 @@ class RegistryHosts:
     def __post_init__(self) -> None:
         self.mirrors = [validate_mirror(m) for m in self.mirrors]
         self.insecure = [validate_insecure(i) for i in self.insecure]
-        self._ssl: dict[tuple[str, bool], ssl.SSLContext] = {}
 
     def is_insecure(self, host: str) -> bool:
         if host in self.insecure:
@@ -113,16 +113,29 @@ class RegistryHosts:
                     Endpoint(f"http://{domain}", domain, verify_tls=False)]
         return [Endpoint(f"https://{domain}", domain)]
 
+    def certs_signature(self, host: str) -> tuple[tuple[str, int, int], ...]:
+        """What certs.d holds for `host` now (names, sizes, mtimes): a
+        changed signature means the TLS settings must be read again, so a
+        CA added while the daemon runs is used by the next pull, as in Docker."""
+        found = []
+        for base in self.certs_dirs:
+            try:
+                entries = sorted(os.scandir(base / host), key=lambda e: e.name)
+            except OSError:
+                continue
+            for e in entries:
+                try:
+                    st = e.stat()
+                except OSError:
+                    continue
+                found.append((e.path, st.st_size, st.st_mtime_ns))
+        return tuple(found)
+
     def ssl_context(self, ep: Endpoint) -> ssl.SSLContext | None:
-        """The TLS settings for an https endpoint (cached; certs.d read once)."""
+        """The TLS settings for an https endpoint, from certs.d as it is now."""
         if not ep.url.startswith("https://"):
             return None
-        key = (ep.host, ep.verify_tls)
-        ctx = self._ssl.get(key)
-        if ctx is None:
-            ctx = self._make_ssl(ep.host, ep.verify_tls)
-            self._ssl[key] = ctx
-        return ctx
+        return self._make_ssl(ep.host, ep.verify_tls)
 
     def _make_ssl(self, host: str, verify: bool) -> ssl.SSLContext:
         ctx = ssl.create_default_context()

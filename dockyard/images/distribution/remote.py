@@ -24,6 +24,7 @@ from dockyard.images.distribution.client import (
     transport_error,
 )
 from dockyard.images.distribution.errors import (
+    CredentialsRefused,
     RegistryHTTPError,
     RegistryUnreachable,
     pull_error,
@@ -62,7 +63,10 @@ async def login(transport: Transport, hosts: RegistryHosts, creds: AuthConfig
         headers: dict[str, str] = {}
         for ch in challenges:
             if ch.scheme == "bearer":
-                tok = await transport.token(ep, ch, [], creds, offline=True, fresh=True)
+                try:
+                    tok = await transport.token(ep, ch, [], creds, offline=True, fresh=True)
+                except CredentialsRefused as e:
+                    raise Unauthorized(f'Get "{url}": {e}') from None
                 headers["Authorization"] = f"Bearer {tok.value}"
                 token = tok.refresh_token
                 break

@@ -274,20 +274,21 @@ class Distribution:
             targets = [(t, rec) for t in tags if (rec := st.lookup_ref(t)) is not None]
         last: DockyardError | None = None
         for ep in self.hosts.push_endpoints(ref.domain):
-            repo = RepositoryClient(self.transport, ep, ref.path, creds, ("pull", "push"))
-            done = 0
             try:
-                for target, rec in targets:
-                    job = PushJob(repo, target, rec, self, emit, token)
-                    digest = await job.run()
-                    done += 1
-                    await self._record_push(target, digest, rec.id)
-                return
+                # the first endpoint that answers takes the push (https, then
+                # plain http for an insecure registry); nothing is retried
+                # elsewhere once layers have started to go up
+                await self.transport.challenges(ep)
             except RegistryUnreachable as e:
-                if done:
-                    raise
                 log.info("push %s to %s: %s", ref, ep.url, e.message)
                 last = e
+                continue
+            repo = RepositoryClient(self.transport, ep, ref.path, creds, ("pull", "push"))
+            for target, rec in targets:
+                job = PushJob(repo, target, rec, self, emit, token)
+                digest = await job.run()
+                await self._record_push(target, digest, rec.id)
+            return
         assert last is not None
         raise last
 

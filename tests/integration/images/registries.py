@@ -40,14 +40,15 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def make_ca(d: Path) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for 127.0.0.1 and localhost it signed:
+def make_ca(d: Path, ips: tuple[str, ...] = ("127.0.0.1",)) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for `ips` and localhost it signed:
     (ca.crt, server.crt, server.key)."""
     d.mkdir(parents=True, exist_ok=True)
     ca_key, ca_crt = d / "ca.key", d / "ca.crt"
     key, csr, crt = d / "server.key", d / "server.csr", d / "server.crt"
     ext = d / "ext.cnf"
-    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+    sans = ",".join(f"IP:{ip}" for ip in ips)
+    ext.write_text(f"subjectAltName={sans},DNS:localhost\n"
                    "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
                    "extendedKeyUsage=serverAuth\n")
     def run(*a: str) -> None:
@@ -62,21 +63,67 @@ def make_ca(d: Path) -> tuple[Path, Path, Path]:
     return ca_crt, crt, key
 
 
+class TestNet:
+    """A network namespace joined to the host by a veth pair on a /30 of
+    198.18.0.0/15 (the benchmarking range, unused here): a registry in it has
+    an address that is not loopback, so it is not insecure by default."""
+
+    def __init__(self) -> None:
+        tag = secrets.token_hex(3)
+        self.name = f"dyreg-{tag}"
+        self.host_if, self.peer_if = f"dyrg{tag}", f"dyrp{tag}"
+        routes = subprocess.run(["ip", "route"], capture_output=True, text=True).stdout
+        while True:
+            third, fourth = secrets.randbelow(256), secrets.randbelow(64) * 4
+            self.gateway = f"198.18.{third}.{fourth + 1}"
+            self.addr = f"198.18.{third}.{fourth + 2}"
+            if f"198.18.{third}." not in routes:
+                break
+
+    def _ip(self, *args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True)
+
+    def start(self) -> TestNet:
+        self._ip("netns", "add", self.name)
+        try:
+            self._ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.peer_if)
+            self._ip("link", "set", self.peer_if, "netns", self.name)
+            self._ip("addr", "add", f"{self.gateway}/30", "dev", self.host_if)
+            self._ip("link", "set", self.host_if, "up")
+            self._ip("-n", self.name, "addr", "add", f"{self.addr}/30", "dev", self.peer_if)
+            self._ip("-n", self.name, "link", "set", self.peer_if, "up")
+            self._ip("-n", self.name, "link", "set", "lo", "up")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+
 @dataclass
 class Registry:
-    """One `docker-registry serve` on 127.0.0.1:<port>."""
+    """One `docker-registry serve` on 127.0.0.1:<port> (or on an address of
+    a TestNet, run inside its namespace)."""
 
     root: Path
     port: int = 0
     htpasswd: tuple[str, str] | None = None
     tls: tuple[Path, Path] | None = None        # (cert, key)
     token: TokenServer | None = None
+    net: TestNet | None = None
     proc: subprocess.Popen[bytes] | None = None
     log: Path = field(init=False)
 
     @property
+    def addr(self) -> str:
+        return self.net.addr if self.net else "127.0.0.1"
+
+    @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.addr}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -111,14 +158,17 @@ class Registry:
         self.log = self.root / "registry.log"
         path = self.root / "config.yml"
         path.write_text(json.dumps(self.config()))      # YAML is a superset of JSON
-        self.proc = subprocess.Popen([REGISTRY, "serve", str(path)], stdin=subprocess.DEVNULL,
-                                     stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        prefix = ["ip", "netns", "exec", self.net.name] if self.net else []
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([*prefix, REGISTRY, "serve", str(path)],
+                                         stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT)
         deadline = time.time() + 20
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"registry exited: {self.log.read_text()}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                with socket.create_connection((self.addr, self.port), timeout=0.2):
                     return self
             except OSError:
                 time.sleep(0.05)
@@ -133,12 +183,18 @@ class Registry:
                 self.proc.kill()
                 self.proc.wait()
 
-    # -- direct access (plain http registries without auth) --------------------
+    # -- direct access (plain http registries, without auth or with basic auth) --
+
+    def _auth(self) -> dict[str, str]:
+        if not self.htpasswd:
+            return {}
+        raw = f"{self.htpasswd[0]}:{self.htpasswd[1]}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
 
     def _open(self, method: str, path: str, body: bytes | None = None,
               headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
         req = urllib.request.Request(self.url + path, data=body, method=method,
-                                     headers=headers or {})
+                                     headers={**self._auth(), **(headers or {})})
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
                 return r.status, dict(r.headers), r.read()
@@ -153,7 +209,8 @@ class Registry:
         sep = "&" if "?" in loc else "?"
         target = urllib.parse.urljoin(self.url, loc) + f"{sep}digest={digest}"
         req = urllib.request.Request(target, data=data, method="PUT",
-                                     headers={"Content-Type": "application/octet-stream"})
+                                     headers={"Content-Type": "application/octet-stream",
+                                              **self._auth()})
         with urllib.request.urlopen(req, timeout=120) as r:
             assert r.status == 201, r.status
         return digest
