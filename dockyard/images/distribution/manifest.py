@@ -164,6 +164,10 @@ def parse_manifest(body: bytes, content_type: str = "", ref: str = ""
     try:
         doc = json.loads(body)
     except (ValueError, RecursionError) as e:
+        if ct not in IMAGE_MANIFESTS + INDEXES:
+            # distribution's UnmarshalManifest: no parser for that Content-Type
+            raise InvalidParameter("unsupported manifest media type and no default "
+                                   f"available: {ct}") from None
         raise InvalidParameter(f"error unmarshalling content: {e}") from None
     if not isinstance(doc, dict):
         raise InvalidParameter("error unmarshalling content: not a JSON object")

@@ -267,44 +267,10 @@ class PullJob:
 
     async def _fetch_into(self, sink: LayerSink, url: str, desc: mf.Descriptor,
                           ident: str) -> None:
-        last = 0.0
         for attempt in range(1, ATTEMPTS + 1):
             headers = {"Range": f"bytes={sink.received}-"} if sink.received else {}
             try:
-                async with self.repo.stream(url, headers) as resp:
-                    if resp.status_code not in (200, 206):
-                        err = await self.repo.error_of(resp)
-                        if resp.status_code == 416 and sink.received:
-                            await run_in_thread(lambda _t: sink.reset())
-                            raise httpx.ReadError("range not satisfiable")
-                        raise pull_error(err, self.ref.familiar_name, self.ref.familiar())
-                    if sink.received and resp.status_code == 200:
-                        await run_in_thread(lambda _t: sink.reset())    # no range support
-                    buf = bytearray()
-                    async for chunk in resp.aiter_raw(FEED):
-                        buf += chunk
-                        if sink.received + len(buf) > desc.size:
-                            raise InvalidParameter(
-                                f"filesystem layer verification failed for digest "
-                                f"{desc.digest}")
-                        if len(buf) >= FEED:
-                            data = bytes(buf)
-                            buf.clear()
-                            await run_in_thread(lambda _t, d=data: sink.write(d))
-                        now = time.monotonic()
-                        current = sink.received + len(buf)
-                        if now - last >= PROGRESS_INTERVAL:
-                            last = now
-                            self.emit(progress_message(ident, "Downloading", current,
-                                                       desc.size))
-                    if buf:
-                        data = bytes(buf)
-                        await run_in_thread(lambda _t, d=data: sink.write(d))
-                    if sink.received != desc.size:
-                        # the registry sent all it meant to (a drop would have
-                        # raised): not the blob the manifest describes
-                        raise InvalidParameter(
-                            f"filesystem layer verification failed for digest {desc.digest}")
+                await self._fetch_once(sink, url, headers, desc, ident)
                 self.emit(progress_message(ident, "Downloading", sink.received, desc.size))
                 return
             except (*TRANSPORT_ERRORS, RegistryUnreachable) as e:
@@ -317,6 +283,56 @@ class PullJob:
                 self.emit(update(ident, f"Retrying in {delay} second{'s' if delay != 1 else ''}"))
                 await asyncio.sleep(self.ctx.retry_delay * delay)
 
+    async def _fetch_once(self, sink: LayerSink, url: str, headers: dict[str, str],
+                          desc: mf.Descriptor, ident: str) -> None:
+        """One GET of the blob from where the sink stands; what arrived before
+        a drop is kept (the next attempt asks for the rest)."""
+        last = 0.0
+        buf = bytearray()
+
+        async def flush() -> None:
+            if buf:
+                data = bytes(buf)
+                buf.clear()
+                await run_in_thread(lambda _t: sink.write(data))
+
+        async with self.repo.stream(url, headers) as resp:
+            if resp.status_code not in (200, 206):
+                err = await self.repo.error_of(resp)
+                if resp.status_code == 416 and sink.received:
+                    await run_in_thread(lambda _t: sink.reset())
+                    raise httpx.ReadError("range not satisfiable")
+                raise pull_error(err, self.ref.familiar_name, self.ref.familiar())
+            if resp.status_code == 200 and sink.received:
+                await run_in_thread(lambda _t: sink.reset())    # the range was ignored
+            elif resp.status_code == 206 and not resp.headers.get(
+                    "content-range", "").startswith(f"bytes {sink.received}-"):
+                raise RegistryUnreachable(
+                    f"{url}: the registry answered a request for bytes {sink.received}- with "
+                    f"{resp.headers.get('content-range', 'no Content-Range')!r}")
+            try:
+                async for chunk in resp.aiter_raw():
+                    buf += chunk
+                    if sink.received + len(buf) > desc.size:
+                        raise InvalidParameter(
+                            f"filesystem layer verification failed for digest {desc.digest}")
+                    if len(buf) >= FEED:
+                        await flush()
+                    now = time.monotonic()
+                    if now - last >= PROGRESS_INTERVAL:
+                        last = now
+                        self.emit(progress_message(ident, "Downloading",
+                                                   sink.received + len(buf), desc.size))
+            except TRANSPORT_ERRORS:
+                await flush()
+                raise
+            await flush()
+        if sink.received != desc.size:
+            # the registry sent all it meant to (a drop would have raised): not
+            # the blob the manifest describes
+            raise InvalidParameter(
+                f"filesystem layer verification failed for digest {desc.digest}")
+
     # -- the whole -----------------------------------------------------------------
 
     async def run(self, token: CancelToken) -> tuple[bool, str]:
@@ -325,11 +341,15 @@ class PullJob:
         # dockerd names a digest pull by its whole reference, a tag pull by the tag
         self.emit(status(f"Pulling from {self.ref.path}",
                          str(self.ref) if self.ref.digest else self.ref.tag))
-        await self.fetch_config(res)
-        image_id = mf.sha256_digest(res.config_bytes)
         layers: list[PulledLayer] = []
         try:
-            if not self.ctx.image_present(image_id):
+            # the image ID is its config's digest: an image already here whole
+            # needs no blob at all (dockerd checks the same way)
+            present = self.ctx.stored_config(res.manifest.config.digest)
+            if present is not None:
+                res.config_bytes = present
+            else:
+                await self.fetch_config(res)
                 layers = self.plan_layers(res)
                 await self.fetch_layers(layers, token)
             self.emit(status(f"Digest: {res.manifest_digest}"))

@@ -77,9 +77,12 @@ class Distribution:
         st = self.images.store
         return st.has_layer(chain_id) and st.blob_path(diff_id).exists()
 
-    def image_present(self, image_id: str) -> bool:
+    def stored_config(self, image_id: str) -> bytes | None:
+        """The config of an image that is here whole (all its layers too)."""
         rec = self.images.store.images.get(image_id)
-        return rec is not None and all(self.images.store.has_layer(c) for c in rec.chain_ids)
+        if rec is None or not all(self.images.store.has_layer(c) for c in rec.chain_ids):
+            return None
+        return rec.config_bytes
 
     def new_temp(self, prefix: str) -> Path:
         return self.images.store.new_temp(prefix)
