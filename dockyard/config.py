@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.errors import InvalidParameter
+from dockyard.images.distribution.hosts import validate_insecure, validate_mirror
 
 # daemon.json keys we honour; others are reported, since dockerd refuses
 # unknown keys too.
@@ -65,6 +66,10 @@ class DaemonConfig:
             v = getattr(self, key)
             if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
                 raise InvalidParameter(f"{key.replace('_', '-')} must be a list of strings")
+        for m in self.registry_mirrors:
+            validate_mirror(m)
+        for i in self.insecure_registries:
+            validate_insecure(i)
         for key in ("max_concurrent_downloads", "max_concurrent_uploads"):
             v = getattr(self, key)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:

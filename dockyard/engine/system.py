@@ -22,6 +22,7 @@ from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.events import EventBus, validate_event_filters
 from dockyard.engine.host.environment import HostEnv
 from dockyard.engine.host.probe import operating_system
+from dockyard.images.distribution.hosts import validate_mirror
 from dockyard.images.service import ImageService
 from dockyard.util.atomic import atomic_write
 from dockyard.util.timefmt import rfc3339_nano_fixed
@@ -161,6 +162,7 @@ def _fs_type(path: Path) -> str:
 
 def _registry_config(mirrors: list[str], insecure: list[str]) -> dict[str, Any]:
     """dockerd's ServiceConfig as /info shows it."""
+    mirrors = [validate_mirror(m) for m in mirrors]     # as dockerd shows them: ".../"
     cidrs = ["::1/128", "127.0.0.0/8", *(i for i in insecure if "/" in i)]
     index = {"docker.io": {"Name": "docker.io", "Mirrors": list(mirrors), "Secure": True,
                            "Official": True}}

@@ -35,14 +35,18 @@ DOCKER_CERTS_DIR = Path("/etc/docker/certs.d")
 
 def validate_mirror(url: str) -> str:
     """dockerd's ValidateMirror: an http(s) URL with nothing after the host."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError as e:
+        raise InvalidParameter(f'invalid mirror: "{url}": {e}') from None
     if parts.scheme not in ("http", "https"):
-        raise InvalidParameter(f"invalid mirror: unsupported scheme {parts.scheme!r} in {url!r}")
+        raise InvalidParameter(f'invalid mirror: unsupported scheme "{parts.scheme}" in "{url}"')
     if (parts.path not in ("", "/")) or parts.query or parts.fragment or parts.username:
         raise InvalidParameter(
-            f"invalid mirror: path, query, or fragment at end of the URI {url!r}")
+            f'invalid mirror: path, query, or fragment at end of the URI "{url}"')
     if not parts.netloc:
-        raise InvalidParameter(f"invalid mirror: no host in {url!r}")
+        raise InvalidParameter(f'invalid mirror: no host in "{url}"')
     return f"{parts.scheme}://{parts.netloc}/"
 
 

@@ -63,7 +63,7 @@ def make_ca(d: Path, ips: tuple[str, ...] = ("127.0.0.1",)) -> tuple[Path, Path,
     return ca_crt, crt, key
 
 
-class TestNet:
+class NetNamespace:
     """A network namespace joined to the host by a veth pair on a /30 of
     198.18.0.0/15 (the benchmarking range, unused here): a registry in it has
     an address that is not loopback, so it is not insecure by default."""
@@ -83,7 +83,7 @@ class TestNet:
     def _ip(self, *args: str) -> None:
         subprocess.run(["ip", *args], check=True, capture_output=True)
 
-    def start(self) -> TestNet:
+    def start(self) -> NetNamespace:
         self._ip("netns", "add", self.name)
         try:
             self._ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.peer_if)
@@ -106,14 +106,14 @@ class TestNet:
 @dataclass
 class Registry:
     """One `docker-registry serve` on 127.0.0.1:<port> (or on an address of
-    a TestNet, run inside its namespace)."""
+    a NetNamespace, run inside its namespace)."""
 
     root: Path
     port: int = 0
     htpasswd: tuple[str, str] | None = None
     tls: tuple[Path, Path] | None = None        # (cert, key)
     token: TokenServer | None = None
-    net: TestNet | None = None
+    net: NetNamespace | None = None
     proc: subprocess.Popen[bytes] | None = None
     log: Path = field(init=False)
 
