@@ -447,3 +447,17 @@ def random_layers(total: int, count: int, seed: int = 0) -> list[bytes]:
             j += 1
         out.append(image_layer(files))
     return out
+
+
+def round_trip(d: Any, host: str, repo: str) -> None:
+    """busybox tagged into `host/repo`, pushed, removed, pulled back (with the
+    digest the push reported) and run, through the docker CLI of daemon `d`."""
+    ref = f"{host}/{repo}:1"
+    d.out("tag", "busybox", ref)
+    out = d.out("push", ref)
+    digest = next(x for x in out.splitlines() if x.startswith("1: digest:")).split()[2]
+    d.out("rmi", ref)
+    out = d.out("pull", ref)
+    assert f"Digest: {digest}" in out
+    assert d.out("run", "--rm", ref, "echo", "ok").strip() == "ok"
+    d.out("rmi", ref)

@@ -15,6 +15,7 @@ import docker
 import pytest
 
 from tests.integration.images.conftest import PASSWORD, USER
+from tests.integration.images.registries import round_trip
 
 
 def _repo() -> str:
@@ -196,12 +197,4 @@ def test_tls_registry_on_loopback(daemon, tls_registry):
     """https on 127.0.0.1: insecure by default as in Docker (the certificate
     is not checked), so push and pull go over TLS without the test CA."""
     assert tls_registry.url.startswith("https://")
-    ref = f"{tls_registry.host}/{_repo()}:1"
-    daemon.out("tag", "busybox", ref)
-    out = daemon.out("push", ref)
-    digest = next(x for x in out.splitlines() if x.startswith("1: digest:")).split()[2]
-    daemon.out("rmi", ref)
-    out = daemon.out("pull", ref)
-    assert f"Digest: {digest}" in out
-    assert daemon.out("run", "--rm", ref, "echo", "tls").strip() == "tls"
-    daemon.out("rmi", ref)
+    round_trip(daemon, tls_registry.host, _repo())

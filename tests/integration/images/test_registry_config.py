@@ -26,12 +26,13 @@ import pytest
 from tests.integration.conftest import Daemon, remove_test_dir, start_daemon, stop_daemon
 from tests.integration.images.faultproxy import FaultProxy
 from tests.integration.images.registries import (
-    Registry,
     NetNamespace,
+    Registry,
     busybox_layer,
     image_layer,
     make_ca,
     push_image,
+    round_trip,
 )
 
 DOCKER_CERTS = Path("/etc/docker/certs.d")
@@ -107,19 +108,6 @@ def setup(reg_dir: Path) -> Iterator[Setup]:
         net.stop()
 
 
-def _round_trip(d: Daemon, host: str) -> None:
-    """busybox pushed, removed, pulled back (the same digest) and run."""
-    ref = f"{host}/{_repo()}:1"
-    d.out("tag", "busybox", ref)
-    out = d.out("push", ref)
-    digest = next(x for x in out.splitlines() if x.startswith("1: digest:")).split()[2]
-    d.out("rmi", ref)
-    out = d.out("pull", ref)
-    assert f"Digest: {digest}" in out
-    assert d.out("run", "--rm", ref, "echo", "ok").strip() == "ok"
-    d.out("rmi", ref)
-
-
 def test_info_shows_the_registry_configuration(setup):
     cfg = json.loads(setup.daemon.out("info", "--format", "{{json .RegistryConfig}}"))
     assert cfg["Mirrors"] == [f"http://{setup.mirror.host}/"]
@@ -147,7 +135,7 @@ def test_mirror_serves_docker_hub_names(setup):
 
 
 def test_tls_verified_with_the_daemons_certs_d(setup, daemon):
-    _round_trip(setup.daemon, setup.verified.host)
+    round_trip(setup.daemon, setup.verified.host, _repo())
     # the default test daemon has no CA for that host: refused
     res = daemon.docker("pull", f"{setup.verified.host}/t/none:1")
     assert res.returncode == 1
@@ -156,13 +144,13 @@ def test_tls_verified_with_the_daemons_certs_d(setup, daemon):
 
 def test_tls_verified_with_docker_certs_d(setup, daemon):
     """/etc/docker/certs.d serves every daemon, as it does dockerd."""
-    _round_trip(setup.daemon, setup.docker_verified.host)
-    _round_trip(daemon, setup.docker_verified.host)
+    round_trip(setup.daemon, setup.docker_verified.host, _repo())
+    round_trip(daemon, setup.docker_verified.host, _repo())
 
 
 def test_insecure_registries(setup, daemon):
-    _round_trip(setup.daemon, setup.insecure_tls.host)
-    _round_trip(setup.daemon, setup.insecure_http.host)
+    round_trip(setup.daemon, setup.insecure_tls.host, _repo())
+    round_trip(setup.daemon, setup.insecure_http.host, _repo())
     # not listed for the default test daemon: verified TLS only
     res = daemon.docker("pull", f"{setup.insecure_tls.host}/t/none:1")
     assert "x509: certificate signed by unknown authority" in res.stderr.decode()
