@@ -37,12 +37,17 @@ class AuthConfig:
         if not isinstance(obj, dict):
             return cls()
 
+        # Go's decoder matches field names in any case
+        folded: dict[str, Any] = {}
+        for k, v in obj.items():
+            if isinstance(k, str):
+                folded.setdefault(k.lower(), v)
+
         def s(*keys: str) -> str:
             for k in keys:
-                for kk in (k, k.lower()):
-                    v = obj.get(kk)
-                    if isinstance(v, str) and v:
-                        return v
+                v = folded.get(k.lower())
+                if isinstance(v, str) and v:
+                    return v
             return ""
 
         username, password = s("username"), s("password")
@@ -53,8 +58,8 @@ class AuthConfig:
                 username, _, password = _b64decode(legacy).decode().partition(":")
             except (ValueError, UnicodeDecodeError):
                 pass
-        return cls(username, password, s("identitytoken", "IdentityToken"),
-                   s("registrytoken", "RegistryToken"), s("serveraddress", "ServerAddress"))
+        return cls(username, password, s("identitytoken"), s("registrytoken"),
+                   s("serveraddress"))
 
 
 def _b64decode(text: str) -> bytes:
