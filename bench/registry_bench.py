@@ -41,6 +41,7 @@ from run import DOCKER, ROOT, UnixHTTP, stop, wait_socket
 
 from tests.integration.images.registries import Registry, image_layer, push_image
 
+DY_EXEC, REF_EXEC = "/run/dockyard-regbench", "/run/dockyard-regbench-ref"
 TARGETS = {"pull, empty store (s)": "<= 0.8x dockerd", "push, empty registry (s)": "<= dockerd",
            "pull, all layers present (ms)": "< 100 ms", "pull, image up to date (ms)": ""}
 
@@ -94,7 +95,7 @@ def start_dockyard(base: Path) -> tuple[subprocess.Popen[bytes], str]:
     sock = str(base / "dockyard.sock")
     proc = subprocess.Popen(
         [sys.executable, "-m", "dockyard.cli", "daemon", "-H", f"unix://{sock}",
-         "--data-root", str(base / "dockyard-data"), "--exec-root", "/run/dockyard-regbench"],
+         "--data-root", str(base / "dockyard-data"), "--exec-root", DY_EXEC],
         stdout=subprocess.DEVNULL, stderr=open(base / "dockyard.log", "wb"),
         start_new_session=True, cwd=ROOT)
     wait_socket(sock, proc)
@@ -107,7 +108,7 @@ def start_dockerd(base: Path) -> tuple[subprocess.Popen[bytes], str] | None:
     sock = str(base / "dockerd.sock")
     proc = subprocess.Popen(
         ["dockerd", "-H", f"unix://{sock}", "--data-root", str(base / "dockerd-data"),
-         "--exec-root", "/run/dockyard-regbench-ref", "--pidfile", str(base / "dockerd.pid"),
+         "--exec-root", REF_EXEC, "--pidfile", str(base / "dockerd.pid"),
          "--bridge", "none", "--iptables=false", "--ip6tables=false"],
         stdout=subprocess.DEVNULL, stderr=open(base / "dockerd.log", "wb"),
         start_new_session=True)
@@ -121,7 +122,7 @@ def bench_engine(sock: str, src: Registry, dst: Registry, runs: int) -> dict[str
     res: dict[str, list[float]] = {k: [] for k in TARGETS}
     for i in range(runs + 1):                     # the first is a warm-up
         out: list[str] = []
-        cold = timed(lambda: out.append(cli(sock, "pull", big)))
+        cold = timed(lambda out=out: out.append(cli(sock, "pull", big)))  # type: ignore[misc]
         if out[0].count("Pull complete") != 5:         # really from an empty store
             raise RuntimeError(f"not a pull into an empty store:\n{out[0]}")
         cli(sock, "tag", big, pushed)
@@ -181,6 +182,11 @@ def main() -> int:
             print(f"{k}: dockyard/dockerd = "
                   f"{results['dockyard'][k] / results['dockerd'][k]:.2f}")
     subprocess.run(["umount", "-R", str(base / "dockerd-data")], capture_output=True)
+    subprocess.run([sys.executable, "-m", "dockyard.cli", "cleanup", "--data-root",
+                    str(base / "dockyard-data"), "--exec-root", DY_EXEC], capture_output=True)
+    for d in (DY_EXEC, REF_EXEC):
+        subprocess.run(["umount", "-R", f"{d}/netns"], capture_output=True)
+        shutil.rmtree(d, ignore_errors=True)
     shutil.rmtree(base, ignore_errors=True)
     return 0
 
