@@ -165,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     level = {"warn": "WARNING", "fatal": "CRITICAL"}.get(cfg.log_level, cfg.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    # the registry client's transport logs every request (httpx, at INFO) and
+    # every socket event (httpcore, at DEBUG): requests in debug mode only
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    if not cfg.debug:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     return asyncio.run(run_daemon(cfg))
 
 

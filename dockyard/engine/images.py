@@ -33,10 +33,15 @@ def pull_reference(image: str, tag: str) -> Reference:
     ref = parse_normalized_named(image.removesuffix(":"))
     if tag:
         if _DIGEST_LIKE.match(tag):
-            ref = parse_normalized_named(f"{ref.name}@{tag}")
-        else:
+            try:
+                return parse_normalized_named(f"{ref.name}@{tag}")
+            except InvalidParameter:
+                pass                    # not a digest after all: it must be a tag
+        try:
             validate_tag(tag)
-            ref = ref.with_tag(tag)
+        except InvalidParameter:
+            raise InvalidParameter("invalid tag format") from None
+        ref = ref.with_tag(tag)
     return ref
 
 

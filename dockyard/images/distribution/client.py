@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -60,13 +62,27 @@ def transport_error(method: str, url: str, e: BaseException) -> RegistryUnreacha
     words for the two TLS failures users meet most (a plain http registry
     asked for https, a certificate from an unknown CA)."""
     reason = str(e) or type(e).__name__
-    if "WRONG_VERSION_NUMBER" in reason or "record layer failure" in reason:
+    cause = _root_cause(e)
+    netloc = urlsplit(url).netloc
+    if isinstance(cause, socket.gaierror):
+        reason = f"dial tcp: lookup {netloc.rsplit(':', 1)[0]}: no such host"
+    elif isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED:
+        reason = f"dial tcp {netloc}: connect: connection refused"
+    elif "WRONG_VERSION_NUMBER" in reason or "record layer failure" in reason:
         reason = "http: server gave HTTP response to HTTPS client"
     elif "CERTIFICATE_VERIFY_FAILED" in reason and (
             "local issuer" in reason or "self-signed" in reason or "self signed" in reason):
         reason = ("tls: failed to verify certificate: x509: certificate signed by unknown "
                   f"authority ({reason})")
     return RegistryUnreachable(f'{method.capitalize()} "{url}": {reason}')
+
+
+def _root_cause(e: BaseException) -> BaseException:
+    seen = 0
+    while seen < 10 and (e.__cause__ or e.__context__) is not None:
+        e = e.__cause__ or e.__context__  # type: ignore[assignment]
+        seen += 1
+    return e
 
 
 class Transport:

@@ -365,9 +365,15 @@ def image_layer(files: dict[str, bytes], executable: tuple[str, ...] = ()) -> by
 
 
 def busybox_layer() -> bytes:
-    """A layer with the host's static busybox as /bin/busybox."""
-    data = Path("/bin/busybox").read_bytes()
-    return image_layer({"bin/busybox": data}, executable=("bin/busybox",))
+    """The embedded busybox image's layer: the host's static busybox with a
+    link for every applet, /etc/passwd and /etc/group."""
+    import tempfile
+
+    from dockyard.images.busybox import build_busybox_layer
+
+    with tempfile.NamedTemporaryFile(dir="/var/tmp") as f:
+        build_busybox_layer(Path(f.name))
+        return Path(f.name).read_bytes()
 
 
 def push_image(reg: Registry, repo: str, tag: str, layers: list[bytes], arch: str = "amd64",
@@ -393,6 +399,7 @@ def push_image(reg: Registry, repo: str, tag: str, layers: list[bytes], arch: st
             blob, mt = tar, "application/vnd.oci.image.layer.v1.tar"
         descs.append({"mediaType": mt, "size": len(blob), "digest": reg.put_blob(repo, blob)})
     config: dict[str, Any] = {"architecture": arch, "os": "linux",
+                              "created": "2026-01-02T03:04:05Z",
                               "config": {"Cmd": cmd or ["sh"]},
                               "rootfs": {"type": "layers", "diff_ids": diff_ids},
                               "history": [{"created_by": "test"} for _ in layers]}
