@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dockyard.errors import InvalidParameter
 from dockyard.images.distribution.hosts import validate_insecure, validate_mirror
+from dockyard.images.distribution.proxies import KEYS as PROXY_KEYS
+from dockyard.images.distribution.proxies import Proxies
 
 # daemon.json keys we honour; others are reported, since dockerd refuses
 # unknown keys too.
@@ -19,7 +22,7 @@ KNOWN_KEYS = {
     "dns", "dns-search", "dns-opts", "init", "init-path", "emulation", "seccomp-profile",
     "no-new-privileges", "group", "live-restore", "storage-driver", "cgroup-parent",
     "shutdown-timeout", "registry-mirrors", "insecure-registries", "max-concurrent-downloads",
-    "max-concurrent-uploads", "bip", "default-address-pools", "host-gateway-ip", "ip-forward",
+    "max-concurrent-uploads", "proxies", "bip", "default-address-pools", "host-gateway-ip", "ip-forward",
 }
 
 
@@ -59,6 +62,9 @@ class DaemonConfig:
     insecure_registries: list[str] = field(default_factory=list)
     max_concurrent_downloads: int = 3
     max_concurrent_uploads: int = 5
+    # http-proxy, https-proxy, no-proxy for registry traffic (daemon.json's
+    # "proxies"); the environment's HTTP_PROXY etc. fill what is not set
+    proxies: dict[str, str] = field(default_factory=dict)
 
     def check_registry_options(self) -> None:
         """The registry keys' types, as dockerd's decoder checks them."""
@@ -66,6 +72,15 @@ class DaemonConfig:
             v = getattr(self, key)
             if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
                 raise InvalidParameter(f"{key.replace('_', '-')} must be a list of strings")
+        if not isinstance(self.proxies, dict) or not all(
+                isinstance(v, str) for v in self.proxies.values()):
+            raise InvalidParameter("proxies must be an object of strings")
+        unknown = sorted(set(self.proxies) - set(PROXY_KEYS))
+        if unknown:
+            raise InvalidParameter(f"unknown proxies option: {', '.join(unknown)}")
+        resolved = Proxies.from_config(self.proxies, os.environ)
+        self.proxies = {"http-proxy": resolved.http, "https-proxy": resolved.https,
+                        "no-proxy": resolved.no_proxy}
         for m in self.registry_mirrors:
             validate_mirror(m)
         for i in self.insecure_registries:

@@ -51,6 +51,7 @@ from dockyard.engine.networks.store import HostNames, NetworkStore, default_brid
 from dockyard.engine.system import SystemService
 from dockyard.errors import Unavailable
 from dockyard.images.distribution.hosts import DOCKER_CERTS_DIR
+from dockyard.images.distribution.proxies import Proxies
 from dockyard.images.distribution.service import Distribution, DistributionOptions
 from dockyard.images.service import ImageService
 from dockyard.network import links
@@ -139,7 +140,8 @@ class Engine:
             insecure=list(self.config.insecure_registries),
             certs_dirs=[self._config_dir() / "certs.d", DOCKER_CERTS_DIR],
             max_downloads=self.config.max_concurrent_downloads,
-            max_uploads=self.config.max_concurrent_uploads))
+            max_uploads=self.config.max_concurrent_uploads,
+            proxies=Proxies.from_config(self.config.proxies, {})))
         self._distribution = distribution
         await self._open_networks()
         self._wire(host, images, distribution)

@@ -23,6 +23,7 @@ from dockyard.engine.events import EventBus, validate_event_filters
 from dockyard.engine.host.environment import HostEnv
 from dockyard.engine.host.probe import operating_system
 from dockyard.images.distribution.hosts import validate_mirror
+from dockyard.images.distribution.proxies import Proxies
 from dockyard.images.service import ImageService
 from dockyard.util.atomic import atomic_write
 from dockyard.util.timefmt import rfc3339_nano_fixed
@@ -113,7 +114,8 @@ class SystemService:
             "IndexServerAddress": "https://index.docker.io/v1/",
             "RegistryConfig": _registry_config(self.host.config.registry_mirrors,
                                                self.host.config.insecure_registries),
-            "GenericResources": None, "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
+            "GenericResources": None,
+            **Proxies.from_config(self.host.config.proxies, {}).shown(),
             "Name": self.name, "Labels": [], "ExperimentalBuild": False,
             "ServerVersion": __version__, "Runtimes": runtimes,
             "DefaultRuntime": self.host.runtimes.default or "",

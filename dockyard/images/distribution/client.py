@@ -57,17 +57,20 @@ TRANSPORT_ERRORS = (httpx.TransportError, OSError)
 CERTS_RECHECK = 1.0               # seconds between looks at certs.d for one endpoint
 
 
-def transport_error(method: str, url: str, e: BaseException) -> RegistryUnreachable:
+def transport_error(method: str, url: str, e: BaseException, proxy: str | None = None
+                    ) -> RegistryUnreachable:
     """Go's *url.Error text: `Get "https://h/v2/": <reason>`, with Go's
-    words for the two TLS failures users meet most (a plain http registry
-    asked for https, a certificate from an unknown CA)."""
+    words for what users meet most: a refused connection, an unknown host
+    (of the registry, or of the proxy the request went through), a plain
+    http registry asked for https, a certificate from an unknown CA."""
     reason = str(e) or type(e).__name__
     cause = _root_cause(e)
-    netloc = urlsplit(url).netloc
+    dial = urlsplit(proxy or url)
+    prefix = "proxyconnect tcp: " if proxy else ""
     if isinstance(cause, socket.gaierror):
-        reason = f"dial tcp: lookup {netloc.rsplit(':', 1)[0]}: no such host"
+        reason = f"{prefix}dial tcp: lookup {dial.hostname}: no such host"
     elif isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED:
-        reason = f"dial tcp {netloc}: connect: connection refused"
+        reason = f"{prefix}dial tcp {dial.netloc.rpartition('@')[2]}: connect: connection refused"
     elif "WRONG_VERSION_NUMBER" in reason or "record layer failure" in reason:
         reason = "http: server gave HTTP response to HTTPS client"
     elif "CERTIFICATE_VERIFY_FAILED" in reason and (
@@ -115,6 +118,7 @@ class Transport:
         ctx = self.hosts.ssl_context(ep)
         c = httpx.AsyncClient(
             verify=ctx if ctx is not None else True, timeout=TIMEOUT,
+            proxy=self.hosts.proxies.for_url(ep.url),
             headers={"User-Agent": USER_AGENT}, follow_redirects=False, trust_env=False,
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=8))
         self._clients[key] = (c, signature, now)
@@ -125,6 +129,9 @@ class Transport:
             await c.aclose()
         self._clients.clear()
         self._retired.clear()
+
+    def error(self, method: str, url: str, e: BaseException) -> RegistryUnreachable:
+        return transport_error(method, url, e, self.hosts.proxies.for_url(url))
 
     def forget_challenges(self, ep: Endpoint) -> None:
         self._challenges.pop(ep.url, None)
@@ -139,7 +146,7 @@ class Transport:
             resp = await self.client(ep).get(url)
             await resp.aread()
         except TRANSPORT_ERRORS as e:
-            raise transport_error("GET", url, e) from e
+            raise self.error("GET", url, e) from e
         if resp.status_code not in (200, 401):
             # dockerd goes on (some registries answer 404 here); nothing to authenticate
             log.debug("ping %s: %s", url, resp.status_code)
@@ -204,7 +211,7 @@ class Transport:
             finally:
                 await resp.aclose()
         except TRANSPORT_ERRORS as e:
-            raise transport_error(req.method, realm, e) from e
+            raise self.error(req.method, realm, e) from e
         if resp.status_code != 200:
             err = parse_error_body(resp.status_code, body, realm)
             if resp.status_code in (401, 403):
@@ -313,7 +320,7 @@ class RepositoryClient:
                 try:
                     resp = await client.send(req, stream=True)
                 except TRANSPORT_ERRORS as e:
-                    raise transport_error(method, target, e) from e
+                    raise self.transport.error(method, target, e) from e
                 if resp.status_code in (301, 302, 303, 307, 308) and method in ("GET", "HEAD") \
                         and "location" in resp.headers:
                     await resp.aclose()
@@ -340,7 +347,7 @@ class RepositoryClient:
             try:
                 await resp.aread()
             except TRANSPORT_ERRORS as e:
-                raise transport_error(method, url, e) from e
+                raise self.transport.error(method, url, e) from e
         return resp
 
     async def request(self, method: str, url: str, headers: Mapping[str, str] | None = None,

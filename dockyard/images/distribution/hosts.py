@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from dockyard.errors import InvalidParameter
+from dockyard.images.distribution.proxies import Proxies
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class RegistryHosts:
     mirrors: list[str] = field(default_factory=list)
     insecure: list[str] = field(default_factory=list)
     certs_dirs: list[Path] = field(default_factory=lambda: [DOCKER_CERTS_DIR])
+    proxies: Proxies = field(default_factory=Proxies)
 
     def __post_init__(self) -> None:
         self.mirrors = [validate_mirror(m) for m in self.mirrors]

@@ -41,7 +41,6 @@ from dockyard.images.distribution import manifest as mf
 from dockyard.images.distribution.client import (
     TRANSPORT_ERRORS,
     RepositoryClient,
-    transport_error,
 )
 from dockyard.images.distribution.errors import (
     RegistryHTTPError,
@@ -277,7 +276,7 @@ class PullJob:
                 if attempt == ATTEMPTS:
                     if isinstance(e, DockyardError):
                         raise
-                    raise transport_error("GET", url, e) from e
+                    raise self.repo.transport.error("GET", url, e) from e
                 delay = attempt
                 log.info("layer %s: %s; resuming at byte %d", ident, e, sink.received)
                 self.emit(update(ident, f"Retrying in {delay} second{'s' if delay != 1 else ''}"))

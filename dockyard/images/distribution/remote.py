@@ -21,7 +21,6 @@ from dockyard.images.distribution.client import (
     TRANSPORT_ERRORS,
     RepositoryClient,
     Transport,
-    transport_error,
 )
 from dockyard.images.distribution.errors import (
     CredentialsRefused,
@@ -79,7 +78,7 @@ async def login(transport: Transport, hosts: RegistryHosts, creds: AuthConfig
         try:
             resp = await transport.client(ep).get(url, headers=headers)
         except TRANSPORT_ERRORS as e:
-            last = transport_error("GET", url, e)
+            last = transport.error("GET", url, e)
             continue
         if resp.status_code != 200:
             raise Unauthorized(f"login attempt to {url} failed with status: "

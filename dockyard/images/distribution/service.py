@@ -27,6 +27,7 @@ from dockyard.images.distribution.errors import RegistryHTTPError, RegistryUnrea
 from dockyard.images.distribution.hosts import DOCKER_CERTS_DIR, RegistryHosts
 from dockyard.images.distribution.metadata import BlobSource, LayerMetadata
 from dockyard.images.distribution.platforms import Platform
+from dockyard.images.distribution.proxies import Proxies
 from dockyard.images.distribution.pull import PulledLayer, PullJob, status
 from dockyard.images.distribution.push import PushJob, repo_tags
 from dockyard.images.distribution.remote import inspect_remote, login
@@ -50,6 +51,7 @@ class DistributionOptions:
     max_downloads: int = 3
     max_uploads: int = 5
     retry_delay: float = 1.0          # seconds, times the attempt number
+    proxies: Proxies = field(default_factory=Proxies)
 
 
 class Distribution:
@@ -61,7 +63,7 @@ class Distribution:
         self.images = images
         self.opts = opts
         self.hosts = hosts or RegistryHosts(list(opts.mirrors), list(opts.insecure),
-                                            list(opts.certs_dirs))
+                                            list(opts.certs_dirs), opts.proxies)
         self.transport = Transport(self.hosts)
         self.download_slots = asyncio.Semaphore(opts.max_downloads)
         self.upload_slots = asyncio.Semaphore(opts.max_uploads)

@@ -250,3 +250,19 @@ def test_failed_pulls_leave_nothing(daemon, registry):
     assert res.returncode == 1
     assert "does not match its diff_id" in res.stderr.decode()
     assert _store_state(daemon) == before
+
+
+def test_registry_traffic_goes_through_the_proxy(daemon):
+    """The test daemons run with HTTP(S)_PROXY set to a port that refuses
+    connections: a Docker Hub name goes there (and fails at once), loopback
+    registries do not; /info shows the proxies as dockerd does."""
+    from tests.integration.conftest import NO_EXIT_PROXY
+
+    info = json.loads(daemon.out("info", "--format", "{{json .}}"))
+    assert (info["HttpProxy"], info["HttpsProxy"], info["NoProxy"]) == \
+        (NO_EXIT_PROXY, NO_EXIT_PROXY, "198.18.0.0/15")
+    res = daemon.docker("pull", f"dockyard-test/{uuid.uuid4().hex[:8]}")
+    assert res.returncode == 1
+    assert ('Get "https://registry-1.docker.io/v2/": proxyconnect tcp: dial tcp '
+            f'{NO_EXIT_PROXY.removeprefix("http://")}: connect: connection refused'
+            in res.stderr.decode()), res.stderr.decode()

@@ -250,3 +250,26 @@ def test_registry_option_texts():
         validate_insecure("http://r")
     with pytest.raises(InvalidParameter, match="not a valid CIDR"):
         validate_insecure("10.0.0.0/99")
+
+
+def test_proxies_as_go_chooses_them():
+    from dockyard.images.distribution.proxies import Proxies, check_proxy_url
+
+    p = Proxies.from_config({"https-proxy": "http://u:pw@proxy:3128"},
+                            {"HTTP_PROXY": "http://plain:80", "no_proxy": ".corp, 10.0.0.0/8,"
+                             "reg.example:5000, example.org"})
+    assert p.for_url("https://registry-1.docker.io/v2/") == "http://u:pw@proxy:3128"
+    assert p.for_url("http://reg.example/v2/") == "http://plain:80"
+    for bypassed in ("https://127.0.0.1:5000/v2/", "https://localhost/v2/", "http://[::1]:5/",
+                     "https://a.corp/v2/", "https://10.2.3.4/v2/", "https://reg.example:5000/",
+                     "https://example.org/", "https://x.example.org/"):
+        assert p.for_url(bypassed) is None, bypassed
+    assert p.for_url("https://reg.example:5001/") is not None
+    assert p.for_url("https://corp/") is not None              # ".corp": subdomains only
+    assert Proxies(https="http://p", no_proxy="*").for_url("https://x/") is None
+    assert p.shown() == {"HttpProxy": "http://plain:80",
+                         "HttpsProxy": "http://xxxxx:xxxxx@proxy:3128",
+                         "NoProxy": ".corp, 10.0.0.0/8,reg.example:5000, example.org"}
+    assert check_proxy_url("proxy:3128") == "http://proxy:3128"
+    with pytest.raises(InvalidParameter, match="only http:// and https://"):
+        check_proxy_url("socks5://p:1080")
