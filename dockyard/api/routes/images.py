@@ -167,14 +167,17 @@ class ImageRoutes:
         auth = req.headers.get("x-registry-auth", "")
         body = None
         if not auth:
-            # the old way: credentials as the body (an empty body is none, as in
-            # moby since the CLI stopped sending "{}")
+            # the old way: credentials as the body; clients without any send
+            # "{}" (the docker CLI, docker-py), and no body at all is refused
             try:
                 body = await req.json()
             except InvalidParameter as e:
                 raise InvalidParameter(
                     f"bad parameters and missing X-Registry-Auth: {e.message}") from None
-            if body is not None and not isinstance(body, dict):
+            if body is None:
+                raise InvalidParameter("bad parameters and missing X-Registry-Auth: invalid "
+                                       "X-Registry-Auth header: EOF")
+            if not isinstance(body, dict):
                 raise InvalidParameter("bad parameters and missing X-Registry-Auth: json: "
                                        "cannot unmarshal into Go value of type "
                                        "registry.AuthConfig")

@@ -88,7 +88,7 @@ def test_basic_auth_through_docker_py(client, auth_registry):
 
 def test_push_credentials_in_the_body(client, auth_registry):
     """Old clients send the credentials as the push's body when there is no
-    X-Registry-Auth header; a body that is no JSON object is a 400."""
+    X-Registry-Auth header; a body that is no JSON object, or no body, is a 400."""
     ref = f"{auth_registry.host}/{_repo()}"
     client.images.get("busybox").tag(ref, "body")
     api = client.api
@@ -103,6 +103,11 @@ def test_push_credentials_in_the_body(client, auth_registry):
                      data="[1, 2]", headers={"Content-Type": "application/json"})
     assert resp.status_code == 400
     assert "bad parameters and missing X-Registry-Auth" in resp.json()["message"]
+    # neither header nor body: moby's EOF
+    resp = api._post(api._url("/images/{0}/push", ref), params={"tag": "body"})
+    assert resp.status_code == 400
+    assert resp.json()["message"] == ("bad parameters and missing X-Registry-Auth: invalid "
+                                      "X-Registry-Auth header: EOF")
     client.images.remove(f"{ref}:body")
 
 
