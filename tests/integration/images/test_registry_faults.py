@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -168,3 +169,69 @@ def test_garbage_manifest(daemon, registry, faults):
     assert ("unsupported manifest media type and no default available: text/html"
             in res.stderr.decode())
     assert _store_state(daemon) == before
+
+
+def test_push_chunked_layers_monolithic_config(daemon, client, registry, faults):
+    """A layer bigger than a chunk goes up in several PATCHes with
+    Content-Range, the config in one PUT; the image pulls back with the
+    digest the push reported, every byte intact."""
+    repo, target = _repo(), _repo()
+    payload = random.Random(11).randbytes(12 << 20)
+    push_image(registry, repo, "1", [busybox_layer(), image_layer({"big": payload})],
+               cmd=["sha256sum", "/big"])
+    client.images.pull(f"{registry.host}/{repo}", "1")
+    ref = f"{faults.host}/{target}:1"
+    daemon.out("tag", f"{registry.host}/{repo}:1", ref)
+    out = daemon.out("push", ref)
+    digest = next(x for x in out.splitlines() if x.startswith("1: digest:")).split()[2]
+    patches = [s for s in faults.seen if s.method == "PATCH"]
+    assert len(patches) >= 2, [s.path for s in faults.seen]
+    assert all(p.headers.get("Content-Range") for p in patches)
+    assert patches[0].headers["Content-Range"].startswith("0-")
+    config = client.images.get(ref).id
+    puts = [s for s in faults.seen if s.method == "PUT" and f"digest={config}" in
+            s.path.replace("%3A", ":")]
+    assert len(puts) == 1 and int(puts[0].headers["Content-Length"]) > 0
+    daemon.out("rmi", ref, f"{registry.host}/{repo}:1")
+    out = daemon.out("pull", ref)
+    assert f"Digest: {digest}" in out
+    assert daemon.out("run", "--rm", ref).split()[0] == hashlib.sha256(payload).hexdigest()
+    daemon.out("rmi", ref)
+
+
+def test_client_leaving_cancels_the_pull(daemon, client, registry, faults):
+    """A client that goes away mid-pull stops it: no blob is asked for after
+    that, what it staged is removed and no image is left."""
+    repo = _repo()
+    push_image(registry, repo, "1", [image_layer({f"c{i}": random.Random(i).randbytes(40_000)})
+                                     for i in range(4)])
+    faults.faults.blob_delay = 1.5               # the config blob is on its way
+    before = _store_state(daemon)
+    api = client.api
+    resp = api._post(api._url("/images/create"), params={"fromImage": f"{faults.host}/{repo}",
+                                                        "tag": "1"}, stream=True)
+    assert resp.status_code == 200
+    assert b"Pulling from" in next(resp.iter_lines())
+    resp.close()                                   # the client leaves
+    # a pull that went on would ask for the 4 layers once the config came
+    time.sleep(4)
+    assert len(faults.blob_gets()) == 1            # the config only
+    assert _store_state(daemon) == before
+    res = daemon.docker("image", "inspect", f"{faults.host}/{repo}:1")
+    assert res.returncode == 1
+
+
+def test_two_pulls_of_one_image_at_once(daemon, registry):
+    import concurrent.futures
+
+    repo = _repo()
+    push_image(registry, repo, "1", [image_layer({f"p{i}": random.Random(i).randbytes(300_000)})
+                                     for i in range(3)])
+    ref = f"{registry.host}/{repo}:1"
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: daemon.docker("pull", ref), range(2)))
+    assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
+    assert len(json.loads(daemon.out("image", "inspect", ref))) == 1
+    daemon.out("rmi", ref)
+    root = daemon.data_root / "images"
+    assert list((root / "tmp").iterdir()) == []
