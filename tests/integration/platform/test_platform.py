@@ -22,7 +22,7 @@ def test_mismatched_platform_is_a_clear_error(daemon):
                         "busybox", "true")
     err = res.stderr.decode()
     assert res.returncode == 125
-    assert ("image with reference busybox:latest was found but does not match the specified "
+    assert ("image with reference busybox was found but does not match the specified "
             "platform: wanted linux/arm64, actual: linux/amd64") in err
     assert "Image is up to date" not in err + res.stdout.decode()
 
