@@ -69,6 +69,9 @@ class Distribution:
         self.upload_slots = asyncio.Semaphore(opts.max_uploads)
         self.retry_delay = opts.retry_delay
         self.metadata = LayerMetadata(images.store.root / "distribution.json")
+        # what was removed while the daemon ran before (rmi, prune) is forgotten
+        self.metadata.forget_missing({d for rec in images.store.images.values()
+                                      for d in rec.diff_ids})
 
     async def close(self) -> None:
         await self.transport.close()
