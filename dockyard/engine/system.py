@@ -174,4 +174,4 @@ def _registry_config(mirrors: list[str], insecure: list[str]) -> dict[str, Any]:
     return {"AllowNondistributableArtifactsCIDRs": None,
             "AllowNondistributableArtifactsHostnames": None,
             "InsecureRegistryCIDRs": cidrs, "IndexConfigs": index,
-            "Mirrors": list(mirrors) or None}
+            "Mirrors": list(mirrors)}

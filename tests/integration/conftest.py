@@ -76,6 +76,9 @@ def remove_test_dir(p: Path) -> None:
 
 # every base and exec root a test daemon used, for the end-of-session sweep
 _USED_DIRS: list[Path] = []
+# the chain prefixes and default bridges of the daemons this suite started:
+# engines other suites run on the host at the same time are not ours to judge
+_OUR_TAGS: set[str] = set()
 # what a stopped test daemon left of its removed containers (see leftovers())
 _LEAKS: list[str] = []
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -120,6 +123,19 @@ def leftovers(d: Daemon) -> list[str]:
     return out
 
 
+def ours(obj: str) -> bool:
+    """A default bridge or chain of one of this suite's daemons, or a veth
+    no other engine's bridge holds (a live engine's veths always have their
+    bridge).  A user network's bridge is named after the network alone: one
+    left behind is seen by the chains that name it."""
+    kind, name = obj.split(" ", 1)
+    if kind == "chain" or not name.startswith("veth"):
+        return any(name.startswith(t) for t in _OUR_TAGS)
+    master = subprocess.run(["ip", "-o", "link", "show", name], capture_output=True,
+                            text=True).stdout.partition(" master ")[2].split(" ")[0]
+    return not master or any(master.startswith(t) for t in _OUR_TAGS)
+
+
 def host_network_objects() -> set[str]:
     """Bridges, veths and firewall chains an engine makes on the host."""
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
@@ -148,7 +164,7 @@ def nothing_left_behind() -> Iterator[None]:
         time.sleep(2)
         new_cgroups &= container_cgroups()
     leaked += [f"cgroup {cg}" for cg in sorted(new_cgroups)]
-    leaked += sorted(host_network_objects() - network_before)
+    leaked += sorted(o for o in host_network_objects() - network_before if ours(o))
     assert not leaked, "left behind by the suite's containers:\n" + "\n".join(leaked)
 
 
@@ -188,6 +204,8 @@ def start_daemon(base: Path, extra_args: list[str] | None = None) -> Daemon:
     execr = Path(f"/run/dockyard-test-{tag}")
     log_path = base / "daemon.log"
     _USED_DIRS.extend([base, execr])
+    names = engine_networks.HostNames.for_data_root(data)
+    _OUR_TAGS.update([names.chain_prefix + "-", names.default_bridge])
     if os.path.exists(sock):
         os.unlink(sock)  # left by a daemon that was killed
     logf = open(log_path, "ab")
@@ -233,7 +251,6 @@ def stop_daemon(d: Daemon, cleanup: bool = True) -> None:
             d.proc.wait()
     if cleanup:
         remove_host_networking(d)
-        subprocess.run(["umount", "-l", str(d.exec_root / "netns")], capture_output=True)
         remove_test_dir(d.exec_root)
         remove_test_dir(d.data_root.parent)
 

@@ -98,9 +98,6 @@ class ImageRoutes:
         out = self.backend.inspect(req.params["name"])
         if req.api_version < (1, 44):
             out["VirtualSize"] = out["Size"]
-        if req.api_version < (1, 45):
-            out["Container"] = ""
-            out["ContainerConfig"] = None
         return json_response(out)
 
     async def history(self, req: Request) -> Response:
