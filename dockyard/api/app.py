@@ -15,6 +15,7 @@ from dockyard.api.identity import DEFAULT_HEADERS
 from dockyard.api.routes.container_fs import ContainerFilesRoutes
 from dockyard.api.routes.container_ops import ContainerOpsRoutes
 from dockyard.api.routes.containers import ContainerRoutes
+from dockyard.api.routes.distribution import DistributionRoutes
 from dockyard.api.routes.execs import ExecRoutes
 from dockyard.api.routes.images import ImageRoutes
 from dockyard.api.routes.networks import NetworkRoutes
@@ -53,6 +54,7 @@ def build_router(backends: Backends) -> Router:
     for routes in (SystemRoutes(backends.system), ImageRoutes(backends.images),
                    ContainerRoutes(backends.containers), ContainerOpsRoutes(backends.containers),
                    ContainerFilesRoutes(backends.containers), ExecRoutes(backends.execs),
+                   DistributionRoutes(backends.images),
                    NetworkRoutes(backends.networks), SwarmRoutes()):
         routes.register(r)
     return r

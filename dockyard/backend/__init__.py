@@ -36,7 +36,13 @@ from dockyard.backend.containers import (
     WaitResult,
 )
 from dockyard.backend.execs import ExecBackend, ExecStartOptions
-from dockyard.backend.images import ImageBackend, ImageListOptions, ImportOptions, PullOptions
+from dockyard.backend.images import (
+    ImageBackend,
+    ImageListOptions,
+    ImportOptions,
+    PullOptions,
+    PushOptions,
+)
 from dockyard.backend.networks import NetworkBackend, NetworkCreateResult
 from dockyard.backend.streams import STDERR, STDOUT, OutputSink, StdinSource
 from dockyard.backend.system import Backends, EventsOptions, SystemBackend
@@ -48,6 +54,6 @@ __all__ = [
     "ExecBackend", "ExecStartOptions", "ExtractOptions", "ImageBackend", "ImageListOptions",
     "ImportOptions", "InspectOptions", "ListOptions", "LogStream", "LogsOptions",
     "NetworkBackend", "NetworkCreateResult",
-    "OutputSink", "PullOptions", "RemoveOptions", "StatsOptions", "StdinSource",
+    "OutputSink", "PullOptions", "PushOptions", "RemoveOptions", "StatsOptions", "StdinSource",
     "StopOptions", "SystemBackend", "WaitResult",
 ]

@@ -50,6 +50,9 @@ from dockyard.engine.networks.service import NetworkService
 from dockyard.engine.networks.store import HostNames, NetworkStore, default_bridge_subnet
 from dockyard.engine.system import SystemService
 from dockyard.errors import Unavailable
+from dockyard.images.distribution.hosts import DOCKER_CERTS_DIR
+from dockyard.images.distribution.proxies import Proxies
+from dockyard.images.distribution.service import Distribution, DistributionOptions
 from dockyard.images.service import ImageService
 from dockyard.network import links
 from dockyard.network.firewall import Chains
@@ -76,6 +79,7 @@ class Engine:
         self._execs: ExecService | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._backends: Backends | None = None
+        self._distribution: Distribution | None = None
         self._host_names = HostNames.for_data_root(self.data_root)
         self._net_store = NetworkStore(self.data_root, self._host_names.default_bridge)
 
@@ -131,10 +135,24 @@ class Engine:
         if not runtimes.runtimes:
             log.error("no OCI runtime can create containers here: %s", runtimes.unusable)
         host = HostEnv(self.config, facts, runtimes, emulation, userns, versions)
+        distribution = Distribution(images, DistributionOptions(
+            mirrors=list(self.config.registry_mirrors),
+            insecure=list(self.config.insecure_registries),
+            certs_dirs=[self._config_dir() / "certs.d", DOCKER_CERTS_DIR],
+            max_downloads=self.config.max_concurrent_downloads,
+            max_uploads=self.config.max_concurrent_uploads,
+            proxies=Proxies.from_config(self.config.proxies, {})))
+        self._distribution = distribution
         await self._open_networks()
-        self._wire(host, images)
+        self._wire(host, images, distribution)
         await self._open_containers()
         self._reaper = asyncio.create_task(reaper_loop())
+
+    def _config_dir(self) -> Path:
+        """Where the daemon's configuration lives (certs.d/ beside daemon.json)."""
+        if self.config.config_file is not None:
+            return Path(self.config.config_file).parent
+        return Path("/etc/dockyard")
 
     async def _open_networks(self) -> None:
         pools = parse_pools(self.config.default_address_pools) or DEFAULT_POOLS
@@ -146,7 +164,7 @@ class Engine:
             await asyncio.to_thread(links.enable_forwarding)
         self._pools = pools
 
-    def _wire(self, host: HostEnv, images: ImageService) -> None:
+    def _wire(self, host: HostEnv, images: ImageService, distribution: Distribution) -> None:
         store = self.store
         waiters = AttachWaiters()
         logs = LogService(store)
@@ -174,7 +192,8 @@ class Engine:
         networks = NetworkService(self._net_store, store, networking, self.events,
                                   self._pools, links.host_routes)
         self._backends = Backends(system=SystemService(host, store, images, self.events),
-                                  images=ImageBackendService(images), containers=containers,
+                                  images=ImageBackendService(images, distribution),
+                                  containers=containers,
                                   execs=execs, networks=networks)
 
     async def _open_containers(self) -> None:
@@ -206,6 +225,8 @@ class Engine:
             await self._logs.flush_all()
         if self._networking is not None:
             await self._networking.settle()
+        if self._distribution is not None:
+            await self._distribution.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

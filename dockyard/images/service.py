@@ -88,6 +88,18 @@ class ImageService:
             raise NotFound(f"No such image: {image_id}")
         return json.loads(rec.config_bytes)
 
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Held by every change of the store (a pull's commit takes it too)."""
+        return self._lock
+
+    @property
+    def privileged_layers(self) -> bool:
+        return self._privileged_layers
+
+    def emit_events(self, events: Iterable[Event]) -> None:
+        self._emit_all(events)
+
     def _emit_all(self, events: Iterable[Event]) -> None:
         for action, actor, attrs in events:
             try:

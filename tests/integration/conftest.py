@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -183,6 +184,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         remove_test_dir(p)
 
 
+# A port on 127.0.0.1 held bound but never listening: connections to it are
+# refused.  Test daemons send registry traffic through it as their proxy, so
+# a pull or push that would leave the machine fails at once instead
+# (loopback and the registry tests' namespaces on 198.18.0.0/15 are reached
+# directly, as proxies never apply to loopback and NO_PROXY names the rest).
+_NO_EXIT = socket.socket()
+_NO_EXIT.bind(("127.0.0.1", 0))
+NO_EXIT_PROXY = f"http://127.0.0.1:{_NO_EXIT.getsockname()[1]}"
+DAEMON_ENV = {"HTTP_PROXY": NO_EXIT_PROXY, "HTTPS_PROXY": NO_EXIT_PROXY,
+              "NO_PROXY": "198.18.0.0/15"}
+
+
 def start_daemon(base: Path, extra_args: list[str] | None = None) -> Daemon:
     # the same base gets the same exec root, as a restarted daemon would
     tag = base.name.rsplit("-", 1)[-1][:12]
@@ -199,7 +212,8 @@ def start_daemon(base: Path, extra_args: list[str] | None = None) -> Daemon:
     proc = subprocess.Popen(
         [sys.executable, "-m", "dockyard.cli", "daemon", "-H", f"unix://{sock}",
          "--data-root", str(data), "--exec-root", str(execr), "--debug", *(extra_args or [])],
-        stdout=logf, stderr=logf, stdin=subprocess.DEVNULL, start_new_session=True)
+        stdout=logf, stderr=logf, stdin=subprocess.DEVNULL, start_new_session=True,
+        env={k: v for k, v in os.environ.items() if "proxy" not in k.lower()} | DAEMON_ENV)
     deadline = time.time() + 20
     while time.time() < deadline:
         if os.path.exists(sock):
