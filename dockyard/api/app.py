@@ -12,6 +12,7 @@ import traceback
 
 from dockyard import API_VERSION, MIN_API_VERSION
 from dockyard.api.identity import DEFAULT_HEADERS
+from dockyard.api.routes.build import BuildRoutes
 from dockyard.api.routes.container_fs import ContainerFilesRoutes
 from dockyard.api.routes.container_ops import ContainerOpsRoutes
 from dockyard.api.routes.containers import ContainerRoutes
@@ -55,6 +56,8 @@ def build_router(backends: Backends) -> Router:
                    ContainerFilesRoutes(backends.containers), ExecRoutes(backends.execs),
                    NetworkRoutes(backends.networks), SwarmRoutes()):
         routes.register(r)
+    if backends.build is not None:
+        BuildRoutes(backends.build).register(r)
     return r
 
 
