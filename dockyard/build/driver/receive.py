@@ -118,6 +118,11 @@ async def spool_body(chunks: AsyncIterator[bytes], dest: Path) -> int:
             pending_size += len(tail)
         await asyncio.to_thread(_write_all, fd, pending)
         total += pending_size
+        if total:
+            # the CLI's rewritten contexts (a Dockerfile from outside, .dockerignore
+            # amended) end without padding or end-of-archive blocks, which Go's
+            # reader accepts and Python's does not
+            await asyncio.to_thread(_write_all, fd, [bytes((-total) % 512 + 1024)])
     finally:
         os.close(fd)
     return total
@@ -199,19 +204,20 @@ def _looks_like_text(data: bytes) -> bool:
     return True
 
 
-def index_spool(spool: Path) -> Context:
-    """The context tree of a spooled tar (in a thread: it reads the file)."""
+def index_spool(spool: Path, size: int) -> Context:
+    """The context tree of a spooled tar of `size` bytes (in a thread: it
+    reads the file)."""
     tree = ctx.ContextTree()
-    size = spool.stat().st_size
     if size == 0:
         return Context(tree, spool)
     with open(spool, "rb") as f:
-        head = f.read(8192)
+        head = f.read(min(size, 8192))
     try:
         tf = tarfile.open(spool, "r:", errorlevel=1)  # noqa: SIM115 - closed below
     except tarfile.TarError:
         if _looks_like_text(head):
-            return Context(tree, spool, dockerfile_only=spool.read_bytes())
+            with open(spool, "rb") as f:
+                return Context(tree, spool, dockerfile_only=f.read(size))
         raise InvalidParameter("Error processing tar file(exit status 1): archive/tar: "
                                "invalid tar header") from None
     files: dict[str, ctx.Entry] = {}

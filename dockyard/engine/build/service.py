@@ -174,8 +174,8 @@ class BuildService:
         job: asyncio.Task[str] | None = None
         try:
             spool = workdir / "context.tar"
-            await spool_body(chunks, spool)
-            context = await run_in_thread(lambda _t: index_spool(spool))
+            size = await spool_body(chunks, spool)
+            context = await run_in_thread(lambda _t: index_spool(spool, size))
             name, text = await run_in_thread(lambda _t: find_dockerfile(context, opts.dockerfile))
             dockerfile = ins.parse_dockerfile(text, name)
             await run_in_thread(lambda _t: self._ignore(context, name))
