@@ -14,6 +14,7 @@ import email.utils
 import hashlib
 import os
 import posixpath
+import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -83,8 +84,8 @@ def _download(url: str, target_dir: Path) -> tuple[Path, str, int, str]:
 
 async def fetch_url(url: str, dest: str, workdir: Path, emit: Callable[[dict[str, Any]], None]
                     ) -> ctx.Source:
-    where = workdir / f"url-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
-    where.mkdir(mode=0o700, exist_ok=True)
+    where = workdir / f"url-{secrets.token_hex(6)}"
+    where.mkdir(mode=0o700)
     target, name, mtime, digest = await asyncio.to_thread(_download, url, where)
     emit({"stream": "\n"})
     if not name and dest.endswith("/"):
