@@ -80,11 +80,11 @@ def test_absolute_names_and_links_stay_inside(daemon, tag):
 
 
 def test_copy_source_outside_or_missing_is_a_stream_error(daemon):
-    for line, msg in (("COPY ../x /", "COPY failed: forbidden path outside the build context: "
-                                      "../x ()"),
-                      ("COPY nothere /", "COPY failed: file not found in build context or "
+    for line, msg in (("COPY ../x /", ("COPY failed: forbidden path outside the build context: "
+                                      "../x ()")),
+                      ("COPY nothere /", ("COPY failed: file not found in build context or "
                                          "excluded by .dockerignore: stat nothere: file does "
-                                         "not exist"),
+                                         "not exist")),
                       ("COPY --from=nostage /a /b", "invalid from flag value nostage: "),
                       ("COPY --from=5 /a /b", "invalid from flag value 5: index out of bounds")):
         status, records, text = post_build(daemon.socket,
@@ -105,12 +105,12 @@ def test_option_checks(daemon):
             ({"t": "x@sha256:" + "a" * 64}, 400, "build tag cannot contain a digest"),
             ({"remote": "https://example.invalid/ctx.tar"}, 501, "remote build contexts"),
             ({"version": "2"}, 501, "BuildKit"),
-            ({"securityopt": "seccomp=unconfined"}, 400, "security options are not "
-                                                         "supported on linux"),
-            ({"dockerfile": "../Dockerfile"}, 400, "forbidden path outside the build "
-                                                   "context: ../Dockerfile ()"),
-            ({"dockerfile": "missing.df"}, 400, "Cannot locate specified Dockerfile: "
-                                                "missing.df")):
+            ({"securityopt": "seccomp=unconfined"}, 400, ("security options are not "
+                                                         "supported on linux")),
+            ({"dockerfile": "../Dockerfile"}, 400, ("forbidden path outside the build "
+                                                   "context: ../Dockerfile ()")),
+            ({"dockerfile": "missing.df"}, 400, ("Cannot locate specified Dockerfile: "
+                                                "missing.df"))):
         got, _, text = post_build(daemon.socket, ctx, **query)
         assert got == status, (query, text)
         assert msg in json.loads(text)["message"], (query, text)
@@ -269,6 +269,6 @@ def test_cache_from_and_prune(daemon, client, tag):
     client.images.remove(tag)
     report = client.api.prune_builds()
     assert isinstance(report["SpaceReclaimed"], int)
-    status, records, _ = post_build(daemon.socket, tar_of({"Dockerfile": df.decode()}))
+    _status, records, _ = post_build(daemon.socket, tar_of({"Dockerfile": df.decode()}))
     assert not any("Using cache" in r.get("stream", "") for r in records)
     assert stream_text(records).count("Running in") == 2
