@@ -8,7 +8,7 @@ PKGS=(
 )
 if [ "${DOCKYARD_TEST_PKGS:-0}" = 1 ]; then
   # what the test suite uses besides the engine's own needs
-  PKGS+=(tmux docker.io)
+  PKGS+=(tmux docker.io docker-compose)
 fi
 
 missing=()

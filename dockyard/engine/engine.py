@@ -78,6 +78,7 @@ class Engine:
         self._execs: ExecService | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._backends: Backends | None = None
+        self.build: BuildService | None = None
         self._host_names = HostNames.for_data_root(self.data_root)
         self._net_store = NetworkStore(self.data_root, self._host_names.default_bridge)
 
