@@ -54,10 +54,9 @@ def build_router(backends: Backends) -> Router:
     for routes in (SystemRoutes(backends.system), ImageRoutes(backends.images),
                    ContainerRoutes(backends.containers), ContainerOpsRoutes(backends.containers),
                    ContainerFilesRoutes(backends.containers), ExecRoutes(backends.execs),
-                   NetworkRoutes(backends.networks), SwarmRoutes()):
+                   NetworkRoutes(backends.networks), BuildRoutes(backends.build),
+                   SwarmRoutes()):
         routes.register(r)
-    if backends.build is not None:
-        BuildRoutes(backends.build).register(r)
     return r
 
 

@@ -44,4 +44,4 @@ class Backends:
     containers: ContainerBackend
     execs: ExecBackend
     networks: NetworkBackend
-    build: BuildBackend | None = None
+    build: BuildBackend

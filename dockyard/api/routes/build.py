@@ -50,9 +50,10 @@ def _json_param(req: Request, name: str, what: str, kind: type) -> Any:
 def _int64(req: Request, name: str) -> int:
     """httputils.Int64ValueOrZero: a value that does not parse is 0."""
     try:
-        return int(req.query_get(name) or "0", 10)
+        value = int(req.query_get(name) or "0", 10)
     except ValueError:
         return 0
+    return value if -(1 << 63) <= value < (1 << 63) else 0
 
 
 def _auth_configs(req: Request) -> dict[str, dict[str, Any]]:
@@ -99,6 +100,8 @@ def build_options(req: Request) -> BuildOptions:
         shm_size = int(shm, 10) if shm else 0
     except ValueError:
         raise InvalidParameter(f'strconv.ParseInt: parsing "{shm}": invalid syntax') from None
+    if not -(1 << 63) <= shm_size < (1 << 63):
+        raise InvalidParameter(f'strconv.ParseInt: parsing "{shm}": value out of range')
     rm = req.query_get("rm")
     force_rm = req.query_bool("forcerm")
     remove = True if force_rm or not rm else req.query_bool("rm")
@@ -127,10 +130,14 @@ def _bytes_param(req: Request, name: str) -> int:
     if not raw:
         return 0
     try:
-        return int(raw, 10)
+        value = int(raw, 10)
     except ValueError:
         raise InvalidParameter(f'{name} is in bytes and expects an integer, got {raw}: '
                                f'strconv.Atoi: parsing "{raw}": invalid syntax') from None
+    if not -(1 << 63) <= value < (1 << 63):
+        raise InvalidParameter(f'{name} is in bytes and expects an integer, got {raw}: '
+                               f'strconv.Atoi: parsing "{raw}": value out of range')
+    return value
 
 
 class BuildRoutes:
