@@ -12,6 +12,7 @@ import traceback
 
 from dockyard import API_VERSION, MIN_API_VERSION
 from dockyard.api.identity import DEFAULT_HEADERS
+from dockyard.api.routes.build import BuildRoutes
 from dockyard.api.routes.container_fs import ContainerFilesRoutes
 from dockyard.api.routes.container_ops import ContainerOpsRoutes
 from dockyard.api.routes.containers import ContainerRoutes
@@ -55,7 +56,8 @@ def build_router(backends: Backends) -> Router:
                    ContainerRoutes(backends.containers), ContainerOpsRoutes(backends.containers),
                    ContainerFilesRoutes(backends.containers), ExecRoutes(backends.execs),
                    DistributionRoutes(backends.images),
-                   NetworkRoutes(backends.networks), SwarmRoutes()):
+                   NetworkRoutes(backends.networks), BuildRoutes(backends.build),
+                   SwarmRoutes()):
         routes.register(r)
     return r
 

@@ -15,6 +15,7 @@ precisely which roles it fills.
 Nothing here does I/O.
 """
 
+from dockyard.backend.build import BuildBackend, BuildOptions, BuildPruneOptions
 from dockyard.backend.containers import (
     AttachOptions,
     AttachPlan,
@@ -48,7 +49,8 @@ from dockyard.backend.streams import STDERR, STDOUT, OutputSink, StdinSource
 from dockyard.backend.system import Backends, EventsOptions, SystemBackend
 
 __all__ = [
-    "STDERR", "STDOUT", "AttachOptions", "AttachPlan", "Backends", "CommitOptions",
+    "STDERR", "STDOUT", "AttachOptions", "AttachPlan", "Backends", "BuildBackend",
+    "BuildOptions", "BuildPruneOptions", "CommitOptions",
     "ContainerAttachBackend", "ContainerBackend", "ContainerFilesBackend",
     "ContainerMonitorBackend", "ContainerStateBackend", "CreateResult", "EventsOptions",
     "ExecBackend", "ExecStartOptions", "ExtractOptions", "ImageBackend", "ImageListOptions",

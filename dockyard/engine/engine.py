@@ -18,6 +18,8 @@ from pathlib import Path
 
 from dockyard.backend import Backends
 from dockyard.config import DaemonConfig
+from dockyard.engine.build.service import BuildService
+from dockyard.engine.build.steps import EngineSteps
 from dockyard.engine.container_backend import ContainerBackendService
 from dockyard.engine.containers.attach import AttachWaiters, ContainerAttach
 from dockyard.engine.containers.create import ContainerCreator
@@ -80,6 +82,7 @@ class Engine:
         self._reaper: asyncio.Task[None] | None = None
         self._backends: Backends | None = None
         self._distribution: Distribution | None = None
+        self.build: BuildService | None = None
         self._host_names = HostNames.for_data_root(self.data_root)
         self._net_store = NetworkStore(self.data_root, self._host_names.default_bridge)
 
@@ -181,20 +184,28 @@ class Engine:
         stats = StatsService(store, host)
         execs = ExecService(store, runner, host, self.events)
         files = ContainerFiles(store, images, lifecycle)
+        creator = ContainerCreator(store, images, host, networking)
+        attach = ContainerAttach(store, waiters, logs)
         containers = ContainerBackendService(
-            creator=ContainerCreator(store, images, host, networking),
+            creator=creator,
             views=ContainerViews(store, images, self._net_store),
             lifecycle=lifecycle, remover=remover,
-            attach=ContainerAttach(store, waiters, logs), logs=logs, stats=stats,
+            attach=attach, logs=logs, stats=stats,
             operations=ContainerOperations(store, runner, stats, host),
             files=files)
         self._lifecycle, self._logs, self._execs, self._files = lifecycle, logs, execs, files
         networks = NetworkService(self._net_store, store, networking, self.events,
                                   self._pools, links.host_routes)
+        image_backend = ImageBackendService(images, distribution)
+        builder_root = self.data_root / "builder"
+        build = BuildService(builder_root, EngineSteps(
+            images, image_backend, store, creator, lifecycle, attach, builder_root / "layers"),
+            self.events, store.using_image)
+        build.start()
+        self.build = build
         self._backends = Backends(system=SystemService(host, store, images, self.events),
-                                  images=ImageBackendService(images, distribution),
-                                  containers=containers,
-                                  execs=execs, networks=networks)
+                                  images=image_backend, containers=containers,
+                                  execs=execs, networks=networks, build=build)
 
     async def _open_containers(self) -> None:
         assert self._lifecycle is not None and self._remover is not None

@@ -53,6 +53,8 @@ EXTRA_STATUSES: dict[str, dict[int, str]] = {
     "ContainerWait": {409: _STATE},
     "ExecResize": {409: _STATE},
     "ExecStart": {400: _BAD},
+    "BuildPrune": {400: _BAD},
+    "ImageBuild": {501: _NOT_DONE},
     "ImageCommit": {400: _BAD, 409: _STATE},
     "DistributionInspect": {400: _BAD, 404: "404: no such manifest or repository "
                             "(pull access denied, manifest unknown, a full image ID)"},
