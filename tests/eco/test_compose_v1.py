@@ -44,6 +44,8 @@ def test_up_serves_resolves_and_limits(daemon: Daemon, up: Path) -> None:
     assert http_get(f"http://{_port(daemon, up)}/") == "web hi fromfile\n"
     out = compose(daemon, up, "exec", "-T", "web", "wget", "-qO-", "http://database/").stdout
     assert out == "dbpage\n"
+    built = compose(daemon, up, "exec", "-T", "web", "cat", "/built.txt", "/banner.txt").stdout
+    assert built == "built by compose\ndemo banner\n"
     web = json.loads(daemon.out("inspect", "demo_web_1"))[0]
     assert web["HostConfig"]["Memory"] == 64 * 1024 * 1024
     assert web["HostConfig"]["NanoCpus"] == 500_000_000
@@ -74,7 +76,8 @@ def test_everyday_commands(daemon: Daemon, up: Path) -> None:
     # v1 lists every service, profiles or not
     services = compose(daemon, up, "config", "--services").stdout.split()
     assert sorted(services) == ["db", "debug", "web"]
-    assert "busybox" in compose(daemon, up, "images").stdout
+    images = compose(daemon, up, "images").stdout
+    assert "busybox" in images and "demo-web" in images
 
 
 def test_scale_events_and_recreate(daemon: Daemon, up: Path) -> None:

@@ -15,10 +15,14 @@ import pytest
 from tests.eco.util import events_during, http_get, run
 from tests.integration.conftest import DOCKER, Daemon, host_network_objects, ours
 
+# BuildKit cannot be had here: compose builds with the classic builder
+# (POST /build) when told so, as the docker CLI does
+CLASSIC = {"DOCKER_BUILDKIT": "0"}
+
 
 def compose(d: Daemon, app: Path, *args: str, check: bool = True, timeout: float = 120
             ) -> subprocess.CompletedProcess[str]:
-    return run([DOCKER, "compose", *args], d, app, timeout=timeout, check=check)
+    return run([DOCKER, "compose", *args], d, app, timeout=timeout, check=check, env=CLASSIC)
 
 
 def _port(d: Daemon, app: Path, service: str = "web", index: int = 1) -> str:
@@ -45,6 +49,9 @@ def test_up_wait_serves_resolves_and_limits(daemon: Daemon, up: Path) -> None:
     assert http_get(f"http://{_port(daemon, up)}/") == "web hi fromfile\n"
     out = compose(daemon, up, "exec", "-T", "web", "wget", "-qO-", "http://database/").stdout
     assert out == "dbpage\n"
+    # web's image was built from ./web with the build arg
+    built = compose(daemon, up, "exec", "-T", "web", "cat", "/built.txt", "/banner.txt").stdout
+    assert built == "built by compose\ndemo banner\n"
     ps = json.loads("[" + ",".join(compose(daemon, up, "ps", "--format", "json")
                                    .stdout.split("\n")[:-1]) + "]")
     health = {p["Service"]: p["Health"] for p in ps}
@@ -108,7 +115,7 @@ def test_everyday_commands(daemon: Daemon, up: Path, tmp_path: Path) -> None:
     config = compose(daemon, up, "config", "--services").stdout.split()
     assert sorted(config) == ["db", "web"]
     images = compose(daemon, up, "images", "--format", "json").stdout
-    assert {i["Repository"] for i in json.loads(images)} == {"busybox"}
+    assert {i["Repository"] for i in json.loads(images)} == {"busybox", "demo-web"}
 
 
 def test_scale_with_events(daemon: Daemon, up: Path) -> None:

@@ -35,6 +35,7 @@ def engine(daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> Iterator[Daemon]:
     for k, v in daemon.env().items():
         if k.startswith("DOCKER_"):
             monkeypatch.setenv(k, v)
+    monkeypatch.setenv("DOCKER_BUILDKIT", "0")  # DockerCompose builds the demo's web
     yield daemon
     # no reaper: what the session made is found by its label and removed
     left = daemon.out("ps", "-aq", "--filter", f"label={SESSION_LABEL}").split()
