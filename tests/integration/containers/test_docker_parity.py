@@ -79,8 +79,11 @@ def cleanup(eng: Engine, tag: str) -> None:
     ids = eng.out("ps", "-aq", "--filter", f"label=parity={tag}").split()
     if ids:
         eng.run("rm", "-f", *ids)
-    for ref in eng.out("images", "-q", "--filter", f"reference=parity-{tag}*").split():
-        eng.run("rmi", "-f", ref)
+    # by name: a parity image can be another name of busybox's image, which
+    # a removal by id would take away from every later test
+    for ref in eng.out("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter",
+                       f"reference=parity-{tag}*").split():
+        eng.run("rmi", ref)
 
 
 # ------------------------------------------------------------------ ps -l / -n
