@@ -8,7 +8,7 @@ PKGS=(
 )
 if [ "${DOCKYARD_TEST_PKGS:-0}" = 1 ]; then
   # what the test suite uses besides the engine's own needs
-  PKGS+=(tmux docker.io)
+  PKGS+=(tmux docker.io gcc libc6-dev)
 fi
 
 missing=()
@@ -23,6 +23,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get install -y -q --no-install-recommends "${missing[@]}"
   fi
 fi
+# Docker Engine's default seccomp profile, the daemon's default (checksummed)
+bash "$(dirname "$0")/fetch-seccomp-profile.sh"
 # The API socket belongs to group docker, as dockerd's does.
 getent group docker >/dev/null || groupadd --system docker
 if [ "${DOCKYARD_TEST_PKGS:-0}" = 1 ]; then

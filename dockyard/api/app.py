@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import re
+import ssl
 import time
 import traceback
 
@@ -31,6 +32,7 @@ from dockyard.api.server import (
     error_response,
     text_response,
 )
+from dockyard.api.server.tls import start_tcp_server
 from dockyard.backend import Backends
 from dockyard.errors import DockyardError, InvalidParameter
 
@@ -135,6 +137,15 @@ class App:
             except (KeyError, PermissionError):
                 log.warning("group %r not found: socket %s stays root-only", group, path)
         self._servers.append(srv)
+
+    async def listen_tcp(self, host: str, port: int,
+                         context: ssl.SSLContext | None = None) -> list[tuple[str, int]]:
+        """Listen on host:port (TLS when `context` is given); the bound addresses."""
+        limits = self.server.limits
+        srv = await start_tcp_server(self.server.handle, host, port, context, STREAM_LIMIT,
+                                     limits.tls_handshake_timeout, limits.max_tls_handshakes)
+        self._servers.append(srv)
+        return [s.getsockname()[:2] for s in srv.sockets]
 
     async def close(self) -> None:
         for s in self._servers:
