@@ -84,9 +84,9 @@ class SystemService:
         warnings += self.host.emulation.info_warnings()
         if h.seccomp and seccomp.name != "builtin":
             warnings.append("WARNING: daemon is not using the default seccomp profile")
-        elif h.seccomp and seccomp.warnings:
-            warnings.append("WARNING: Docker's default seccomp profile is missing; "
-                            f"using {seccomp.origin}")
+        elif h.seccomp:
+            warnings += [f"WARNING: seccomp: {w}; using {seccomp.origin}"
+                         for w in seccomp.warnings]
         default = self.host.runtime_versions.get(self.host.runtimes.default or "")
         return {
             "ID": self._daemon_id(), **self.store.counts(),
