@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -82,13 +83,21 @@ async def run_daemon(cfg: DaemonConfig) -> int:
     from dockyard.api.app import app_for
     from dockyard.api.server import Limits
     from dockyard.engine.engine import Engine
-    from dockyard.listeners import plan_listeners, server_context
+    from dockyard.listeners import bind_tcp, plan_listeners, server_context
 
     t0 = time.perf_counter()
+    tcp_sockets: dict[str, list[socket.socket]] = {}
     try:
         hosts, tls = plan_listeners(cfg)
+        context = server_context(tls) if tls is not None else None
+        for h in hosts:
+            if h.proto == "tcp":
+                tcp_sockets[h.url] = bind_tcp(h)
     except DockyardError as e:
         log.error("%s", e.message)
+        for socks in tcp_sockets.values():
+            for s in socks:
+                s.close()
         return 1
     _become_subreaper()
     engine = Engine(cfg)
@@ -102,14 +111,13 @@ async def run_daemon(cfg: DaemonConfig) -> int:
     sockets: list[str] = []
     listening: list[str] = []
     try:
-        context = server_context(tls) if tls is not None else None
         for h in hosts:
             if h.proto == "unix":
                 await app.listen_unix(h.address, cfg.group)
                 sockets.append(h.address)
                 listening.append(h.url)
             else:
-                bound = await app.listen_tcp(h.address, h.port, context)
+                bound = await app.listen_tcp(tcp_sockets[h.url], context)
                 mode = tls.mode if tls is not None else "plain HTTP, no TLS"
                 listening.append(f"{h.url} ({mode}; bound to "
                                  f"{', '.join(f'{a}:{p}' for a, p in bound)})")

@@ -192,6 +192,37 @@ def check_plain_tcp(host: Host, cfg: DaemonConfig, tls: TlsSettings | None) -> N
         "API on this address")
 
 
+def bind_tcp(host: Host) -> list[socket.socket]:
+    """Listening sockets for a tcp:// host (one per address it resolves to,
+    as asyncio would make them), bound before the engine starts, so that a
+    taken port stops the start before the engine has made anything."""
+    try:
+        infos = socket.getaddrinfo(host.address, host.port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except OSError as e:
+        raise InvalidParameter(f"cannot listen on {host.url}: {e.strerror or e}") from None
+    socks: list[socket.socket] = []
+    seen: set[tuple[int, object]] = set()
+    try:
+        for family, kind, proto, _name, addr in infos:
+            if (family, addr[0]) in seen:
+                continue
+            seen.add((family, addr[0]))
+            s = socket.socket(family, kind, proto)
+            socks.append(s)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.bind(addr[:2] if family == socket.AF_INET else addr)
+            s.listen(512)
+            s.setblocking(False)
+    except OSError as e:
+        for s in socks:
+            s.close()
+        raise InvalidParameter(f"cannot listen on {host.url}: {e.strerror or e}") from None
+    return socks
+
+
 def plan_listeners(cfg: DaemonConfig) -> tuple[list[Host], TlsSettings | None]:
     """The hosts to listen on and the TLS settings for the tcp ones; every
     check that can fail is done before anything is bound."""

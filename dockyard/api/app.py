@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import re
+import socket
 import ssl
 import time
 import traceback
@@ -138,14 +139,18 @@ class App:
                 log.warning("group %r not found: socket %s stays root-only", group, path)
         self._servers.append(srv)
 
-    async def listen_tcp(self, host: str, port: int,
+    async def listen_tcp(self, sockets: list[socket.socket],
                          context: ssl.SSLContext | None = None) -> list[tuple[str, int]]:
-        """Listen on host:port (TLS when `context` is given); the bound addresses."""
+        """Serve on listening TCP sockets (TLS when `context` is given); the
+        addresses they are bound to."""
         limits = self.server.limits
-        srv = await start_tcp_server(self.server.handle, host, port, context, STREAM_LIMIT,
-                                     limits.tls_handshake_timeout, limits.max_tls_handshakes)
-        self._servers.append(srv)
-        return [s.getsockname()[:2] for s in srv.sockets]
+        bound = []
+        for sock in sockets:
+            srv = await start_tcp_server(self.server.handle, sock, context, STREAM_LIMIT,
+                                         limits.tls_handshake_timeout, limits.max_tls_handshakes)
+            self._servers.append(srv)
+            bound.append(sock.getsockname()[:2])
+        return bound
 
     async def close(self) -> None:
         for s in self._servers:

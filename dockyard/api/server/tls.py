@@ -335,11 +335,11 @@ def set_keepalive(sock: Any) -> None:
 
 
 async def start_tcp_server(handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any],
-                           host: str, port: int, context: ssl.SSLContext | None,
+                           sock: Any, context: ssl.SSLContext | None,
                            stream_limit: int, handshake_timeout: float,
                            max_handshakes: int) -> asyncio.Server:
-    """A TCP listener whose connections reach `handle` as streams, through
-    our TLS layer when `context` is given."""
+    """Serve a listening TCP socket: its connections reach `handle` as
+    streams, through our TLS layer when `context` is given."""
     loop = asyncio.get_running_loop()
 
     def keepalive_then(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
@@ -347,7 +347,7 @@ async def start_tcp_server(handle: Callable[[asyncio.StreamReader, asyncio.Strea
         return handle(reader, writer)
 
     if context is None:
-        return await asyncio.start_server(keepalive_then, host, port, limit=stream_limit)
+        return await asyncio.start_server(keepalive_then, sock=sock, limit=stream_limit)
     gate = HandshakeGate(max_handshakes)
 
     def app_factory() -> asyncio.Protocol:
@@ -355,4 +355,4 @@ async def start_tcp_server(handle: Callable[[asyncio.StreamReader, asyncio.Strea
         return asyncio.StreamReaderProtocol(reader, keepalive_then, loop=loop)
 
     return await loop.create_server(
-        lambda: TlsServerProtocol(context, app_factory, handshake_timeout, gate), host, port)
+        lambda: TlsServerProtocol(context, app_factory, handshake_timeout, gate), sock=sock)

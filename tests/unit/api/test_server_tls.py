@@ -25,7 +25,7 @@ from http_testutil import Seen, _shut_down, body_of, make_router, read_to_eof, r
 from dockyard.api.app import App
 from dockyard.api.server import Limits
 from dockyard.certs import issue, make_certs
-from dockyard.listeners import TlsSettings, server_context
+from dockyard.listeners import Host, TlsSettings, bind_tcp, server_context
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -84,7 +84,8 @@ def tls_server(pki: Pki, verify: bool = True, handshake_timeout: float = 10.0
     ctx = server_context(TlsSettings(verify, str(pki.dir / "ca.pem"),
                                      str(pki.dir / "server-cert.pem"),
                                      str(pki.dir / "server-key.pem")))
-    bound = asyncio.run_coroutine_threadsafe(app.listen_tcp("127.0.0.1", 0, ctx), loop).result(5)
+    socks = bind_tcp(Host("tcp", "127.0.0.1", 0))
+    bound = asyncio.run_coroutine_threadsafe(app.listen_tcp(socks, ctx), loop).result(5)
     try:
         yield TlsServer(bound[0][1], app, seen)
     finally:
