@@ -133,3 +133,32 @@ def test_encryption_only_mode(pki: Path, cacert_only: Path):
         assert res.returncode == 0, res.stderr
     finally:
         stop_daemon(td.daemon)
+
+
+def test_doctor_reports_profile_listeners_and_socket(tls_daemon):  # type: ignore[no-untyped-def]
+    d, pki = tls_daemon.daemon, tls_daemon.certs
+    res = subprocess.run([sys.executable, "-m", "dockyard.cli", "doctor", "--json",
+                          "-H", d.host, "-H", tls_daemon.url, "--tlsverify",
+                          "--tlscacert", str(pki / "ca.pem"),
+                          "--tlscert", str(pki / "server-cert.pem"),
+                          "--tlskey", str(pki / "server-key.pem")],
+                         capture_output=True, text=True, timeout=120)
+    report = json.loads(res.stdout)
+    sc = report["seccomp_profile"]
+    assert sc["profile"] == "builtin" and sc["ok"] and "sha256 verified" in sc["origin"]
+    ls = report["listeners"]
+    assert ls["error"] == "" and ls["tls"]["mode"] == "TLS, client certificates verified"
+    assert ls["tls"]["cert_expires"]
+    unix, tcp = ls["hosts"]
+    assert (unix["url"], unix["owner"], unix["group"], unix["mode"]) == \
+        (d.host, "root", "docker", "0660")
+    assert unix["is_socket"] and unix["daemon_answers"]
+    assert tcp == {"url": tls_daemon.url, "mode": "TLS, client certificates verified"}
+    text = subprocess.run([sys.executable, "-m", "dockyard.cli", "doctor", "-H", d.host,
+                           "-H", "tcp://127.0.0.1:2375"], capture_output=True, text=True,
+                          timeout=120).stdout
+    assert "[ok  ] seccomp profile: builtin: Docker's default profile" in text
+    assert f"[ok  ] listener {d.host}: socket owner root:docker, mode 0660, a daemon answers" \
+        in text
+    assert "[FAIL] listener tcp://127.0.0.1:2375: plain HTTP: refused at start without " \
+           "--tls=false" in text

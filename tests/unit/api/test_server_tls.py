@@ -74,13 +74,14 @@ class TlsServer:
 
 
 @contextmanager
-def tls_server(pki: Pki, verify: bool = True, handshake_timeout: float = 10.0
-               ) -> Iterator[TlsServer]:
+def tls_server(pki: Pki, verify: bool = True, handshake_timeout: float = 10.0,
+               head_timeout: float = 30.0) -> Iterator[TlsServer]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     seen = Seen()
-    app = App(make_router(seen), Limits(tls_handshake_timeout=handshake_timeout))
+    app = App(make_router(seen), Limits(tls_handshake_timeout=handshake_timeout,
+                                        head_timeout=head_timeout))
     ctx = server_context(TlsSettings(verify, str(pki.dir / "ca.pem"),
                                      str(pki.dir / "server-cert.pem"),
                                      str(pki.dir / "server-key.pem")))
@@ -289,3 +290,14 @@ def test_many_silent_clients_do_not_block_the_others(pki: Pki):
 def test_encryption_only_serves_a_client_without_certificate(pki: Pki):
     with tls_server(pki, verify=False) as server:
         assert server.ping(pki.client(cert="")).startswith(b"HTTP/1.1 200")
+
+
+def test_a_client_that_stops_half_way_through_a_request_is_dropped(pki: Pki):
+    """After the handshake the HTTP limits apply as on the unix socket."""
+    with tls_server(pki, head_timeout=0.5) as server:
+        with server.connect(pki.client()) as s:
+            s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\n")
+            t0 = time.monotonic()
+            got = read_to_eof(s, 5)
+            assert got.startswith(b"HTTP/1.1 408") and time.monotonic() - t0 < 3
+        assert server.ping(pki.client()).startswith(b"HTTP/1.1 200")
