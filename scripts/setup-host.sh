@@ -8,7 +8,7 @@ PKGS=(
 )
 if [ "${DOCKYARD_TEST_PKGS:-0}" = 1 ]; then
   # what the test suite uses besides the engine's own needs
-  PKGS+=(tmux docker.io gcc libc6-dev)
+  PKGS+=(tmux docker.io gcc libc6-dev openssh-client)
 fi
 
 missing=()
@@ -32,4 +32,8 @@ if [ "${DOCKYARD_TEST_PKGS:-0}" = 1 ]; then
   # once into a cache so the platform tests need no network while they run
   bash "$(dirname "$0")/../tests/fixtures/arm64-busybox.sh" fetch \
     || echo "setup: could not fetch busybox-static:arm64; the emulation tests will skip"
+  # a private sshd for the ssh:// test (unpacked, not installed: the package
+  # would start a system-wide sshd)
+  bash "$(dirname "$0")/../tests/fixtures/sshd.sh" fetch \
+    || echo "setup: could not fetch openssh-server; the real-sshd test will skip"
 fi
