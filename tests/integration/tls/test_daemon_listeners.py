@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from conftest import free_port, start_tls_daemon
+from tls_util import free_port, start_tls_daemon
 
 from tests.integration.conftest import DOCKER, start_daemon, stop_daemon
 

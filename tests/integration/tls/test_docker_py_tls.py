@@ -15,9 +15,9 @@ from pathlib import Path
 
 import docker
 import pytest
-from conftest import TlsDaemon
 from docker.tls import TLSConfig
 from docker.utils.socket import consume_socket_output, demux_adaptor, frames_iter
+from tls_util import TlsDaemon
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import DOCKER, TlsDaemon
+from tls_util import DOCKER, TlsDaemon
 
 from dockyard.certs import issue, make_certs
 
