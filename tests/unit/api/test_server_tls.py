@@ -75,13 +75,14 @@ class TlsServer:
 
 @contextmanager
 def tls_server(pki: Pki, verify: bool = True, handshake_timeout: float = 10.0,
-               head_timeout: float = 30.0) -> Iterator[TlsServer]:
+               head_timeout: float = 30.0, max_handshakes: int = 256) -> Iterator[TlsServer]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     seen = Seen()
     app = App(make_router(seen), Limits(tls_handshake_timeout=handshake_timeout,
-                                        head_timeout=head_timeout))
+                                        head_timeout=head_timeout,
+                                        max_tls_handshakes=max_handshakes))
     ctx = server_context(TlsSettings(verify, str(pki.dir / "ca.pem"),
                                      str(pki.dir / "server-cert.pem"),
                                      str(pki.dir / "server-key.pem")))
@@ -285,6 +286,30 @@ def test_many_silent_clients_do_not_block_the_others(pki: Pki):
         finally:
             for s in silent:
                 s.close()
+
+
+def test_handshakes_under_way_are_bounded(pki: Pki, caplog: pytest.LogCaptureFixture):
+    with tls_server(pki, handshake_timeout=30, max_handshakes=5) as server:
+        silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(5)]
+        try:
+            time.sleep(0.2)
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as extra:
+                assert read_to_eof(extra, 5) == b""     # dropped at once
+            assert ["5 TLS handshakes are already under way" in m
+                    for m in refusals(caplog)] == [True]
+        finally:
+            for s in silent:
+                s.close()
+        # once they are gone (closed during their handshake), clients are served
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                assert server.ping(pki.client()).startswith(b"HTTP/1.1 200")
+                break
+            except (ssl.SSLError, ConnectionError, AssertionError):
+                time.sleep(0.1)
+        else:
+            raise AssertionError("not served after the silent clients left")
 
 
 def test_encryption_only_serves_a_client_without_certificate(pki: Pki):
