@@ -31,6 +31,15 @@ def _daemon_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-G", "--group")
     p.add_argument("--emulation", action="store_true", default=None,
                    help="register qemu-user-static with binfmt_misc for foreign images")
+    p.add_argument("--registry-mirror", action="append", dest="registry_mirrors",
+                   metavar="URL", help="a Docker Hub mirror tried before Docker Hub; repeatable")
+    p.add_argument("--insecure-registry", action="append", dest="insecure_registries",
+                   metavar="HOST|CIDR",
+                   help="a registry reached over plain http or unverified TLS; repeatable")
+    p.add_argument("--max-concurrent-downloads", type=int, metavar="N",
+                   help="layer downloads at once across all pulls (default 3)")
+    p.add_argument("--max-concurrent-uploads", type=int, metavar="N",
+                   help="layer uploads at once across all pushes (default 5)")
 
 
 def _listener_options(p: argparse.ArgumentParser) -> None:
@@ -63,9 +72,10 @@ def _go_bool(text: str) -> bool:
 def build_config(ns: argparse.Namespace) -> DaemonConfig:
     cfg = DaemonConfig()
     explicit = {k for k in ("hosts", "data_root", "exec_root", "pidfile", "default_runtime",
-                            "log_level", "debug", "group", "emulation", "tls", "tlsverify",
-                            "tlscacert", "tlscert", "tlskey", "tls_handshake_timeout",
-                            "seccomp_profile")
+                            "log_level", "debug", "group", "emulation", "registry_mirrors",
+                            "insecure_registries", "max_concurrent_downloads",
+                            "max_concurrent_uploads", "tls", "tlsverify", "tlscacert", "tlscert",
+                            "tlskey", "tls_handshake_timeout", "seccomp_profile")
                 if getattr(ns, k, None) is not None}
     for k in explicit:
         setattr(cfg, k, getattr(ns, k))
@@ -76,6 +86,7 @@ def build_config(ns: argparse.Namespace) -> DaemonConfig:
         cfg.apply_file(cfg_file, explicit)
     if cfg.debug:
         cfg.log_level = "debug"
+    cfg.check_registry_options()
     return cfg
 
 
@@ -232,6 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     level = {"warn": "WARNING", "fatal": "CRITICAL"}.get(cfg.log_level, cfg.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    # the registry client's transport logs every request (httpx, at INFO) and
+    # every socket event (httpcore, at DEBUG): requests in debug mode only
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    if not cfg.debug:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     return asyncio.run(run_daemon(cfg))
 
 

@@ -8,7 +8,7 @@ PKGS=(
 )
 if [ "${DOCKYARD_TEST_PKGS:-0}" = 1 ]; then
   # what the test suite uses besides the engine's own needs
-  PKGS+=(tmux docker.io gcc libc6-dev openssh-client)
+  PKGS+=(tmux docker.io docker-registry apache2-utils openssl gcc libc6-dev openssh-client)
 fi
 
 missing=()

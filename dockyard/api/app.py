@@ -14,9 +14,11 @@ import traceback
 
 from dockyard import API_VERSION, MIN_API_VERSION
 from dockyard.api.identity import DEFAULT_HEADERS
+from dockyard.api.routes.build import BuildRoutes
 from dockyard.api.routes.container_fs import ContainerFilesRoutes
 from dockyard.api.routes.container_ops import ContainerOpsRoutes
 from dockyard.api.routes.containers import ContainerRoutes
+from dockyard.api.routes.distribution import DistributionRoutes
 from dockyard.api.routes.execs import ExecRoutes
 from dockyard.api.routes.images import ImageRoutes
 from dockyard.api.routes.networks import NetworkRoutes
@@ -56,7 +58,9 @@ def build_router(backends: Backends) -> Router:
     for routes in (SystemRoutes(backends.system), ImageRoutes(backends.images),
                    ContainerRoutes(backends.containers), ContainerOpsRoutes(backends.containers),
                    ContainerFilesRoutes(backends.containers), ExecRoutes(backends.execs),
-                   NetworkRoutes(backends.networks), SwarmRoutes()):
+                   DistributionRoutes(backends.images),
+                   NetworkRoutes(backends.networks), BuildRoutes(backends.build),
+                   SwarmRoutes()):
         routes.register(r)
     return r
 

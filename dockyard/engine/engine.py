@@ -18,6 +18,8 @@ from pathlib import Path
 
 from dockyard.backend import Backends
 from dockyard.config import DaemonConfig
+from dockyard.engine.build.service import BuildService
+from dockyard.engine.build.steps import EngineSteps
 from dockyard.engine.container_backend import ContainerBackendService
 from dockyard.engine.containers.attach import AttachWaiters, ContainerAttach
 from dockyard.engine.containers.create import ContainerCreator
@@ -51,6 +53,9 @@ from dockyard.engine.networks.service import NetworkService
 from dockyard.engine.networks.store import HostNames, NetworkStore, default_bridge_subnet
 from dockyard.engine.system import SystemService
 from dockyard.errors import Unavailable
+from dockyard.images.distribution.hosts import DOCKER_CERTS_DIR
+from dockyard.images.distribution.proxies import Proxies
+from dockyard.images.distribution.service import Distribution, DistributionOptions
 from dockyard.images.service import ImageService
 from dockyard.network import links
 from dockyard.network.firewall import Chains
@@ -77,6 +82,8 @@ class Engine:
         self._execs: ExecService | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._backends: Backends | None = None
+        self._distribution: Distribution | None = None
+        self.build: BuildService | None = None
         self._host_names = HostNames.for_data_root(self.data_root)
         self._net_store = NetworkStore(self.data_root, self._host_names.default_bridge)
 
@@ -136,10 +143,24 @@ class Engine:
         if not runtimes.runtimes:
             log.error("no OCI runtime can create containers here: %s", runtimes.unusable)
         host = HostEnv(self.config, facts, runtimes, emulation, userns, versions, seccomp)
+        distribution = Distribution(images, DistributionOptions(
+            mirrors=list(self.config.registry_mirrors),
+            insecure=list(self.config.insecure_registries),
+            certs_dirs=[self._config_dir() / "certs.d", DOCKER_CERTS_DIR],
+            max_downloads=self.config.max_concurrent_downloads,
+            max_uploads=self.config.max_concurrent_uploads,
+            proxies=Proxies.from_config(self.config.proxies, {})))
+        self._distribution = distribution
         await self._open_networks()
-        self._wire(host, images)
+        self._wire(host, images, distribution)
         await self._open_containers()
         self._reaper = asyncio.create_task(reaper_loop())
+
+    def _config_dir(self) -> Path:
+        """Where the daemon's configuration lives (certs.d/ beside daemon.json)."""
+        if self.config.config_file is not None:
+            return Path(self.config.config_file).parent
+        return Path("/etc/dockyard")
 
     async def _open_networks(self) -> None:
         pools = parse_pools(self.config.default_address_pools) or DEFAULT_POOLS
@@ -151,7 +172,7 @@ class Engine:
             await asyncio.to_thread(links.enable_forwarding)
         self._pools = pools
 
-    def _wire(self, host: HostEnv, images: ImageService) -> None:
+    def _wire(self, host: HostEnv, images: ImageService, distribution: Distribution) -> None:
         store = self.store
         waiters = AttachWaiters()
         logs = LogService(store)
@@ -168,19 +189,28 @@ class Engine:
         stats = StatsService(store, host)
         execs = ExecService(store, runner, host, self.events)
         files = ContainerFiles(store, images, lifecycle)
+        creator = ContainerCreator(store, images, host, networking)
+        attach = ContainerAttach(store, waiters, logs)
         containers = ContainerBackendService(
-            creator=ContainerCreator(store, images, host, networking),
+            creator=creator,
             views=ContainerViews(store, images, self._net_store),
             lifecycle=lifecycle, remover=remover,
-            attach=ContainerAttach(store, waiters, logs), logs=logs, stats=stats,
+            attach=attach, logs=logs, stats=stats,
             operations=ContainerOperations(store, runner, stats, host),
             files=files)
         self._lifecycle, self._logs, self._execs, self._files = lifecycle, logs, execs, files
         networks = NetworkService(self._net_store, store, networking, self.events,
                                   self._pools, links.host_routes)
+        image_backend = ImageBackendService(images, distribution)
+        builder_root = self.data_root / "builder"
+        build = BuildService(builder_root, EngineSteps(
+            images, image_backend, store, creator, lifecycle, attach, builder_root / "layers"),
+            self.events, store.using_image)
+        build.start()
+        self.build = build
         self._backends = Backends(system=SystemService(host, store, images, self.events),
-                                  images=ImageBackendService(images), containers=containers,
-                                  execs=execs, networks=networks)
+                                  images=image_backend, containers=containers,
+                                  execs=execs, networks=networks, build=build)
 
     async def _open_containers(self) -> None:
         assert self._lifecycle is not None and self._remover is not None
@@ -211,6 +241,8 @@ class Engine:
             await self._logs.flush_all()
         if self._networking is not None:
             await self._networking.settle()
+        if self._distribution is not None:
+            await self._distribution.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

@@ -16,6 +16,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from dockyard.engine.containers.initlayer import INIT_DIR, ensure_init_layer
 from dockyard.engine.containers.record import Container
 from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.host.environment import HostEnv
@@ -60,6 +61,12 @@ class SpecBuilder:
         if remap is not None:
             lower = await remap.prepare_layers(lower, d)
         # --
+        if not is_mountpoint(str(rootfs)):
+            owner = remap.mapping if remap is not None else None
+            init = await asyncio.to_thread(
+                ensure_init_layer, d / INIT_DIR, *((owner.root_uid, owner.root_gid)
+                                                   if owner is not None else (0, 0)))
+            lower = [str(init), *lower]
         await asyncio.to_thread(_mount_rootfs, lower, d, rootfs)
         hc = c.host_config
         net_mode = hc.get("NetworkMode") or "bridge"
@@ -400,8 +407,7 @@ def _ensure_workdir(rootfs: Path, workdir: str, spec: dict[str, Any]) -> None:
     if target is None:
         return
     if target.exists() and not target.is_dir():
-        raise InvalidParameter(f"failed to create working directory: {workdir}: "
-                               "not a directory")
+        raise InvalidParameter(f"Cannot mkdir: {workdir} is not a directory")
     if not target.exists():
         user = spec.get("process", {}).get("user", {})
         target.mkdir(parents=True, mode=0o755)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import glob
-import http.client
 import json
 import os
 import socket
@@ -19,16 +18,7 @@ import pytest
 from hc_util import run_out, traces_of
 
 from dockyard.oci import options
-
-
-class UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=60)
-        self.path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.path)
+from tests.integration.robustutil import UnixHTTP
 
 
 def api(daemon, method: str, url: str, body: bytes | str | None = None  # type: ignore[no-untyped-def]
