@@ -133,33 +133,67 @@ def _tar_of(data: bytes) -> bytes:
 
 
 def test_build_and_pull_answer_as_over_the_unix_socket(tls_daemon: TlsDaemon, tmp_path: Path):
-    """A build context and a pull go through the same routes as over the
-    unix socket: whatever the engine answers there, it answers here."""
+    """A build context upload, and a pull that fails, answered over TLS as
+    over the unix socket."""
     ctx = tmp_path / "ctx"
     ctx.mkdir()
-    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY blob /blob\n")
-    (ctx / "blob").write_bytes(os.urandom(2 * 1024 * 1024))
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY blob /blob\nRUN sha256sum /blob\n")
+    blob = os.urandom(8 * 1024 * 1024)
+    (ctx / "blob").write_bytes(blob)
     tag = f"tls-build-{uuid.uuid4().hex[:8]}"
     env_unix = tls_daemon.daemon.env()
     env_unix["DOCKER_BUILDKIT"] = "0"
     env_tls = tls_daemon.env()
     env_tls["DOCKER_BUILDKIT"] = "0"
-    over_unix = tls_daemon.docker("build", "-q", "-t", tag + "-u", str(ctx), env=env_unix,
-                                  timeout=120)
+    # the cold build over TLS (the context goes up through our TLS layer)...
     over_tls = tls_daemon.docker("build", "-q", "-t", tag + "-t", str(ctx), env=env_tls,
-                                 timeout=120)
-    assert over_tls.returncode == over_unix.returncode
-    if over_unix.returncode == 0:
-        # the same context gives the same image either way
-        assert over_tls.stdout == over_unix.stdout
-        tls_daemon.docker("rmi", tag + "-u", tag + "-t")
-    else:
-        assert last_line(over_tls.stderr) == last_line(over_unix.stderr)
+                                 timeout=180)
+    assert over_tls.returncode == 0, over_tls.stderr
+    got = tls_daemon.out("run", "--rm", tag + "-t", "sha256sum", "/blob").split()[0]
+    assert got == sha256(blob)
+    # ...and over the unix socket the same context gives the same image
+    over_unix = tls_daemon.docker("build", "-q", "-t", tag + "-u", str(ctx), env=env_unix,
+                                  timeout=180)
+    assert over_unix.returncode == 0, over_unix.stderr
+    assert over_tls.stdout == over_unix.stdout and over_tls.stdout.startswith(b"sha256:")
+    tls_daemon.docker("rmi", tag + "-u", tag + "-t")
     ref = "127.0.0.1:1/nosuch/image:latest"
     pulled_unix = tls_daemon.docker("pull", ref, env=env_unix)
     pulled_tls = tls_daemon.docker("pull", ref, env=env_tls)
     assert (pulled_tls.returncode, pulled_tls.stdout, last_line(pulled_tls.stderr)) == \
         (pulled_unix.returncode, pulled_unix.stdout, last_line(pulled_unix.stderr))
+
+
+def test_pull_progress_over_tls_as_over_unix(tls_daemon: TlsDaemon, tmp_path: Path):
+    """A pull from a registry on 127.0.0.1 shows the same progress over TLS
+    as over the unix socket, and gives the same image."""
+    from tests.integration.images.registries import Registry
+
+    reg = Registry(tmp_path / "registry").start()
+    d = tls_daemon.daemon
+    ref = f"{reg.host}/tls/progress:latest"
+    try:
+        cid = d.out("create", "busybox", "true").strip()
+        try:
+            d.out("cp", "-", f"{cid}:/", input=_tar_of(os.urandom(3 * 1024 * 1024)))
+            d.out("commit", cid, ref)
+        finally:
+            d.docker("rm", "-f", cid)
+        d.out("push", ref, timeout=120)
+        image_id = d.out("image", "inspect", "--format", "{{.Id}}", ref).strip()
+        shown = {}
+        for name, env in (("unix", d.env()), ("tls", tls_daemon.env())):
+            d.out("rmi", ref)
+            res = tls_daemon.docker("pull", ref, env=env, timeout=120)
+            assert res.returncode == 0, res.stderr
+            shown[name] = sorted(res.stdout.decode().splitlines())
+            assert d.out("image", "inspect", "--format", "{{.Id}}", ref).strip() == image_id
+        assert shown["tls"] == shown["unix"]
+        assert any("Pull complete" in ln for ln in shown["tls"])
+        assert f"Status: Downloaded newer image for {ref}" in shown["tls"]
+    finally:
+        d.docker("rmi", ref)
+        reg.stop()
 
 
 def last_line(err: bytes) -> bytes:
