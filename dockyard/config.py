@@ -23,7 +23,12 @@ KNOWN_KEYS = {
     "no-new-privileges", "group", "live-restore", "storage-driver", "cgroup-parent",
     "shutdown-timeout", "registry-mirrors", "insecure-registries", "max-concurrent-downloads",
     "max-concurrent-uploads", "proxies", "bip", "default-address-pools", "host-gateway-ip", "ip-forward",
+    "tls", "tlsverify", "tlscacert", "tlscert", "tlskey",
 }
+# keys whose value must be a JSON boolean / string / list of strings
+_BOOL_KEYS = {"tls", "tlsverify"}
+_STRING_KEYS = {"tlscacert", "tlscert", "tlskey", "seccomp-profile"}
+_LIST_KEYS = {"hosts"}
 
 
 @dataclass
@@ -56,6 +61,13 @@ class DaemonConfig:
     default_address_pools: list[dict[str, Any]] = field(default_factory=list)
     host_gateway_ip: str | None = None     # what host-gateway stands for
     ip_forward: bool = True                # turn net.ipv4.ip_forward on for bridges
+    # TLS for tcp:// hosts, as dockerd: None = not given (see listeners.py)
+    tls: bool | None = None
+    tlsverify: bool | None = None
+    tlscacert: str | None = None           # default: $DOCKER_CERT_PATH/ca.pem
+    tlscert: str | None = None             # default: $DOCKER_CERT_PATH/cert.pem
+    tlskey: str | None = None              # default: $DOCKER_CERT_PATH/key.pem
+    tls_handshake_timeout: float = 10.0
     # registries (images/distribution): Docker Hub mirrors, registries reached
     # over plain http or unverified TLS, transfers at once across all pulls/pushes
     registry_mirrors: list[str] = field(default_factory=list)
@@ -115,7 +127,25 @@ class DaemonConfig:
                     f"the following directives are specified both as a flag and in the "
                     f"configuration file: {key}: (from flag: {getattr(self, attr)}, "
                     f"from file: {value})")
+            _check_type(key, value)
             if attr in ("data_root", "exec_root", "pidfile"):
                 value = Path(value)
             if hasattr(self, attr):
                 setattr(self, attr, value)
+
+
+def _check_type(key: str, value: object) -> None:
+    """dockerd decodes daemon.json into typed fields: a wrong type is an error."""
+    ok = True
+    if key in _BOOL_KEYS:
+        ok = isinstance(value, bool)
+        want = "bool"
+    elif key in _STRING_KEYS:
+        ok = isinstance(value, str)
+        want = "string"
+    elif key in _LIST_KEYS:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        want = "[]string"
+    if not ok:
+        raise InvalidParameter(f"invalid value for {key} in the configuration file: "
+                               f"{json.dumps(value)} is not a {want}")

@@ -7,6 +7,8 @@ import contextlib
 import logging
 import os
 import re
+import socket
+import ssl
 import time
 import traceback
 
@@ -33,6 +35,7 @@ from dockyard.api.server import (
     error_response,
     text_response,
 )
+from dockyard.api.server.tls import start_tcp_server
 from dockyard.backend import Backends
 from dockyard.errors import DockyardError, InvalidParameter
 
@@ -139,6 +142,19 @@ class App:
             except (KeyError, PermissionError):
                 log.warning("group %r not found: socket %s stays root-only", group, path)
         self._servers.append(srv)
+
+    async def listen_tcp(self, sockets: list[socket.socket],
+                         context: ssl.SSLContext | None = None) -> list[tuple[str, int]]:
+        """Serve on listening TCP sockets (TLS when `context` is given); the
+        addresses they are bound to."""
+        limits = self.server.limits
+        bound = []
+        for sock in sockets:
+            srv = await start_tcp_server(self.server.handle, sock, context, STREAM_LIMIT,
+                                         limits.tls_handshake_timeout, limits.max_tls_handshakes)
+            self._servers.append(srv)
+            bound.append(sock.getsockname()[:2])
+        return bound
 
     async def close(self) -> None:
         for s in self._servers:

@@ -42,6 +42,7 @@ from dockyard.engine.host.emulation import Emulation
 from dockyard.engine.host.environment import HostEnv
 from dockyard.engine.host.probe import probe_host
 from dockyard.engine.host.reaper import reaper_loop
+from dockyard.engine.host.seccomp import select_seccomp
 from dockyard.engine.host.userns import UsernsRemap
 from dockyard.engine.images import ImageBackendService
 from dockyard.engine.logs.service import LogService
@@ -116,6 +117,10 @@ class Engine:
         self.exec_root.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.exec_root, 0o700)
         facts = await asyncio.to_thread(probe_host)
+        seccomp = select_seccomp(self.config.seccomp_profile, facts.seccomp)
+        for warning in seccomp.warnings:
+            log.warning("seccomp: %s", warning)
+        log.info("seccomp: default profile %s: %s", seccomp.name, seccomp.origin)
         # binfmt_misc for foreign images (a daemon option; see host/emulation.py)
         emulation = Emulation(self.config.emulation, facts.arch)
         await asyncio.to_thread(emulation.setup)
@@ -137,7 +142,7 @@ class Engine:
                 versions[name] = RuntimeVersion("", "")
         if not runtimes.runtimes:
             log.error("no OCI runtime can create containers here: %s", runtimes.unusable)
-        host = HostEnv(self.config, facts, runtimes, emulation, userns, versions)
+        host = HostEnv(self.config, facts, runtimes, emulation, userns, versions, seccomp)
         distribution = Distribution(images, DistributionOptions(
             mirrors=list(self.config.registry_mirrors),
             insecure=list(self.config.insecure_registries),

@@ -71,7 +71,8 @@ class SystemService:
         os_name, os_version = operating_system()
         runtimes = {n: {"path": rt.path, **({"runtimeArgs": list(rt.args)} if rt.args else {})}
                     for n, rt in self.host.runtimes.runtimes.items()}
-        sec = ["name=seccomp,profile=builtin"] if h.seccomp else []
+        seccomp = self.host.seccomp
+        sec = [f"name=seccomp,profile={seccomp.name}"] if h.seccomp else []
         if h.apparmor:
             sec.insert(0, "name=apparmor")
         if h.cgroup_version == 2:
@@ -83,6 +84,11 @@ class SystemService:
             warnings.append("WARNING: No blkio weight support")
             warnings.append("WARNING: No blkio weight_device support")
         warnings += self.host.emulation.info_warnings()
+        if h.seccomp and seccomp.name != "builtin":
+            warnings.append("WARNING: daemon is not using the default seccomp profile")
+        elif h.seccomp:
+            warnings += [f"WARNING: seccomp: {w}; using {seccomp.origin}"
+                         for w in seccomp.warnings]
         default = self.host.runtime_versions.get(self.host.runtimes.default or "")
         return {
             "ID": self._daemon_id(), **self.store.counts(),

@@ -138,6 +138,7 @@ class SpecBuilder:
             blkio_devices=devices[1],
             shm_path=shm_path,
             seccomp_profile=self.host.seccomp_profile(),
+            builtin_seccomp_profile=self.host.builtin_seccomp_profile(),
             init_path=self.host.init_path() or "",
             mounts=[_dockerenv_mount(d)],
             cgroups_path=self.host.cgroups_path(c.id, c.host_config),
