@@ -409,7 +409,9 @@ class Builder:
             try:
                 image_id = (await self.engine.ensure_base_image(
                     inst.from_, "", self.req.pull, self.req.auth, self.emit)).id
-            except NotFound as e:
+            except DockyardError as e:
+                # as dockerd's classic builder: whatever the lookup or the
+                # pull said, under the flag's name
                 raise InvalidParameter(f"invalid from flag value {inst.from_}: "
                                        f"{e.message}") from None
         mnt = self.workdir / f"from-{secrets.token_hex(4)}"

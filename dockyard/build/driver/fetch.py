@@ -24,6 +24,7 @@ from typing import Any
 
 from dockyard.build import context as ctx
 from dockyard.errors import InvalidParameter
+from dockyard.images.distribution.proxies import Proxies
 
 CHUNK = 1 << 20
 TIMEOUT = 60
@@ -53,8 +54,13 @@ def _filename(url: str, disposition: str) -> str:
 def _download(url: str, target_dir: Path) -> tuple[Path, str, int, str]:
     """(file, name, mtime, sha256 hex) of the body of a GET of `url`."""
     req = urllib.request.Request(url, headers={"User-Agent": "dockyard-builder"})
+    # the environment's proxies with Go's rules, as dockerd's fetch (never
+    # for a loopback address), not urllib's own reading of them
+    proxy = Proxies.from_config({}, os.environ).for_url(url)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler(
+        {"http": proxy, "https": proxy} if proxy else {}))
     try:
-        resp = urllib.request.urlopen(req, timeout=TIMEOUT)
+        resp = opener.open(req, timeout=TIMEOUT)
     except urllib.error.HTTPError as e:
         body = e.read(512).decode("utf-8", "replace")
         raise InvalidParameter(f"failed to GET {url} with status {e.code} {e.reason}: "
