@@ -20,6 +20,7 @@ from dockyard.api.routes.images import ImageRoutes
 from dockyard.api.routes.networks import NetworkRoutes
 from dockyard.api.routes.swarm import SwarmRoutes
 from dockyard.api.routes.system import SystemRoutes
+from dockyard.api.routes.volumes import VolumeRoutes
 from dockyard.api.server import (
     STREAM_LIMIT,
     ClientGone,
@@ -53,7 +54,8 @@ def build_router(backends: Backends) -> Router:
     for routes in (SystemRoutes(backends.system), ImageRoutes(backends.images),
                    ContainerRoutes(backends.containers), ContainerOpsRoutes(backends.containers),
                    ContainerFilesRoutes(backends.containers), ExecRoutes(backends.execs),
-                   NetworkRoutes(backends.networks), SwarmRoutes()):
+                   NetworkRoutes(backends.networks), VolumeRoutes(backends.volumes),
+                   SwarmRoutes()):
         routes.register(r)
     return r
 

@@ -133,29 +133,39 @@ class _Copier:
 def copy_tree(src: str | Path, dst: str | Path, map_ids: MapIds | None = None) -> None:
     """Copy the directory `src` to `dst` (which must not exist yet), owners
     through `map_ids(uid, gid)`.  Mount points inside `src` are not entered."""
-    ids = map_ids or _same
     sfd = os.open(src, DIR_FLAGS)
     try:
         os.mkdir(dst, 0o700)
-        dfd = os.open(dst, DIR_FLAGS)
-        try:
-            with DirCursor(dfd, one_mount=False) as cur:
-                copier = _Copier(dfd, cur, ids)
-                pending: list[tuple[os.stat_result, list[tuple[str, bytes]]]] = []
-                walk = TreeWalk(sfd)
-                for e in walk:
-                    if e.kind == DIR:
-                        os.mkdir(e.name, 0o700, dir_fd=cur.fd)
-                        cur.down(e.name)
-                        pending.append((e.st, _xattrs(e.fd)))
-                    elif e.kind == POST:
-                        st, attrs = pending.pop()
-                        _meta_fd(cur.fd, st, ids, attrs)
-                        cur.up()
-                    elif e.kind == LEAF:
-                        copier.leaf(e.fd, e.name, e.st, walk.path)
-            _meta_fd(dfd, os.fstat(sfd), ids, _xattrs(sfd))
-        finally:
-            os.close(dfd)
+        _copy_from_fd(sfd, dst, map_ids or _same)
     finally:
         os.close(sfd)
+
+
+def copy_into(src_fd: int, dst: str | Path, map_ids: MapIds | None = None) -> None:
+    """Copy what the directory `src_fd` holds into the existing directory
+    `dst`, which then takes the source's owner, mode and times (a volume
+    filled from an image keeps the image directory's ownership and mode)."""
+    _copy_from_fd(src_fd, dst, map_ids or _same)
+
+
+def _copy_from_fd(sfd: int, dst: str | Path, ids: MapIds) -> None:
+    dfd = os.open(dst, DIR_FLAGS)
+    try:
+        with DirCursor(dfd, one_mount=False) as cur:
+            copier = _Copier(dfd, cur, ids)
+            pending: list[tuple[os.stat_result, list[tuple[str, bytes]]]] = []
+            walk = TreeWalk(sfd)
+            for e in walk:
+                if e.kind == DIR:
+                    os.mkdir(e.name, 0o700, dir_fd=cur.fd)
+                    cur.down(e.name)
+                    pending.append((e.st, _xattrs(e.fd)))
+                elif e.kind == POST:
+                    st, attrs = pending.pop()
+                    _meta_fd(cur.fd, st, ids, attrs)
+                    cur.up()
+                elif e.kind == LEAF:
+                    copier.leaf(e.fd, e.name, e.st, walk.path)
+        _meta_fd(dfd, os.fstat(sfd), ids, _xattrs(sfd))
+    finally:
+        os.close(dfd)
