@@ -173,7 +173,7 @@ class Engine:
         lifecycle = Lifecycle(store, runner, monitor, restart, health, waiters, remover)
         stats = StatsService(store, host)
         execs = ExecService(store, runner, host, self.events)
-        files = ContainerFiles(store, images, lifecycle)
+        files = ContainerFiles(store, images, lifecycle, volumes)
         views = ContainerViews(store, images, self._net_store)
         containers = ContainerBackendService(
             creator=ContainerCreator(store, images, host, networking, mounts),
