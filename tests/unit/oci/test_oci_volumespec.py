@@ -55,15 +55,15 @@ def test_volume_specs():
     ("a:b:c:d", "invalid volume specification: 'a:b:c:d'"),
     ("/tmp:/h:bogus", "invalid mode: bogus"),
     ("/tmp:/h:rw,ro", "invalid mode: rw,ro"),
-    ("/tmp:relative", "invalid volume specification: '/tmp:relative': invalid mount config "
+    ("/tmp:relative", ("invalid volume specification: '/tmp:relative': invalid mount config "
                       "for type \"bind\": invalid mount path: 'relative' mount path must be "
-                      "absolute"),
-    ("x:/", "invalid volume specification: 'x:/': invalid mount config for type \"volume\": "
-            "invalid specification: destination can't be '/'"),
-    ("vol:/d:rshared", "invalid volume specification: 'vol:/d:rshared': invalid mount config "
-                       "for type \"volume\": field BindOptions must not be specified"),
-    ("/tmp:/d:nocopy", "invalid volume specification: '/tmp:/d:nocopy': invalid mount config "
-                       "for type \"bind\": field VolumeOptions must not be specified"),
+                      "absolute")),
+    ("x:/", ("invalid volume specification: 'x:/': invalid mount config for type \"volume\": "
+            "invalid specification: destination can't be '/'")),
+    ("vol:/d:rshared", ("invalid volume specification: 'vol:/d:rshared': invalid mount config "
+                       "for type \"volume\": field BindOptions must not be specified")),
+    ("/tmp:/d:nocopy", ("invalid volume specification: '/tmp:/d:nocopy': invalid mount config "
+                       "for type \"bind\": field VolumeOptions must not be specified")),
 ])
 def test_bad_bind_specs(raw, text):
     with pytest.raises(InvalidParameter) as e:
@@ -93,8 +93,8 @@ def test_mount_entries():
     ({"Type": "bind", "Target": "/h"},
      'invalid mount config for type "bind": field Source must not be empty'),
     ({"Type": "bind", "Source": "rel", "Target": "/h"},
-     "invalid mount config for type \"bind\": invalid mount path: 'rel' mount path must be "
-     "absolute"),
+     ("invalid mount config for type \"bind\": invalid mount path: 'rel' mount path must be "
+     "absolute")),
     ({"Type": "bind", "Source": "/srv", "Target": "/h", "BindOptions": {"Propagation": "x"}},
      'invalid mount config for type "bind": invalid propagation mode: x'),
     ({"Type": "tmpfs", "Source": "x", "Target": "/t"},
@@ -103,18 +103,18 @@ def test_mount_entries():
      'invalid mount config for type "tmpfs": invalid option: suid'),
     ({"Type": "volume", "Target": "/v", "TmpfsOptions": {}},
      'invalid mount config for type "volume": field TmpfsOptions must not be specified'),
-    ({"Type": "weird", "Target": "/x"}, 'invalid mount config for type "weird": mount type '
-                                        "unknown"),
-    ({"Type": "npipe", "Target": "/x"}, 'invalid mount config for type "npipe": mount type '
-                                        "unknown"),
-    ({"Type": "volume"}, 'invalid mount config for type "volume": field Target must not be '
-                         "empty"),
+    ({"Type": "weird", "Target": "/x"}, ('invalid mount config for type "weird": mount type '
+                                        "unknown")),
+    ({"Type": "npipe", "Target": "/x"}, ('invalid mount config for type "npipe": mount type '
+                                        "unknown")),
+    ({"Type": "volume"}, ('invalid mount config for type "volume": field Target must not be '
+                         "empty")),
     ({"Type": "volume", "Target": "/v", "VolumeOptions": {"Subpath": "a"}},
-     'invalid mount config for type "volume": must not set Subpath when using anonymous '
-     "volumes"),
+     ('invalid mount config for type "volume": must not set Subpath when using anonymous '
+     "volumes")),
     ({"Type": "volume", "Source": "v", "Target": "/v", "VolumeOptions": {"Subpath": "../a"}},
-     'invalid mount config for type "volume": subpath must be a relative path within the '
-     "volume"),
+     ('invalid mount config for type "volume": subpath must be a relative path within the '
+     "volume")),
 ])
 def test_bad_mount_entries(m, text):
     with pytest.raises(InvalidParameter) as e:
