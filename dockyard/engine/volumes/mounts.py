@@ -40,6 +40,7 @@ from dockyard.engine.fs.views import VIEW_PREFIX, mount_view, unmount_view
 from dockyard.engine.host.environment import HostEnv
 from dockyard.engine.volumes.copyup import MapIds, copy_up, is_empty
 from dockyard.engine.volumes.points import MountPoint, covers, points_of
+from dockyard.engine.volumes.propagation import SharedSources, needed
 from dockyard.engine.volumes.service import VolumeService, check_driver
 from dockyard.engine.volumes.targets import make_target, resolve_target
 from dockyard.errors import DockyardError, InvalidParameter, NotFound
@@ -114,6 +115,7 @@ class ContainerMounts:
         self.store = store
         self.host = host
         self.images = images
+        self.shared = SharedSources(Path(host.config.exec_root))
         self._mounted: dict[str, set[str]] = {}      # container id -> volumes of its run
 
     # ------------------------------------------------------------ create
@@ -212,7 +214,9 @@ class ContainerMounts:
             return MountPoint("tmpfs", req.destination, mode=req.mode, rw=req.rw,
                               tmpfs_data=req.tmpfs_data)
         return MountPoint("bind", req.destination, source=req.source, mode=req.mode, rw=req.rw,
-                          propagation=req.propagation, create_source=req.create_source,
+                          propagation=req.propagation,
+                          explicit_propagation=req.explicit_propagation,
+                          create_source=req.create_source,
                           non_recursive=req.non_recursive,
                           ro_non_recursive=req.ro_non_recursive,
                           ro_force_recursive=req.ro_force_recursive)
@@ -300,6 +304,7 @@ class ContainerMounts:
             elif not await asyncio.to_thread(os.path.exists, source):
                 raise InvalidParameter(f'invalid mount config for type "bind": bind source '
                                        f"path does not exist: {source}")
+            propagation = await self._propagation(p, source)
         nested = any(o.destination != p.destination and o.type != "tmpfs"
                      and covers(o.destination, p.destination) for o in points)
         dest = p.destination
@@ -307,13 +312,38 @@ class ContainerMounts:
             dest = await asyncio.to_thread(_place, rootfs, dest, source)
         flags = await asyncio.to_thread(locked_flags, source) if remapped else ()
         return MountSpec(destination=dest, source=source, type="bind", read_only=not p.rw,
-                         propagation=p.propagation, non_recursive=p.non_recursive,
+                         propagation=propagation if p.type == "bind" else p.propagation,
+                         non_recursive=p.non_recursive,
                          read_only_non_recursive=p.ro_non_recursive,
                          read_only_force_recursive=p.ro_force_recursive, locked_flags=flags)
 
+    async def _propagation(self, p: MountPoint, source: str) -> str:
+        """The propagation the spec gets: a bind asking for shared or slave
+        gets a source that can carry it (propagation.py); the rslave dockerd
+        gives binds of its data root falls back to rprivate where the
+        source cannot carry it, as in dockerd."""
+        if not needed(p.propagation):
+            return p.propagation
+        if p.explicit_propagation:
+            await asyncio.to_thread(self.shared.ensure, source, p.propagation)
+            return p.propagation
+        if await asyncio.to_thread(self.shared.can_carry, source, p.propagation):
+            return p.propagation
+        return "rprivate"
+
+    def _propagating_sources(self, skip: str = "") -> list[str]:
+        return [p.source for c in self.store if c.state.running and c.id != skip
+                for p in points_of(c.mounts)
+                if p.type == "bind" and p.explicit_propagation and needed(p.propagation)]
+
     async def release(self, c: Container, quiet: bool = False) -> None:
-        """The run ended: device volumes it mounted are let go, and each
-        volume it used gets its `unmount` event."""
+        """The run ended: device volumes it mounted are let go, each volume
+        it used gets its `unmount` event, and a shared mount point made for
+        its binds goes when no other run needs it."""
+        if any(p.type == "bind" and p.explicit_propagation and needed(p.propagation)
+               for p in points_of(c.mounts)):
+            await asyncio.to_thread(self.shared.release_unused,
+                                    self._propagating_sources(skip=c.id))
         for name in sorted(self._mounted.pop(c.id, set())):
             vol = self.volumes.find(name)
             if vol is None:
@@ -346,6 +376,7 @@ class ContainerMounts:
                 if names:
                     self._mounted[c.id] = set(names)
         await self.volumes.restore(running)
+        await asyncio.to_thread(self.shared.release_unused, self._propagating_sources())
 
 
 def _place(rootfs: Path, dest: str, source: str) -> str:

@@ -24,6 +24,7 @@ class MountPoint:
     mode: str = ""
     rw: bool = True
     propagation: str = ""
+    explicit_propagation: bool = False   # bind: asked for, not the default or rslave
     named: bool = False            # volume given by name (rm -v keeps it)
     copy_data: bool = False
     create_source: bool = False    # bind: make a missing host directory at start
@@ -51,6 +52,7 @@ class MountPoint:
     def to_record(self) -> dict[str, Any]:
         out = self.api()
         out.update({"Named": self.named, "CopyData": self.copy_data,
+                    "PropagationGiven": self.explicit_propagation,
                     "CreateSource": self.create_source, "TmpfsData": self.tmpfs_data,
                     "NonRecursive": self.non_recursive,
                     "ReadOnlyNonRecursive": self.ro_non_recursive,
@@ -63,6 +65,7 @@ class MountPoint:
                    source=d.get("Source") or "", name=d.get("Name") or "",
                    driver=d.get("Driver") or "", mode=d.get("Mode") or "",
                    rw=bool(d.get("RW", True)), propagation=d.get("Propagation") or "",
+                   explicit_propagation=bool(d.get("PropagationGiven")),
                    named=bool(d.get("Named")), copy_data=bool(d.get("CopyData")),
                    create_source=bool(d.get("CreateSource")),
                    tmpfs_data=d.get("TmpfsData") or "",

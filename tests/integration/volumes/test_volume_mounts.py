@@ -263,3 +263,34 @@ def test_volume_in_use(daemon, vol, name):
     daemon.out("rm", "-f", name)
     daemon.out("volume", "rm", v)
     assert v not in daemon.out("volume", "ls", "-q").split()
+
+
+def _host_mounts_under(path: Path) -> list[str]:
+    return [line.split()[4] for line in open("/proc/self/mountinfo")
+            if line.split()[4].startswith(str(path))]
+
+
+@pytest.mark.parametrize("mode", ["rshared", "rslave"])
+def test_bind_propagation_reaches_the_host(daemon, tmp_path, name, mode):
+    """A private source is made a shared mount point for the run, so mounts
+    propagate as asked; nothing of it stays after the container."""
+    src = tmp_path / "src"
+    (src / "fromhost").mkdir(parents=True)
+    daemon.out("run", "-d", "--privileged", "--name", name, "-v", f"{src}:/p:{mode}",
+               "busybox", "sleep", "120")
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "hostside",
+                        str(src / "fromhost")], check=True)
+        (src / "fromhost" / "marker").write_text("host\n")
+        assert daemon.out("exec", name, "cat", "/p/fromhost/marker") == "host\n"
+        daemon.out("exec", name, "sh", "-c", "mkdir -p /p/fromctr && "
+                   "mount -t tmpfs ctrside /p/fromctr && echo ctr > /p/fromctr/m")
+        seen = (src / "fromctr" / "m").exists()
+        assert seen is (mode == "rshared")
+        assert inspect(daemon, name)["Mounts"][0]["Propagation"] == mode
+    finally:
+        daemon.out("rm", "-f", name)
+        for m in sorted(_host_mounts_under(src), reverse=True):
+            if m != str(src):
+                subprocess.run(["umount", "-l", m], check=False)
+    assert _host_mounts_under(src) == []
