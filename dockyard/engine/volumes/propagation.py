@@ -29,7 +29,7 @@ from pathlib import Path
 
 from dockyard.errors import InvalidParameter
 from dockyard.util.atomic import atomic_write
-from dockyard.util.mount import MNT_DETACH, MS_BIND, MS_REC, mount, umount
+from dockyard.util.mount import MNT_DETACH, MS_BIND, MS_REC, mount, umount, unescape_mountinfo
 
 log = logging.getLogger("dockyard.volumes")
 
@@ -46,19 +46,6 @@ class MountInfo:
     slave: bool
 
 
-def _unescape(field: str) -> str:
-    """mountinfo's octal escapes (`\\040` for a space...)."""
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and i + 3 < len(field) + 1 and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
 def parse_mountinfo(text: str) -> list[MountInfo]:
     out = []
     for line in text.splitlines():
@@ -66,7 +53,7 @@ def parse_mountinfo(text: str) -> list[MountInfo]:
         if len(fields) < 7 or "-" not in fields:
             continue
         optional = fields[6:fields.index("-")]
-        out.append(MountInfo(int(fields[0]), _unescape(fields[4]),
+        out.append(MountInfo(int(fields[0]), unescape_mountinfo(fields[4]),
                              any(o.startswith("shared:") for o in optional),
                              any(o.startswith("master:") for o in optional)))
     return out
