@@ -70,6 +70,11 @@ EXTRA_STATUSES: dict[str, dict[int, str]] = {
     "NetworkDisconnect": {400: _BAD},
     "NetworkList": {400: _BAD},
     "NetworkPrune": {400: _BAD},
+    "SystemDataUsage": {400: "400: an unknown object type"},
+    "VolumeCreate": {400: _BAD, 404: "404: an unknown volume driver (plugin not found)",
+                     409: "409: the volume exists with other options, or a cluster volume"},
+    "VolumeList": {400: _BAD},
+    "VolumePrune": {400: _BAD, 409: "409: a prune is already running"},
     # a standalone engine refuses to make or join a swarm only here: dockerd would
     "SwarmInit": {501: _NOT_DONE},
     "SwarmJoin": {501: _NOT_DONE},
