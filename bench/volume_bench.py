@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from run import DOCKER, ROOT, stop, wait_socket
 
-from tests.integration.dockerd_ref import start_private_dockerd, stop_private_dockerd
+from tests.integration.dockerd_ref import start_private_dockerd
 
 
 def start_dockyard(base: Path, exec_root: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -157,7 +157,7 @@ def main() -> int:
                 cli(rsock, "load", "-i", str(tar))
                 results["dockerd"] = bench(rsock, ns.runs, bind_dir, image_tar, ns.files)
             finally:
-                stop_private_dockerd(proc)
+                stop(proc)
     print(f"{'measure (medians)':52} " + " ".join(f"{k:>10}" for k in results))
     for key in results["dockyard"]:
         print(f"{key:52} " + " ".join(f"{results[e].get(key, float('nan')):10.1f}"

@@ -5,7 +5,6 @@ host once stopped."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -27,17 +26,8 @@ def start_private_dockerd(base: Path, docker: str, timeout: float = 60
     while subprocess.run([docker, "-H", f"unix://{sock}", "version"], capture_output=True,
                          check=False).returncode != 0:
         if proc.poll() is not None or time.monotonic() > deadline:
-            stop_private_dockerd(proc)
+            proc.kill()
+            proc.wait()
             return None
         time.sleep(0.3)
     return proc, sock
-
-
-def stop_private_dockerd(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

@@ -18,13 +18,13 @@ import shutil
 import signal
 import subprocess
 import tarfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from dockyard.images.service import ImageService
+from tests.integration.dockerd_ref import start_private_dockerd
 from tests.integration.robustutil import read_response, send_request
 
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
@@ -40,23 +40,12 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     base = tmp_path_factory.mktemp("refdocker")
-    sock = base / "docker.sock"
-    log = open(base / "dockerd.log", "wb")
-    proc = subprocess.Popen(
-        ["dockerd", "-H", f"unix://{sock}", "--data-root", str(base / "data"),
-         "--exec-root", str(base / "exec"), "--pidfile", str(base / "dockerd.pid"),
-         "--iptables=false", "--ip6tables=false", "--bridge=none"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    cli = [DOCKER, "-H", f"unix://{sock}"]
+    started = start_private_dockerd(base, DOCKER)
+    if started is None:
+        pytest.skip("dockerd did not start: " + (base / "dockerd.log").read_text()[-2000:])
+    proc, sock = started
     try:
-        deadline = time.monotonic() + 60
-        while subprocess.run([*cli, "version"], capture_output=True,
-                             check=False).returncode != 0:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.skip("dockerd did not start: "
-                            + (base / "dockerd.log").read_text()[-2000:])
-            time.sleep(0.3)
-        yield cli
+        yield [DOCKER, "-H", f"unix://{sock}"]
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -64,7 +53,6 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        log.close()
 
 
 def docker(cli: list[str], *args: str, input: bytes | None = None) -> str:
