@@ -19,7 +19,7 @@ from typing import Any
 
 from dockyard.backend import DiskUsageOptions, ListOptions
 from dockyard.engine.containers.store import ContainerStore
-from dockyard.engine.containers.views import ContainerViews
+from dockyard.engine.containers.views import ContainerViews, dir_size
 from dockyard.engine.volumes.service import VolumeService
 from dockyard.images import shapes
 from dockyard.images.service import ImageService
@@ -38,13 +38,25 @@ class DiskUsage:
         if opts.images:
             out["LayersSize"], out["Images"] = self._images()
         if opts.containers:
-            out["Containers"] = await asyncio.to_thread(
-                self.views.list_containers, ListOptions(all=True, size=True))
+            # the shapes on the loop (they read the store), the sizes in a thread
+            items = self.views.list_containers(ListOptions(all=True))
+            uppers = {c.id: (self.containers.upper_dir(c), c) for c in self.containers}
+            await asyncio.to_thread(self._sizes, items, uppers)
+            out["Containers"] = items
         if opts.volumes:
             out["Volumes"] = await self.volumes.usage()
         if opts.build_cache:
             out["BuildCache"] = []
         return out
+
+    def _sizes(self, items: list[dict[str, Any]], uppers: dict[str, Any]) -> None:
+        for item in items:
+            upper, c = uppers.get(item["Id"], (None, None))
+            if upper is None:
+                continue
+            rw = dir_size(upper)
+            item["SizeRw"] = rw
+            item["SizeRootFs"] = rw + self.views.image_size(c)
 
     def _images(self) -> tuple[int, list[dict[str, Any]]]:
         records = sorted(self.images.list_records(), key=lambda r: r.created, reverse=True)

@@ -143,10 +143,20 @@ class VolumeService:
 
     def users(self, name: str) -> list[str]:
         """Ids of the containers that reference the volume (any state)."""
-        ids = [c.id for c in self.containers
-               if any(m.get("Name") == name and m.get("Type") == "volume" for m in c.mounts)]
-        ids += sorted(self._holds.get(name, set()) - set(ids))
-        return ids
+        return self._users_by_volume().get(name, [])
+
+    def _users_by_volume(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for c in self.containers:
+            for m in c.mounts:
+                if m.get("Type") == "volume" and m.get("Name"):
+                    ids = out.setdefault(m["Name"], [])
+                    if c.id not in ids:
+                        ids.append(c.id)
+        for name, refs in self._holds.items():
+            ids = out.setdefault(name, [])
+            ids += sorted(refs - set(ids))
+        return out
 
     def shape(self, vol: LocalVolume, usage: tuple[int, int] | None = None) -> dict[str, Any]:
         created = vol.created - vol.created % 1_000_000_000
@@ -227,6 +237,7 @@ class VolumeService:
             if key not in accepted:
                 raise InvalidParameter(f"invalid filter '{key}'")
         dangling = filter_bool(filters, "dangling")
+        users = self._users_by_volume()
         out = []
         for vol in sorted(self._volumes.values(), key=lambda v: v.name):
             if filters.get("driver") and DRIVER not in filters["driver"]:
@@ -237,7 +248,7 @@ class VolumeService:
                 continue
             if filters.get("label!") and _kv_match(filters["label!"], vol.labels):
                 continue
-            if dangling is not None and dangling == bool(self.users(vol.name)):
+            if dangling is not None and dangling == bool(users.get(vol.name)):
                 continue
             out.append(vol)
         return out
@@ -324,11 +335,12 @@ class VolumeService:
         """Volumes with UsageData, as `GET /system/df` shows them (dockerd
         leaves out volumes with driver options: their data is elsewhere)."""
         out = []
+        users = self._users_by_volume()
         for vol in sorted(self._volumes.values(), key=lambda v: v.name):
             if vol.needs_mount:
                 continue
             size = await asyncio.to_thread(self.driver.size, vol)
-            out.append(self.shape(vol, (size, len(self.users(vol.name)))))
+            out.append(self.shape(vol, (size, len(users.get(vol.name, [])))))
         return out
 
     # ------------------------------------------------------------ device mounts
