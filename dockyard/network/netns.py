@@ -23,6 +23,21 @@ def prepare_netns_dir(directory: Path) -> None:
     mount(None, str(directory), None, MS_PRIVATE)
 
 
+def release_netns_dir(directory: Path) -> list[str]:
+    """Undo prepare_netns_dir for an engine that is gone: every namespace
+    file left in the directory, then the directory's own bind mount.
+    Returns what was removed."""
+    removed = []
+    if directory.is_dir():
+        for entry in directory.iterdir():
+            remove_netns(entry)
+            removed.append(f"network namespace {entry.name[:12]}")
+    if is_mountpoint(str(directory)):
+        umount(str(directory))
+        removed.append(f"mount {directory}")
+    return removed
+
+
 async def create_netns(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(exist_ok=True)

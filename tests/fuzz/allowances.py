@@ -66,7 +66,8 @@ EXTRA_STATUSES: dict[str, dict[int, str]] = {
     "ImageSearch": {400: _BAD, 501: _NOT_DONE},
     "NetworkConnect": {400: _BAD},
     "NetworkCreate": {403: "403: a pre-defined network's driver (errdefs.Forbidden)",
-                      404: "404: an unknown network or IPAM driver (plugin not found)"},
+                      404: "404: an unknown network or IPAM driver (plugin not found)",
+                      409: "409: a network of that name exists (errdefs.Conflict)"},
     "NetworkDisconnect": {400: _BAD},
     "NetworkList": {400: _BAD},
     "NetworkPrune": {400: _BAD},
@@ -239,6 +240,7 @@ def allowed(op_id: str, check: str, case: schemathesis.Case, response: schemathe
 
 _QUERY_PARAM = re.compile(r"parameter `([^`]+)` in query")
 _BECAME = re.compile(r"\(was \w+, became (\w+)\)")
+_BODY_TYPE = re.compile(r"in body - (\w+): Incorrect type")
 
 
 def _first_wire_value(value: object) -> str:
@@ -265,6 +267,11 @@ def _go_reading_accepts(case: schemathesis.Case, failure: Failure) -> bool:
     if m and isinstance(case.query, dict) and m.group(1) in case.query and \
             _first_wire_value(case.query[m.group(1)]) == "":
         return True
+    m = _BODY_TYPE.search(failure.message)
+    if m and isinstance(case.body, dict):
+        field = {k.lower(): k for k in case.body}.get(m.group(1).lower())
+        if field is not None and case.body[field] is None:
+            return True
     became = _BECAME.findall(failure.message)
     return bool(became) and all(kind == "null" for kind in became) and \
         "in body" in failure.message

@@ -219,7 +219,6 @@ def stop_daemon(d: Daemon, cleanup: bool = True) -> None:
             d.proc.wait()
     if cleanup:
         remove_host_networking(d)
-        subprocess.run(["umount", "-l", str(d.exec_root / "netns")], capture_output=True)
         remove_test_dir(d.exec_root)
         remove_test_dir(d.data_root.parent)
 

@@ -31,6 +31,7 @@ from dockyard.network.ipam import (
     parse_address,
     parse_subnet,
 )
+from dockyard.network.netns import release_netns_dir
 
 log = logging.getLogger("dockyard.networks")
 
@@ -193,7 +194,8 @@ def default_bridge_subnet(bip: str | None, pools: tuple[Pool, ...], store: Netwo
 
 async def remove_host_networking(data_root: Path, exec_root: Path) -> list[str]:
     """Take out what an engine made in the host's shared network state: its
-    bridges, its firewall chains and their jumps, its name server.  For an
+    bridges, its firewall chains and their jumps, its name server, its
+    network namespaces and their directory's mount.  For an
     engine that is stopped and will not come back on this data root (a
     removed installation, a test daemon).  Returns what was removed."""
     names = HostNames.for_data_root(data_root)
@@ -212,4 +214,5 @@ async def remove_host_networking(data_root: Path, exec_root: Path) -> list[str]:
     removed.append(f"firewall chains {names.chain_prefix}-*")
     dns_server = DnsServer(exec_root / "dns")
     await dns_server.stop()
+    removed += await asyncio.to_thread(release_netns_dir, exec_root / "netns")
     return removed

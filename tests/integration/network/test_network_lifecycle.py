@@ -144,25 +144,31 @@ def _host_traces(prefix: str, bridges: list[str]) -> list[str]:
     return found
 
 
+def _app_network(d) -> tuple[str, list[str]]:  # type: ignore[no-untyped-def]
+    """Network "app" on a fresh engine: its chains' prefix, and the bridges
+    (the default one's and app's) it may make."""
+    from dockyard.engine.networks.store import HostNames
+    names = HostNames.for_data_root(d.data_root)
+    d.out("network", "create", "app")
+    net_id = json.loads(d.out("network", "inspect", "app"))[0]["Id"]
+    return names.chain_prefix, [names.default_bridge, f"dy-{net_id[:12]}"]
+
+
 def test_nothing_of_ours_is_left_after_rm_and_prune():
     base = Path(tempfile.mkdtemp(prefix="dockyard-it-", dir="/var/tmp"))
     d = start_daemon(base)
     try:
-        from dockyard.engine.networks.store import HostNames
-        names = HostNames.for_data_root(d.data_root)
-        d.out("network", "create", "app")
-        app_bridge = json.loads(d.out("network", "inspect", "app"))[0]["Id"]
-        bridges = [names.default_bridge, f"dy-{app_bridge[:12]}"]
+        chain_prefix, bridges = _app_network(d)
         # a network has its bridge, as Docker's; no rules while nothing is attached
-        assert _host_traces(names.chain_prefix, bridges) == [bridges[1]]
+        assert _host_traces(chain_prefix, bridges) == [bridges[1]]
         d.out("run", "-d", "--name", "db", "--network", "app", "busybox", "sleep", "600")
         d.out("run", "-d", "--name", "web", "-p", "80", "busybox", "sleep", "600")
         veths_before = subprocess.run(["ip", "-o", "link"], capture_output=True,
                                       text=True).stdout.count("veth")
-        assert len(_host_traces(names.chain_prefix, bridges)) > 2
+        assert len(_host_traces(chain_prefix, bridges)) > 2
         d.out("rm", "-f", "db", "web")
         assert d.out("network", "prune", "-f").strip().endswith("app")
-        assert _host_traces(names.chain_prefix, bridges) == []
+        assert _host_traces(chain_prefix, bridges) == []
         veths = subprocess.run(["ip", "-o", "link"], capture_output=True,
                                text=True).stdout.count("veth")
         assert veths == veths_before - 2
@@ -171,5 +177,35 @@ def test_nothing_of_ours_is_left_after_rm_and_prune():
         # and the next container brings it all back
         out = d.out("run", "--rm", "busybox", "ip", "-4", "-o", "addr", "show", "eth0")
         assert " inet " in out
+    finally:
+        stop_daemon(d)
+
+
+def test_cleanup_command_takes_out_a_stopped_engines_host_state():
+    """`dockyard cleanup` after an engine stopped with a container still
+    running (containers outlive the daemon): bridges, rules, the name
+    server's files and every network namespace mount go."""
+    import sys
+    base = Path(tempfile.mkdtemp(prefix="dockyard-it-", dir="/var/tmp"))
+    d = start_daemon(base)
+    try:
+        chain_prefix, bridges = _app_network(d)
+        cid = d.out("run", "-d", "--network", "app", "busybox", "sleep", "600").strip()
+        pid = int(d.out("inspect", "-f", "{{.State.Pid}}", cid))
+        d.proc.terminate()
+        d.proc.wait(15)
+        mounts = Path("/proc/mounts").read_text()
+        assert f"{d.exec_root}/netns/{cid}" in mounts
+        out = subprocess.run([sys.executable, "-m", "dockyard.cli", "cleanup", "--data-root",
+                              str(d.data_root), "--exec-root", str(d.exec_root)],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert f"bridge {bridges[1]}" in out.stdout
+        assert _host_traces(chain_prefix, bridges) == []
+        assert str(d.exec_root) not in Path("/proc/mounts").read_text()
+        # the engine coming back on that data root finds its container gone
+        os.kill(pid, signal.SIGKILL)
+        d = start_daemon(base)
+        assert d.out("inspect", "-f", "{{.State.Status}}", cid).strip() == "exited"
     finally:
         stop_daemon(d)

@@ -134,6 +134,11 @@ def test_network_inspect_and_list_shapes(daemon):
         assert info["IPAM"]["Config"] == [{"Subnet": "10.123.45.0/24",
                                            "Gateway": "10.123.45.254"}]
         assert info["Labels"] == {"k": "v"}
+        import docker
+        api = docker.APIClient(base_url=f"unix://{daemon.socket}", version="1.44")
+        assert api.inspect_network(name, scope="local")["Id"] == info["Id"]
+        with pytest.raises(docker.errors.NotFound, match=f"network {name} not found"):
+            api.inspect_network(name, scope="swarm")
         listed = daemon.out("network", "ls", "--filter", "label=k=v", "--format", "{{.Name}}")
         assert listed.split() == [name]
         builtin = daemon.out("network", "ls", "--filter", "type=builtin", "--format",
