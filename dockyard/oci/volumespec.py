@@ -194,6 +194,12 @@ def _request(m: Mapping, mode: str = "", create_source: bool = False) -> MountRe
             labels=dict(vo.get("Labels") or {}), copy_data=not vo.get("NoCopy"))
     bo = m.get("BindOptions") or {}
     prop = bo.get("Propagation") or ""
+    for key in ("ReadOnlyNonRecursive", "ReadOnlyForceRecursive"):
+        if rw and bo.get(key):
+            raise InvalidParameter(f"mount options conflict: !ReadOnly && BindOptions.{key}")
+    if bo.get("ReadOnlyNonRecursive") and bo.get("ReadOnlyForceRecursive"):
+        raise InvalidParameter("mount options conflict: ReadOnlyNonRecursive && "
+                               "BindOptions.ReadOnlyForceRecursive")
     return MountRequest(
         "bind", dest, source=_clean(m.get("Source") or ""), rw=rw, mode=mode,
         propagation=prop or DEFAULT_PROPAGATION, explicit_propagation=bool(prop),

@@ -154,6 +154,14 @@ def test_rm_and_autoremove_keep_dockers_volume_rules(daemon, vol, name):
     assert anon in daemon.out("volume", "ls", "-q").split()
     daemon.out("rm", "-v", other)
     assert anon not in daemon.out("volume", "ls", "-q").split()
+    # container prune never takes volumes
+    label = f"prune-{name}"
+    daemon.out("create", "--label", label, "--name", name, "-v", "/pruned", "busybox", "true")
+    anon = inspect(daemon, name)["Mounts"][0]["Name"]
+    daemon.out("container", "prune", "-f", "--filter", f"label={label}")
+    assert name not in daemon.out("ps", "-a", "--format", "{{.Names}}").split()
+    assert anon in daemon.out("volume", "ls", "-q").split()
+    daemon.out("volume", "rm", anon)
 
 
 def test_volumes_from(daemon, vol, tmp_path, name):

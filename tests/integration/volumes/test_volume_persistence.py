@@ -101,7 +101,8 @@ def test_system_df(daemon, client, vol, name):
         assert df["LayersSize"] >= busybox["Size"]
         # the CLI's tables
         table = daemon.out("system", "df", "-v")
-        assert f"{v}   1         1.239MB" in table
+        assert [line.split() for line in table.splitlines()
+                if line.startswith(v + " ")] == [[v, "1", "1.239MB"]]
         assert "Local Volumes" in daemon.out("system", "df")
     finally:
         daemon.out("rm", name)

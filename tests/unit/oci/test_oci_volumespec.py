@@ -131,6 +131,21 @@ def test_mounts_this_engine_does_not_make_are_refused_clearly(m):
         parse_mount(m)
 
 
+@pytest.mark.parametrize(("bo", "ro", "text"), [
+    ({"ReadOnlyNonRecursive": True}, False,
+     "mount options conflict: !ReadOnly && BindOptions.ReadOnlyNonRecursive"),
+    ({"ReadOnlyForceRecursive": True}, False,
+     "mount options conflict: !ReadOnly && BindOptions.ReadOnlyForceRecursive"),
+    ({"ReadOnlyNonRecursive": True, "ReadOnlyForceRecursive": True}, True,
+     "mount options conflict: ReadOnlyNonRecursive && BindOptions.ReadOnlyForceRecursive"),
+])
+def test_read_only_bind_option_conflicts(bo, ro, text):
+    with pytest.raises(InvalidParameter) as e:
+        parse_mount({"Type": "bind", "Source": "/srv", "Target": "/s", "ReadOnly": ro,
+                     "BindOptions": bo}, lambda p: True)
+    assert e.value.message == text
+
+
 def test_a_missing_source_with_create_mountpoint_is_fine():
     r = parse_mount({"Type": "bind", "Source": "/nonexistent", "Target": "/h",
                      "BindOptions": {"CreateMountpoint": True}}, lambda p: False)
