@@ -144,6 +144,7 @@ class ContainerMounts:
                 self._label_mode(req, plan)
             elif req.type == "volume":
                 self._check_volume(req)
+                self._label_mode(req, plan)
             by_dest[req.destination] = req
         plan.items = list(by_dest.values())
         anonymous = anonymous_destinations(config.get("Volumes"), list(by_dest),
@@ -157,8 +158,8 @@ class ContainerMounts:
         if not {"z", "Z"} & set(req.mode.split(",")):
             return
         if self.host.facts.selinux:
-            raise InvalidParameter(f"SELinux relabeling of bind mounts (:z, :Z) is not "
-                                   f"supported by this engine: {req.source}")
+            raise InvalidParameter(f"SELinux relabeling of mounts (:z, :Z) is not supported "
+                                   f"by this engine: {req.source}")
         plan.warnings.append(f"SELinux is not enabled on this host: the relabel option "
                              f"of {req.source}:{req.destination}:{req.mode} has no effect")
 
