@@ -10,7 +10,8 @@ over a file of the image is Docker's error `cannot mount volume over
 existing file`.
 
 The image is read through a read-only overlay of its layers mounted for
-the copy (nothing of the container is written), and the path is resolved
+the copy (nothing of the container is written; an image of one layer is
+read from that layer's directory directly), and the path is resolved
 inside it with `targets.resolve_target`, so a symlink in the image cannot
 make the copy read from the host.  Synchronous; callers use a thread.
 """
@@ -39,7 +40,8 @@ def is_empty(path: Path) -> bool:
 
 
 def copy_up(view_root: Path, dest: str, volume_path: Path, map_ids: MapIds | None,
-            anonymous: bool) -> None:
+            anonymous: bool, layer: bool = False) -> None:
+    """`layer`: `view_root` is the image's only layer, read as the image."""
     root_fd = os.open(view_root, DIR_FLAGS)
     try:
         comps = resolve_target(root_fd, dest)
@@ -61,7 +63,7 @@ def copy_up(view_root: Path, dest: str, volume_path: Path, map_ids: MapIds | Non
                 return
             src = os.open(comps[-1], DIR_FLAGS, dir_fd=parent)
             try:
-                copy_into(src, volume_path, map_ids)
+                copy_into(src, volume_path, map_ids, from_layer=layer)
             finally:
                 os.close(src)
         finally:

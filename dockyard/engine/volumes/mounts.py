@@ -256,6 +256,13 @@ class ContainerMounts:
         map_ids = self._map_ids(c)
 
         def work() -> None:
+            if len(lowers) == 1:
+                # one layer (and a new container's empty upper): the layer's
+                # own tree is the image, read without overlayfs in between
+                for p, path in todo:
+                    copy_up(Path(lowers[0]), p.destination, path, map_ids,
+                            anonymous=not p.named, layer=True)
+                return
             mount_view(view, lowers, d / "upper", None)
             try:
                 for p, path in todo:
