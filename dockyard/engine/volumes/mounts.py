@@ -204,8 +204,7 @@ class ContainerMounts:
     async def _point(self, c: Container, req: MountRequest, made: list[str]) -> MountPoint:
         if req.type == "volume":
             vol, created = await self.volumes.ensure(
-                req.source, req.driver, req.driver_opts, req.labels, ref=c.id,
-                explicit=bool(req.driver_opts or req.labels))
+                req.source, req.driver, req.driver_opts, req.labels, ref=c.id)
             if created:
                 made.append(vol.name)
             return MountPoint("volume", req.destination, source=str(vol.path), name=vol.name,

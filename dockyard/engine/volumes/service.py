@@ -13,9 +13,9 @@ Texts and rules are dockerd's (moby volume/service): `get X: no such
 volume`, `remove X: volume is in use - [ids]`, the list filters (dangling,
 driver, label, name) and prune's (label, label!, all; anonymous volumes
 only unless `all`, from API 1.42 on; volumes with driver options are never
-pruned).  One deliberate difference: creating a volume that exists with
-other options or labels than asked is a 409, where dockerd returns the
-existing one unchanged.
+pruned).  One deliberate difference: asking for a volume that exists with
+other options or labels than it has is a 409, where dockerd returns the
+existing one unchanged (asked for without any, it is taken as it is).
 """
 
 from __future__ import annotations
@@ -178,16 +178,16 @@ class VolumeService:
                            "is not a swarm manager")
         vol, _ = await self.ensure(body.get("Name") or "", body.get("Driver") or "",
                                    dict(body.get("DriverOpts") or {}),
-                                   dict(body.get("Labels") or {}), explicit=True)
+                                   dict(body.get("Labels") or {}))
         return self.shape(vol)
 
     async def ensure(self, name: str, driver: str, options: dict[str, str],
-                     labels: dict[str, str], *, ref: str = "", explicit: bool = False
+                     labels: dict[str, str], *, ref: str = ""
                      ) -> tuple[LocalVolume, bool]:
         """The volume `name` (a new anonymous one for ""), made when missing;
-        whether it was made.  `ref` holds it for a create in progress;
-        `explicit` (options or labels were asked for) refuses an existing
-        volume that has others."""
+        whether it was made.  `ref` holds it for a create in progress.  An
+        existing volume is refused when options or labels are asked for and
+        it has others; asked for without any, it is taken as it is."""
         if not name:
             name = new_volume_name()
             labels = {**labels, ANONYMOUS_LABEL: ""}
@@ -203,8 +203,7 @@ class VolumeService:
                 self._volumes[name] = vol
                 created = True
                 self.events.emit("volume", "create", name, {"driver": DRIVER})
-            elif (explicit or options or labels) and (
-                    vol.options != options or vol.labels != labels):
+            elif (options or labels) and (vol.options != options or vol.labels != labels):
                 raise Conflict(f"create {name}: volume {name} already exists with other "
                                "options or labels; remove it first, or ask for it without "
                                "options to use it as it is")

@@ -42,6 +42,7 @@ def test_create_inspect_list_remove(daemon, vol):
     assert v in daemon.out("volume", "ls", "-q").split()
     # the same create again is the same volume; other options or labels are a 409
     assert daemon.out("volume", "create", "--label", "a=1", "--label", "b", v) == v + "\n"
+    assert daemon.out("volume", "create", v) == v + "\n"    # none asked for: as it is
     res = daemon.docker("volume", "create", "--label", "a=2", v)
     assert res.returncode == 1 and b"already exists with other options or labels" in res.stderr
     res = daemon.docker("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", v)
