@@ -6,7 +6,7 @@ VENV    := .venv
 SOCKET  ?= /run/dockyard.sock
 DATA    ?= /var/lib/dockyard
 
-.PHONY: setup setup-test run test test-unit test-integration test-v2 lint bench fuzz fuzz-lane
+.PHONY: setup setup-test run test test-unit test-integration test-v2 test-eco eco-lane lint bench fuzz fuzz-lane
 
 # Debian packages first (python3-venv among them), then the virtualenv.
 setup:
@@ -32,6 +32,20 @@ test: setup-test
 	@# in CI the v2 lane must run; elsewhere it is skipped, loudly, without QEMU
 	@bash tests/v2lane/suite.sh $(if $(CI),,--if-installable)
 	@$(MAKE) --no-print-directory fuzz-lane
+	@$(MAKE) --no-print-directory eco-lane
+
+# The clients people already use (Docker Compose v2 and v1, testcontainers)
+# driving real applications through dockyard (tests/eco/README.md)
+test-eco: setup-test
+	@$(MAKE) --no-print-directory eco-lane
+
+eco-lane: $(VENV)/.eco-stamp
+	@PYTHON=$(PYTHON) bash tests/eco/clients.sh
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/eco
+
+$(VENV)/.eco-stamp: requirements-eco.txt requirements-dev.txt $(VENV)/.stamp
+	$(VENV)/bin/pip install -q -r requirements-dev.txt -r requirements-eco.txt
+	@touch $@
 
 # cgroup v2: the v2 suite against a daemon in a pure cgroup v2 VM (tests/v2lane)
 test-v2: setup-test

@@ -12,7 +12,7 @@ Measures, on one machine in one run, medians:
   volume each run, against the same without a volume.
 Both engines get the same busybox image and the same 10,000-file image
 (`docker import`).  Docker Engine runs privately (tests/integration/
-dockerd_ref.py: own socket and data root, no networking), like the interop
+refengine.py: own socket and data root, no networking), as the interop
 tests run it.  Prints a table; asserts nothing.  Needs root.  Everything it
 starts is stopped and removed at the end.
 """
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from run import DOCKER, ROOT, stop, wait_socket
 
-from tests.integration.dockerd_ref import start_private_dockerd
+from tests.integration.refengine import reference_dockerd
 
 
 def start_dockyard(base: Path, exec_root: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -50,15 +50,15 @@ def start_dockyard(base: Path, exec_root: str) -> tuple[subprocess.Popen[bytes],
     return proc, sock
 
 
-def cli(sock: str, *args: str, input: bytes | None = None) -> str:
-    res = subprocess.run([DOCKER, "-H", f"unix://{sock}", *args], input=input,
-                         capture_output=True)
+def cli(engine: list[str], *args: str, input: bytes | None = None) -> str:
+    """`engine`: the docker CLI's argv prefix for one engine."""
+    res = subprocess.run([*engine, *args], input=input, capture_output=True)
     if res.returncode != 0:
         raise RuntimeError(f"docker {' '.join(args)}: {res.stderr.decode()}")
     return res.stdout.decode()
 
 
-def timed(sock: str, *args: str) -> float:
+def timed(sock: list[str], *args: str) -> float:
     t = time.perf_counter()
     cli(sock, *args)
     return (time.perf_counter() - t) * 1000
@@ -85,7 +85,7 @@ def many_files_tar(n: int) -> bytes:
     return buf.getvalue()
 
 
-def bench(sock: str, runs: int, bind_dir: Path, image_tar: bytes, files: int
+def bench(sock: list[str], runs: int, bind_dir: Path, image_tar: bytes, files: int
           ) -> dict[str, float]:
     vol = f"bench-{uuid.uuid4().hex[:6]}"
     cli(sock, "volume", "create", vol)
@@ -143,10 +143,11 @@ def main() -> int:
     results: dict[str, dict[str, float]] = {}
     exec_root = f"/run/dockyard-volbench-{base.name.rsplit('-', 1)[-1]}"
     dy, sock = start_dockyard(base, exec_root)
+    engine = [DOCKER, "-H", f"unix://{sock}"]
     try:
-        results["dockyard"] = bench(sock, ns.runs, bind_dir, image_tar, ns.files)
+        results["dockyard"] = bench(engine, ns.runs, bind_dir, image_tar, ns.files)
         tar = base / "busybox.tar"
-        cli(sock, "save", "-o", str(tar), "busybox")
+        cli(engine, "save", "-o", str(tar), "busybox")
     finally:
         stop(dy)
         subprocess.run([sys.executable, "-m", "dockyard.cli", "cleanup", "--data-root",
@@ -155,16 +156,12 @@ def main() -> int:
     if not ns.no_dockerd and shutil.which("dockerd"):
         ref_base = base / "ref"
         ref_base.mkdir()
-        ref = start_private_dockerd(ref_base, DOCKER)
-        if ref is None:
-            print("dockerd did not start; see", ref_base / "dockerd.log")
-        else:
-            proc, rsock = ref
-            try:
-                cli(rsock, "load", "-i", str(tar))
-                results["dockerd"] = bench(rsock, ns.runs, bind_dir, image_tar, ns.files)
-            finally:
-                stop(proc)
+        with reference_dockerd(ref_base) as ref:
+            if ref is None:
+                print("dockerd did not start; see", ref_base / "dockerd.log")
+            else:
+                cli(ref, "load", "-i", str(tar))
+                results["dockerd"] = bench(ref, ns.runs, bind_dir, image_tar, ns.files)
     print(f"{'measure (medians)':52} " + " ".join(f"{k:>10}" for k in results))
     for key in results["dockyard"]:
         print(f"{key:52} " + " ".join(f"{results[e].get(key, float('nan')):10.1f}"

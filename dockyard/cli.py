@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -20,24 +21,61 @@ log = logging.getLogger("dockyard")
 
 def _daemon_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("daemon", help="run the engine")
-    p.add_argument("-H", "--host", action="append", dest="hosts",
-                   help="socket to listen on (unix://PATH); repeatable")
+    _listener_options(p)
     p.add_argument("--data-root", type=Path)
     p.add_argument("--exec-root", type=Path)
     p.add_argument("-p", "--pidfile", type=Path)
-    p.add_argument("--config-file", type=Path)
     p.add_argument("--default-runtime")
     p.add_argument("-l", "--log-level", choices=["debug", "info", "warn", "error", "fatal"])
     p.add_argument("-D", "--debug", action="store_true", default=None)
     p.add_argument("-G", "--group")
     p.add_argument("--emulation", action="store_true", default=None,
                    help="register qemu-user-static with binfmt_misc for foreign images")
+    p.add_argument("--registry-mirror", action="append", dest="registry_mirrors",
+                   metavar="URL", help="a Docker Hub mirror tried before Docker Hub; repeatable")
+    p.add_argument("--insecure-registry", action="append", dest="insecure_registries",
+                   metavar="HOST|CIDR",
+                   help="a registry reached over plain http or unverified TLS; repeatable")
+    p.add_argument("--max-concurrent-downloads", type=int, metavar="N",
+                   help="layer downloads at once across all pulls (default 3)")
+    p.add_argument("--max-concurrent-uploads", type=int, metavar="N",
+                   help="layer uploads at once across all pushes (default 5)")
+
+
+def _listener_options(p: argparse.ArgumentParser) -> None:
+    """The options `daemon` and `doctor` share: hosts, TLS, seccomp, config file."""
+    p.add_argument("--config-file", type=Path)
+    p.add_argument("-H", "--host", action="append", dest="hosts",
+                   help="socket to listen on (unix://PATH or tcp://HOST:PORT); repeatable")
+    p.add_argument("--tls", nargs="?", const=True, type=_go_bool, metavar="BOOL",
+                   help="use TLS on tcp:// hosts; implied by --tlsverify")
+    p.add_argument("--tlsverify", nargs="?", const=True, type=_go_bool, metavar="BOOL",
+                   help="use TLS and require client certificates signed by --tlscacert")
+    p.add_argument("--tlscacert", help="trust client certificates signed only by this CA")
+    p.add_argument("--tlscert", help="path to the server's TLS certificate")
+    p.add_argument("--tlskey", help="path to the server's TLS key")
+    p.add_argument("--tls-handshake-timeout", type=float, metavar="SECONDS",
+                   help="drop a TLS client whose handshake takes longer (default 10)")
+    p.add_argument("--seccomp-profile", metavar="builtin|unconfined|PATH",
+                   help="containers' default seccomp profile (default: builtin, Docker's)")
+
+
+def _go_bool(text: str) -> bool:
+    """Go's strconv.ParseBool, which dockerd's boolean flags use (--tls=false)."""
+    if text in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if text in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
 
 
 def build_config(ns: argparse.Namespace) -> DaemonConfig:
     cfg = DaemonConfig()
     explicit = {k for k in ("hosts", "data_root", "exec_root", "pidfile", "default_runtime",
-                            "log_level", "debug", "group", "emulation")
+                            "log_level", "debug", "group", "emulation", "registry_mirrors",
+                            "insecure_registries", "max_concurrent_downloads",
+                            "max_concurrent_uploads", "tls", "tlsverify", "tlscacert", "tlscert",
+                            "tlskey", "tls_handshake_timeout", "seccomp_profile")
                 if getattr(ns, k, None) is not None}
     for k in explicit:
         setattr(cfg, k, getattr(ns, k))
@@ -48,14 +86,30 @@ def build_config(ns: argparse.Namespace) -> DaemonConfig:
         cfg.apply_file(cfg_file, explicit)
     if cfg.debug:
         cfg.log_level = "debug"
+    cfg.check_registry_options()
     return cfg
 
 
 async def run_daemon(cfg: DaemonConfig) -> int:
     from dockyard.api.app import app_for
+    from dockyard.api.server import Limits
     from dockyard.engine.engine import Engine
+    from dockyard.listeners import bind_tcp, plan_listeners, server_context
 
     t0 = time.perf_counter()
+    tcp_sockets: dict[str, list[socket.socket]] = {}
+    try:
+        hosts, tls = plan_listeners(cfg)
+        context = server_context(tls) if tls is not None else None
+        for h in hosts:
+            if h.proto == "tcp":
+                tcp_sockets[h.url] = bind_tcp(h)
+    except DockyardError as e:
+        log.error("%s", e.message)
+        for socks in tcp_sockets.values():
+            for s in socks:
+                s.close()
+        return 1
     _become_subreaper()
     engine = Engine(cfg)
     try:
@@ -64,28 +118,31 @@ async def run_daemon(cfg: DaemonConfig) -> int:
         log.error("%s", e.message)
         await engine.shutdown()
         return 1
-    app = app_for(engine.backends)
+    app = app_for(engine.backends, Limits(tls_handshake_timeout=cfg.tls_handshake_timeout))
     sockets: list[str] = []
+    listening: list[str] = []
     try:
-        for h in cfg.hosts:
-            if h.startswith("unix://"):
-                path = h[len("unix://"):]
-                await app.listen_unix(path, cfg.group)
-                sockets.append(path)
-            elif h.startswith("fd://"):
-                raise DockyardError("fd:// sockets are not supported")
+        for h in hosts:
+            if h.proto == "unix":
+                await app.listen_unix(h.address, cfg.group)
+                sockets.append(h.address)
+                listening.append(h.url)
             else:
-                raise DockyardError(f"unsupported host {h!r}: only unix:// sockets for now")
+                bound = await app.listen_tcp(tcp_sockets[h.url], context)
+                mode = tls.mode if tls is not None else "plain HTTP, no TLS"
+                listening.append(f"{h.url} ({mode}; bound to "
+                                 f"{', '.join(f'{a}:{p}' for a, p in bound)})")
     except (DockyardError, OSError) as e:
         log.error("cannot listen: %s", getattr(e, "message", e))
         await app.close()
         await engine.shutdown()
+        _unlink_all(sockets)
         return 1
     if cfg.pidfile:
         cfg.pidfile.parent.mkdir(parents=True, exist_ok=True)
         cfg.pidfile.write_text(f"{os.getpid()}")
     log.info("dockyard %s (API %s) listening on %s, ready in %.0f ms", __version__, API_VERSION,
-             ", ".join(sockets), (time.perf_counter() - t0) * 1000)
+             ", ".join(listening), (time.perf_counter() - t0) * 1000)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -94,17 +151,21 @@ async def run_daemon(cfg: DaemonConfig) -> int:
     log.info("shutting down")
     await app.close()
     await engine.shutdown()
-    for s in sockets:
-        try:
-            os.unlink(s)
-        except OSError:
-            pass
+    _unlink_all(sockets)
     if cfg.pidfile:
         try:
             cfg.pidfile.unlink()
         except OSError:
             pass
     return 0
+
+
+def _unlink_all(paths: list[str]) -> None:
+    for p in paths:
+        try:
+            os.unlink(p)
+        except OSError:
+            pass
 
 
 def _become_subreaper() -> None:
@@ -124,9 +185,21 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     _daemon_parser(sub)
     sub.add_parser("version", help="print the version")
-    d = sub.add_parser("doctor", help="report what this host supports")
+    d = sub.add_parser("doctor", help="report what this host supports, and what a daemon "
+                       "with these options would use (seccomp profile, listeners, TLS)")
     d.add_argument("--json", action="store_true")
     d.add_argument("--exec-root", type=Path, default=Path("/run/dockyard"))
+    _listener_options(d)
+    k = sub.add_parser("certs", help="make a CA, a server and a client certificate for "
+                       "TLS on tcp:// hosts (with openssl)")
+    k.add_argument("--dir", type=Path, required=True, help="where to write them")
+    k.add_argument("--host", action="append", dest="names", default=None,
+                   help="a name or IP the server certificate is valid for; repeatable "
+                        "(default: localhost, 127.0.0.1, ::1 and this host's name)")
+    k.add_argument("--days", type=int, default=365)
+    k.add_argument("--client-name", default="client")
+    k.add_argument("--no-server", action="store_true", help="only a client certificate")
+    k.add_argument("--no-client", action="store_true", help="only a server certificate")
     c = sub.add_parser("cleanup", help="remove the bridges, firewall rules and name server "
                        "an engine made on this host (run it with the engine stopped)")
     c.add_argument("--data-root", type=Path, default=Path("/var/lib/dockyard"))
@@ -141,10 +214,27 @@ def main(argv: list[str] | None = None) -> int:
         for what in asyncio.run(remove_host_networking(ns.data_root, ns.exec_root)):
             print(f"removed {what}")
         return 0
+    if ns.cmd == "certs":
+        from dockyard.certs import make_certs
+
+        try:
+            made = make_certs(ns.dir, ns.names or [], ns.days, ns.client_name,
+                              server=not ns.no_server, client=not ns.no_client)
+        except (DockyardError, OSError) as e:
+            print(f"dockyard: {getattr(e, 'message', e)}", file=sys.stderr)
+            return 1
+        for name in made:
+            print(ns.dir / name)
+        return 0
     if ns.cmd == "doctor":
         from dockyard.doctor import run_doctor
 
-        return asyncio.run(run_doctor(ns.json, ns.exec_root))
+        try:
+            cfg = build_config(ns)
+        except DockyardError as e:
+            print(f"dockyard: {e.message}", file=sys.stderr)
+            return 1
+        return asyncio.run(run_doctor(ns.json, ns.exec_root, cfg))
     try:
         cfg = build_config(ns)
     except DockyardError as e:
@@ -153,6 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     level = {"warn": "WARNING", "fatal": "CRITICAL"}.get(cfg.log_level, cfg.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    # the registry client's transport logs every request (httpx, at INFO) and
+    # every socket event (httpcore, at DEBUG): requests in debug mode only
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    if not cfg.debug:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     return asyncio.run(run_daemon(cfg))
 
 

@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from dockyard.config import DaemonConfig
+from dockyard.errors import DockyardError
 from dockyard.util.fstree import remove_quietly
 from dockyard.util.mount import mount_overlay, umount
 
@@ -41,7 +43,77 @@ def _check_overlay() -> tuple[bool, str]:
         remove_quietly(base, unmount=True)
 
 
-async def gather(exec_root: Path) -> dict[str, Any]:
+def _seccomp(cfg: DaemonConfig, kernel_has_seccomp: bool) -> dict[str, Any]:
+    from dockyard.engine.host.seccomp import select_seccomp
+
+    try:
+        choice = select_seccomp(cfg.seccomp_profile, kernel_has_seccomp)
+    except DockyardError as e:
+        return {"profile": cfg.seccomp_profile or "builtin", "ok": False, "origin": e.message,
+                "warnings": []}
+    return {"profile": choice.name, "ok": not choice.warnings, "origin": choice.origin,
+            "warnings": list(choice.warnings)}
+
+
+def _cert_dates(path: str) -> str:
+    out = _version(["openssl", "x509", "-in", path, "-noout", "-enddate"])
+    return out.removeprefix("notAfter=")
+
+
+def _listeners(cfg: DaemonConfig) -> dict[str, Any]:
+    """The hosts a daemon with these options listens on, each with its TLS
+    mode, and for unix sockets the file's owner and mode as they are now."""
+    import grp
+    import pwd
+    import socket
+    import stat
+
+    from dockyard.listeners import parse_host, server_context, tls_settings
+
+    out: dict[str, Any] = {"hosts": [], "tls": None, "error": ""}
+    try:
+        tls = tls_settings(cfg)
+        if tls is not None:
+            out["tls"] = {"mode": tls.mode, "cacert": tls.cacert, "cert": tls.cert,
+                          "key": tls.key, "cert_expires": _cert_dates(tls.cert)}
+            server_context(tls)
+    except DockyardError as e:
+        out["error"] = e.message
+        tls = None
+    for h in cfg.hosts:
+        try:
+            host = parse_host(h)
+        except DockyardError as e:
+            out["hosts"].append({"url": h, "error": e.message})
+            continue
+        entry: dict[str, Any] = {"url": host.url}
+        if host.proto == "tcp":
+            entry["mode"] = tls.mode if tls else (
+                "plain HTTP (acknowledged with --tls=false)" if cfg.tls is False
+                else "plain HTTP: refused at start without --tls=false")
+        else:
+            try:
+                st = os.stat(host.address)
+                try:
+                    owner = pwd.getpwuid(st.st_uid).pw_name
+                except KeyError:
+                    owner = str(st.st_uid)
+                try:
+                    group = grp.getgrgid(st.st_gid).gr_name
+                except KeyError:
+                    group = str(st.st_gid)
+                entry.update(owner=owner, group=group, mode=f"{stat.S_IMODE(st.st_mode):04o}",
+                             is_socket=stat.S_ISSOCK(st.st_mode))
+                with socket.socket(socket.AF_UNIX) as sock:
+                    sock.settimeout(1)
+                    entry["daemon_answers"] = sock.connect_ex(host.address) == 0
+            except OSError:
+                entry["exists"] = False
+        out["hosts"].append(entry)
+    return out
+
+
+async def gather(exec_root: Path, cfg: DaemonConfig | None = None) -> dict[str, Any]:
     from dockyard.cgroups import detect
     from dockyard.engine.host.probe import probe_host
     from dockyard.oci.caps import ALL_CAPS
@@ -69,7 +141,7 @@ async def gather(exec_root: Path) -> dict[str, Any]:
     netavark = shutil.which("netavark") or ("/usr/lib/podman/netavark"
                                              if os.path.exists("/usr/lib/podman/netavark")
                                              else None)
-    seccomp = Path("/usr/share/containers/seccomp.json")
+    cfg = cfg or DaemonConfig()
     missing_caps = sorted(set(ALL_CAPS) - set(host.cap_bounding))
     qemu = sorted(p.name for p in Path("/usr/bin").glob("qemu-*-static"))
     return {
@@ -92,7 +164,8 @@ async def gather(exec_root: Path) -> dict[str, Any]:
         "overlayfs": {"works": ok_overlay, "note": overlay_note},
         "netavark": {"path": netavark,
                      "version": _version([netavark, "--version"]) if netavark else ""},
-        "seccomp_profile": {"path": str(seccomp), "present": seccomp.exists()},
+        "seccomp_profile": _seccomp(cfg, host.seccomp),
+        "listeners": _listeners(cfg),
         "init": shutil.which("catatonit") or shutil.which("tini"),
         "rlimit_ceilings": host.rlimit_ceilings,
         "missing_capabilities": missing_caps,
@@ -133,8 +206,10 @@ def render(r: dict[str, Any]) -> str:
     out.append(_line(r["overlayfs"]["works"], f"overlayfs: {r['overlayfs']['note']}"))
     out.append(_line(bool(r["netavark"]["path"]),
                      f"netavark: {r['netavark']['version'] or 'missing'}"))
-    out.append(_line(r["seccomp_profile"]["present"],
-                     f"seccomp profile: {r['seccomp_profile']['path']}"))
+    sc = r["seccomp_profile"]
+    out.append(_line(sc["ok"], f"seccomp profile: {sc['profile']}: {sc['origin']}"))
+    out += [_line(None, f"seccomp: {w}") for w in sc["warnings"]]
+    out += _render_listeners(r["listeners"])
     out.append(_line(bool(r["init"]), f"init for --init: {r['init'] or 'missing'}"))
     ceil = r["rlimit_ceilings"]
     out.append(_line(None, "rlimit hard ceilings: " + ", ".join(
@@ -152,7 +227,30 @@ def render(r: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-async def run_doctor(as_json: bool, exec_root: Path) -> int:
-    r = await gather(exec_root)
+def _render_listeners(ls: dict[str, Any]) -> list[str]:
+    out = []
+    if ls["error"]:
+        out.append(_line(False, f"TLS: {ls['error']}"))
+    elif ls["tls"]:
+        t = ls["tls"]
+        out.append(_line(True, f"TLS: {t['mode']}; CA {t['cacert']}, certificate {t['cert']} "
+                               f"(expires {t['cert_expires'] or '?'}), key {t['key']}"))
+    for h in ls["hosts"]:
+        if "error" in h:
+            out.append(_line(False, f"listener {h['url']}: {h['error']}"))
+        elif h["url"].startswith("tcp://"):
+            out.append(_line("refused" not in h["mode"], f"listener {h['url']}: {h['mode']}"))
+        elif h.get("exists") is False:
+            out.append(_line(None, f"listener {h['url']}: no socket yet (daemon not running)"))
+        else:
+            state = "a daemon answers" if h.get("daemon_answers") else "no daemon answers"
+            out.append(_line(h.get("is_socket", False),
+                             f"listener {h['url']}: socket owner {h['owner']}:{h['group']}, "
+                             f"mode {h['mode']}, {state}"))
+    return out
+
+
+async def run_doctor(as_json: bool, exec_root: Path, cfg: DaemonConfig | None = None) -> int:
+    r = await gather(exec_root, cfg)
     print(json.dumps(r, indent=2) if as_json else render(r))
     return 0 if r["default_runtime"] and r["overlayfs"]["works"] else 1

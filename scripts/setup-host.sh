@@ -8,7 +8,7 @@ PKGS=(
 )
 if [ "${DOCKYARD_TEST_PKGS:-0}" = 1 ]; then
   # what the test suite uses besides the engine's own needs
-  PKGS+=(tmux docker.io)
+  PKGS+=(tmux docker.io docker-registry apache2-utils openssl gcc libc6-dev openssh-client)
 fi
 
 missing=()
@@ -23,6 +23,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get install -y -q --no-install-recommends "${missing[@]}"
   fi
 fi
+# Docker Engine's default seccomp profile, the daemon's default (checksummed)
+bash "$(dirname "$0")/fetch-seccomp-profile.sh"
 # The API socket belongs to group docker, as dockerd's does.
 getent group docker >/dev/null || groupadd --system docker
 if [ "${DOCKYARD_TEST_PKGS:-0}" = 1 ]; then
@@ -30,4 +32,8 @@ if [ "${DOCKYARD_TEST_PKGS:-0}" = 1 ]; then
   # once into a cache so the platform tests need no network while they run
   bash "$(dirname "$0")/../tests/fixtures/arm64-busybox.sh" fetch \
     || echo "setup: could not fetch busybox-static:arm64; the emulation tests will skip"
+  # a private sshd for the ssh:// test (unpacked, not installed: the package
+  # would start a system-wide sshd)
+  bash "$(dirname "$0")/../tests/fixtures/sshd.sh" fetch \
+    || echo "setup: could not fetch openssh-server; the real-sshd test will skip"
 fi

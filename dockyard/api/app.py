@@ -7,14 +7,18 @@ import contextlib
 import logging
 import os
 import re
+import socket
+import ssl
 import time
 import traceback
 
 from dockyard import API_VERSION, MIN_API_VERSION
 from dockyard.api.identity import DEFAULT_HEADERS
+from dockyard.api.routes.build import BuildRoutes
 from dockyard.api.routes.container_fs import ContainerFilesRoutes
 from dockyard.api.routes.container_ops import ContainerOpsRoutes
 from dockyard.api.routes.containers import ContainerRoutes
+from dockyard.api.routes.distribution import DistributionRoutes
 from dockyard.api.routes.execs import ExecRoutes
 from dockyard.api.routes.images import ImageRoutes
 from dockyard.api.routes.networks import NetworkRoutes
@@ -32,6 +36,7 @@ from dockyard.api.server import (
     error_response,
     text_response,
 )
+from dockyard.api.server.tls import start_tcp_server
 from dockyard.backend import Backends
 from dockyard.errors import DockyardError, InvalidParameter
 
@@ -54,7 +59,9 @@ def build_router(backends: Backends) -> Router:
     for routes in (SystemRoutes(backends.system), ImageRoutes(backends.images),
                    ContainerRoutes(backends.containers), ContainerOpsRoutes(backends.containers),
                    ContainerFilesRoutes(backends.containers), ExecRoutes(backends.execs),
+                   DistributionRoutes(backends.images),
                    NetworkRoutes(backends.networks), VolumeRoutes(backends.volumes),
+                   BuildRoutes(backends.build),
                    SwarmRoutes()):
         routes.register(r)
     return r
@@ -137,6 +144,19 @@ class App:
             except (KeyError, PermissionError):
                 log.warning("group %r not found: socket %s stays root-only", group, path)
         self._servers.append(srv)
+
+    async def listen_tcp(self, sockets: list[socket.socket],
+                         context: ssl.SSLContext | None = None) -> list[tuple[str, int]]:
+        """Serve on listening TCP sockets (TLS when `context` is given); the
+        addresses they are bound to."""
+        limits = self.server.limits
+        bound = []
+        for sock in sockets:
+            srv = await start_tcp_server(self.server.handle, sock, context, STREAM_LIMIT,
+                                         limits.tls_handshake_timeout, limits.max_tls_handshakes)
+            self._servers.append(srv)
+            bound.append(sock.getsockname()[:2])
+        return bound
 
     async def close(self) -> None:
         for s in self._servers:

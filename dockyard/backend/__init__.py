@@ -15,6 +15,7 @@ precisely which roles it fills.
 Nothing here does I/O.
 """
 
+from dockyard.backend.build import BuildBackend, BuildOptions, BuildPruneOptions
 from dockyard.backend.containers import (
     AttachOptions,
     AttachPlan,
@@ -36,20 +37,27 @@ from dockyard.backend.containers import (
     WaitResult,
 )
 from dockyard.backend.execs import ExecBackend, ExecStartOptions
-from dockyard.backend.images import ImageBackend, ImageListOptions, ImportOptions, PullOptions
+from dockyard.backend.images import (
+    ImageBackend,
+    ImageListOptions,
+    ImportOptions,
+    PullOptions,
+    PushOptions,
+)
 from dockyard.backend.networks import NetworkBackend, NetworkCreateResult
 from dockyard.backend.streams import STDERR, STDOUT, OutputSink, StdinSource
 from dockyard.backend.system import Backends, DiskUsageOptions, EventsOptions, SystemBackend
 from dockyard.backend.volumes import VolumeBackend
 
 __all__ = [
-    "STDERR", "STDOUT", "AttachOptions", "AttachPlan", "Backends", "CommitOptions",
+    "STDERR", "STDOUT", "AttachOptions", "AttachPlan", "Backends", "BuildBackend",
+    "BuildOptions", "BuildPruneOptions", "CommitOptions",
     "ContainerAttachBackend", "ContainerBackend", "ContainerFilesBackend",
     "ContainerMonitorBackend", "ContainerStateBackend", "CreateResult", "DiskUsageOptions",
     "EventsOptions",
     "ExecBackend", "ExecStartOptions", "ExtractOptions", "ImageBackend", "ImageListOptions",
     "ImportOptions", "InspectOptions", "ListOptions", "LogStream", "LogsOptions",
     "NetworkBackend", "NetworkCreateResult",
-    "OutputSink", "PullOptions", "RemoveOptions", "StatsOptions", "StdinSource",
+    "OutputSink", "PullOptions", "PushOptions", "RemoveOptions", "StatsOptions", "StdinSource",
     "StopOptions", "SystemBackend", "VolumeBackend", "WaitResult",
 ]

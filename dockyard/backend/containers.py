@@ -91,6 +91,7 @@ class LogsOptions:
     tail: str = "all"                   # a count or "all"
     timestamps: bool = False
     follow: bool = False
+    details: bool = False               # each line after its attributes and a space
 
 
 @dataclass(frozen=True)

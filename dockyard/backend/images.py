@@ -28,6 +28,16 @@ class PullOptions:
     image: str
     tag: str = ""
     platform: str = ""
+    auth: str = ""                 # the X-Registry-Auth header, as sent
+
+
+@dataclass(frozen=True)
+class PushOptions:
+    name: str
+    tag: str = ""
+    auth: str = ""                 # the X-Registry-Auth header, as sent
+    # without that header: the credentials JSON an old client sends as the body
+    auth_body: dict[str, Any] | None = None
 
 
 class ImageBackend(Protocol):
@@ -53,6 +63,21 @@ class ImageBackend(Protocol):
     def pull(self, opts: PullOptions) -> AsyncIterator[dict[str, Any]]:
         """Progress records of `docker pull`; a failure before the first
         record is raised when the first record is asked for."""
+        ...
+
+    def push(self, opts: PushOptions) -> AsyncIterator[dict[str, Any]]:
+        """Progress records of `docker push`; a failure before the first
+        record is raised when the first record is asked for."""
+        ...
+
+    async def login(self, auth: dict[str, Any]) -> dict[str, Any]:
+        """`POST /auth`: check credentials with the registry; Docker's
+        AuthenticateOKBody (`Status`, `IdentityToken`)."""
+        ...
+
+    async def distribution_inspect(self, name: str, auth: str) -> dict[str, Any]:
+        """`GET /distribution/{name}/json`: the descriptor and platforms the
+        registry has for a reference."""
         ...
 
     async def search(self, term: str, limit: int | None) -> list[dict[str, Any]]: ...

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from dockyard.backend.build import BuildBackend
 from dockyard.backend.containers import ContainerBackend
 from dockyard.backend.execs import ExecBackend
 from dockyard.backend.images import ImageBackend
@@ -58,3 +59,4 @@ class Backends:
     execs: ExecBackend
     networks: NetworkBackend
     volumes: VolumeBackend
+    build: BuildBackend

@@ -7,14 +7,15 @@ layers other images hold too; `LayersSize` is every layer once.
 Containers: all of them with `SizeRw` (their upper dir) and `SizeRootFs`.
 Volumes: the local volumes without driver options (as dockerd: the data of
 a tmpfs or bind volume is not on this disk) with UsageData (size and the
-number of containers that reference it).  There is no builder, so the
-build cache is empty.
+number of containers that reference it).  Build cache: the builder's
+records of the intermediate images it keeps (engine/build/service.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from dockyard.backend import DiskUsageOptions, ListOptions
@@ -27,11 +28,13 @@ from dockyard.images.service import ImageService
 
 class DiskUsage:
     def __init__(self, images: ImageService, containers: ContainerStore,
-                 views: ContainerViews, volumes: VolumeService) -> None:
+                 views: ContainerViews, volumes: VolumeService,
+                 build_cache: Callable[[], list[dict[str, Any]]] | None = None) -> None:
         self.images = images
         self.containers = containers
         self.views = views
         self.volumes = volumes
+        self.build_cache = build_cache          # the builder's cache records
 
     async def report(self, opts: DiskUsageOptions) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -46,7 +49,7 @@ class DiskUsage:
         if opts.volumes:
             out["Volumes"] = await self.volumes.usage()
         if opts.build_cache:
-            out["BuildCache"] = []
+            out["BuildCache"] = self.build_cache() if self.build_cache is not None else []
         return out
 
     def _sizes(self, items: list[dict[str, Any]], uppers: dict[str, Any]) -> None:

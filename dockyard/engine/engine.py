@@ -18,6 +18,8 @@ from pathlib import Path
 
 from dockyard.backend import Backends
 from dockyard.config import DaemonConfig
+from dockyard.engine.build.service import BuildService
+from dockyard.engine.build.steps import EngineSteps
 from dockyard.engine.container_backend import ContainerBackendService
 from dockyard.engine.containers.attach import AttachWaiters, ContainerAttach
 from dockyard.engine.containers.create import ContainerCreator
@@ -41,6 +43,7 @@ from dockyard.engine.host.emulation import Emulation
 from dockyard.engine.host.environment import HostEnv
 from dockyard.engine.host.probe import probe_host
 from dockyard.engine.host.reaper import reaper_loop
+from dockyard.engine.host.seccomp import select_seccomp
 from dockyard.engine.host.userns import UsernsRemap
 from dockyard.engine.images import ImageBackendService
 from dockyard.engine.logs.service import LogService
@@ -53,6 +56,9 @@ from dockyard.engine.system import SystemService
 from dockyard.engine.volumes.mounts import ContainerMounts
 from dockyard.engine.volumes.service import VolumeService
 from dockyard.errors import Unavailable
+from dockyard.images.distribution.hosts import DOCKER_CERTS_DIR
+from dockyard.images.distribution.proxies import Proxies
+from dockyard.images.distribution.service import Distribution, DistributionOptions
 from dockyard.images.service import ImageService
 from dockyard.network import links
 from dockyard.network.firewall import Chains
@@ -81,6 +87,8 @@ class Engine:
         self._mounts: ContainerMounts | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._backends: Backends | None = None
+        self._distribution: Distribution | None = None
+        self.build: BuildService | None = None
         self._host_names = HostNames.for_data_root(self.data_root)
         self._net_store = NetworkStore(self.data_root, self._host_names.default_bridge)
 
@@ -114,6 +122,10 @@ class Engine:
         self.exec_root.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.exec_root, 0o700)
         facts = await asyncio.to_thread(probe_host)
+        seccomp = select_seccomp(self.config.seccomp_profile, facts.seccomp)
+        for warning in seccomp.warnings:
+            log.warning("seccomp: %s", warning)
+        log.info("seccomp: default profile %s: %s", seccomp.name, seccomp.origin)
         # binfmt_misc for foreign images (a daemon option; see host/emulation.py)
         emulation = Emulation(self.config.emulation, facts.arch)
         await asyncio.to_thread(emulation.setup)
@@ -135,15 +147,29 @@ class Engine:
                 versions[name] = RuntimeVersion("", "")
         if not runtimes.runtimes:
             log.error("no OCI runtime can create containers here: %s", runtimes.unusable)
-        host = HostEnv(self.config, facts, runtimes, emulation, userns, versions)
+        host = HostEnv(self.config, facts, runtimes, emulation, userns, versions, seccomp)
+        distribution = Distribution(images, DistributionOptions(
+            mirrors=list(self.config.registry_mirrors),
+            insecure=list(self.config.insecure_registries),
+            certs_dirs=[self._config_dir() / "certs.d", DOCKER_CERTS_DIR],
+            max_downloads=self.config.max_concurrent_downloads,
+            max_uploads=self.config.max_concurrent_uploads,
+            proxies=Proxies.from_config(self.config.proxies, {})))
+        self._distribution = distribution
         await self._open_networks()
         owner = (userns.mapping.root_uid, userns.mapping.root_gid) \
             if userns is not None and userns.mapping is not None else (0, 0)
         volumes = VolumeService(LocalDriver(self.data_root, owner), self.store, self.events)
         await volumes.load()
-        self._wire(host, images, volumes)
+        self._wire(host, images, distribution, volumes)
         await self._open_containers()
         self._reaper = asyncio.create_task(reaper_loop())
+
+    def _config_dir(self) -> Path:
+        """Where the daemon's configuration lives (certs.d/ beside daemon.json)."""
+        if self.config.config_file is not None:
+            return Path(self.config.config_file).parent
+        return Path("/etc/dockyard")
 
     async def _open_networks(self) -> None:
         pools = parse_pools(self.config.default_address_pools) or DEFAULT_POOLS
@@ -155,7 +181,8 @@ class Engine:
             await asyncio.to_thread(links.enable_forwarding)
         self._pools = pools
 
-    def _wire(self, host: HostEnv, images: ImageService, volumes: VolumeService) -> None:
+    def _wire(self, host: HostEnv, images: ImageService, distribution: Distribution,
+              volumes: VolumeService) -> None:
         store = self.store
         waiters = AttachWaiters()
         logs = LogService(store)
@@ -174,21 +201,30 @@ class Engine:
         stats = StatsService(store, host)
         execs = ExecService(store, runner, host, self.events)
         files = ContainerFiles(store, images, lifecycle, volumes)
+        creator = ContainerCreator(store, images, host, networking, mounts)
+        attach = ContainerAttach(store, waiters, logs)
         views = ContainerViews(store, images, self._net_store)
         containers = ContainerBackendService(
-            creator=ContainerCreator(store, images, host, networking, mounts),
+            creator=creator,
             views=views,
             lifecycle=lifecycle, remover=remover,
-            attach=ContainerAttach(store, waiters, logs), logs=logs, stats=stats,
+            attach=attach, logs=logs, stats=stats,
             operations=ContainerOperations(store, runner, stats, host),
             files=files)
         self._lifecycle, self._logs, self._execs, self._files = lifecycle, logs, execs, files
         networks = NetworkService(self._net_store, store, networking, self.events,
                                   self._pools, links.host_routes)
-        usage = DiskUsage(images, store, views, volumes)
+        image_backend = ImageBackendService(images, distribution)
+        builder_root = self.data_root / "builder"
+        build = BuildService(builder_root, EngineSteps(
+            images, image_backend, store, creator, lifecycle, attach, builder_root / "layers"),
+            self.events, store.using_image)
+        build.start()
+        self.build = build
+        usage = DiskUsage(images, store, views, volumes, build.cache_usage)
         self._backends = Backends(system=SystemService(host, store, images, self.events, usage),
-                                  images=ImageBackendService(images), containers=containers,
-                                  execs=execs, networks=networks, volumes=volumes)
+                                  images=image_backend, containers=containers,
+                                  execs=execs, networks=networks, volumes=volumes, build=build)
 
     async def _open_containers(self) -> None:
         assert self._lifecycle is not None and self._remover is not None
@@ -221,6 +257,8 @@ class Engine:
             await self._logs.flush_all()
         if self._networking is not None:
             await self._networking.settle()
+        if self._distribution is not None:
+            await self._distribution.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

@@ -23,6 +23,8 @@ from dockyard.engine.diskusage import DiskUsage
 from dockyard.engine.events import EventBus, validate_event_filters
 from dockyard.engine.host.environment import HostEnv
 from dockyard.engine.host.probe import operating_system
+from dockyard.images.distribution.hosts import validate_mirror
+from dockyard.images.distribution.proxies import Proxies
 from dockyard.images.service import ImageService
 from dockyard.util.atomic import atomic_write
 from dockyard.util.timefmt import rfc3339_nano_fixed
@@ -74,7 +76,8 @@ class SystemService:
         os_name, os_version = operating_system()
         runtimes = {n: {"path": rt.path, **({"runtimeArgs": list(rt.args)} if rt.args else {})}
                     for n, rt in self.host.runtimes.runtimes.items()}
-        sec = ["name=seccomp,profile=builtin"] if h.seccomp else []
+        seccomp = self.host.seccomp
+        sec = [f"name=seccomp,profile={seccomp.name}"] if h.seccomp else []
         if h.apparmor:
             sec.insert(0, "name=apparmor")
         if h.cgroup_version == 2:
@@ -86,6 +89,11 @@ class SystemService:
             warnings.append("WARNING: No blkio weight support")
             warnings.append("WARNING: No blkio weight_device support")
         warnings += self.host.emulation.info_warnings()
+        if h.seccomp and seccomp.name != "builtin":
+            warnings.append("WARNING: daemon is not using the default seccomp profile")
+        elif h.seccomp:
+            warnings += [f"WARNING: seccomp: {w}; using {seccomp.origin}"
+                         for w in seccomp.warnings]
         default = self.host.runtime_versions.get(self.host.runtimes.default or "")
         return {
             "ID": self._daemon_id(), **self.store.counts(),
@@ -115,11 +123,10 @@ class SystemService:
             "OperatingSystem": os_name, "OSVersion": os_version, "OSType": "linux",
             "Architecture": platform.machine(), "NCPU": h.ncpu, "MemTotal": h.mem_total,
             "IndexServerAddress": "https://index.docker.io/v1/",
-            "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": None,
-                               "AllowNondistributableArtifactsHostnames": None,
-                               "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"],
-                               "IndexConfigs": {}, "Mirrors": None},
-            "GenericResources": None, "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
+            "RegistryConfig": _registry_config(self.host.config.registry_mirrors,
+                                               self.host.config.insecure_registries),
+            "GenericResources": None,
+            **Proxies.from_config(self.host.config.proxies, {}).shown(),
             "Name": self.name, "Labels": [], "ExperimentalBuild": False,
             "ServerVersion": __version__, "Runtimes": runtimes,
             "DefaultRuntime": self.host.runtimes.default or "",
@@ -164,3 +171,18 @@ def _fs_type(path: Path) -> str:
         if len(parts) > 2 and str(path).startswith(parts[1]) and len(parts[1]) > len(best):
             best, fstype = parts[1], parts[2]
     return {"ext4": "extfs", "ext3": "extfs", "ext2": "extfs"}.get(fstype, fstype)
+
+
+def _registry_config(mirrors: list[str], insecure: list[str]) -> dict[str, Any]:
+    """dockerd's ServiceConfig as /info shows it."""
+    mirrors = [validate_mirror(m) for m in mirrors]     # as dockerd shows them: ".../"
+    cidrs = ["::1/128", "127.0.0.0/8", *(i for i in insecure if "/" in i)]
+    index = {"docker.io": {"Name": "docker.io", "Mirrors": list(mirrors), "Secure": True,
+                           "Official": True}}
+    for name in insecure:
+        if "/" not in name:
+            index[name] = {"Name": name, "Mirrors": [], "Secure": False, "Official": False}
+    return {"AllowNondistributableArtifactsCIDRs": None,
+            "AllowNondistributableArtifactsHostnames": None,
+            "InsecureRegistryCIDRs": cidrs, "IndexConfigs": index,
+            "Mirrors": list(mirrors)}

@@ -33,8 +33,10 @@ import os
 import stat
 import tarfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from dockyard.errors import InvalidParameter, SystemError_
 from dockyard.util.cancel import CancelToken, check
@@ -208,13 +210,16 @@ class _LayerExtractor(SafeExtractor):
 
 
 def apply_layer_tar(tar_path: Path, dest: Path, privileged: bool = False,
-                    cancel: CancelToken | None = None) -> ApplyResult:
-    """Unpack an (uncompressed or gzip) layer tar into the directory `dest`."""
+                    cancel: CancelToken | None = None,
+                    wrap: Callable[[IO[bytes]], IO[bytes]] | None = None) -> ApplyResult:
+    """Unpack an (uncompressed or gzip) layer tar into the directory `dest`;
+    `wrap` may wrap the file as it is read (a progress reader)."""
     if os.path.getsize(tar_path) == 0:
         return ApplyResult()           # Go's tar reader: no data is an empty archive
     root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        with tarfile.open(tar_path, mode="r|*") as tf, \
+        with open(tar_path, "rb") as raw, \
+                tarfile.open(fileobj=wrap(raw) if wrap else raw, mode="r|*") as tf, \
                 _LayerExtractor(root_fd, privileged, cancel) as ex:
             return ex.apply(tf)
     except (tarfile.TarError, EOFError, zlib.error) as e:

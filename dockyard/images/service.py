@@ -88,6 +88,18 @@ class ImageService:
             raise NotFound(f"No such image: {image_id}")
         return json.loads(rec.config_bytes)
 
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Held by every change of the store (a pull's commit takes it too)."""
+        return self._lock
+
+    @property
+    def privileged_layers(self) -> bool:
+        return self._privileged_layers
+
+    def emit_events(self, events: Iterable[Event]) -> None:
+        self._emit_all(events)
+
     def _emit_all(self, events: Iterable[Event]) -> None:
         for action, actor, attrs in events:
             try:
@@ -351,38 +363,42 @@ class ImageService:
 
     # -- commit --------------------------------------------------------------------
 
-    async def commit_layer(self, parent_id: str, layer: Iterator[bytes],
+    async def commit_layer(self, parent_id: str, layer: Iterator[bytes] | None,
                            child: dict[str, Any]) -> str:
         """A new image: the layer tar stream `layer` on top of `parent_id`.
 
         `child` carries config, container, container_config, author, comment
         and created_by; the image config is built as moby's NewChildImage (an
         empty layer is recorded as an empty_layer history entry only).
-        The generator is consumed in a worker thread."""
+        The generator is consumed in a worker thread.  No layer (None) is an
+        empty one; no parent ("") is FROM scratch, whose os and architecture
+        `child["base"]` may give."""
         async with self._lock:
             rec = await run_in_thread(self._commit_sync, parent_id, layer, child)
         return rec.id
 
-    def _commit_sync(self, parent_id: str, layer: Iterator[bytes],
+    def _commit_sync(self, parent_id: str, layer: Iterator[bytes] | None,
                      child: dict[str, Any], cancel: CancelToken) -> ImageRecord:
         st = self.store
-        parent = st.images.get(parent_id)
-        if parent is None:
+        parent = st.images.get(parent_id) if parent_id else None
+        if parent_id and parent is None:
             raise NotFound(f"No such image: {parent_id}")
-        pcfg = json.loads(parent.config_bytes)
+        pcfg = (json.loads(parent.config_bytes) if parent is not None
+                else dict(child.get("base") or {"architecture": go_arch(), "os": "linux"}))
         tmp = st.new_temp("commit")
         try:
             digest = hashlib.sha256()
-            with open(tmp, "wb") as out:
-                for chunk in layer:
-                    cancel.check()
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
+            if layer is not None:
+                with open(tmp, "wb") as out:
+                    for chunk in layer:
+                        cancel.check()
+                        digest.update(chunk)
+                        out.write(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
             diff_id = "sha256:" + digest.hexdigest()
-            empty = diff_id == EMPTY_TAR_DIFF_ID
-            diff_ids = list(parent.diff_ids)
+            empty = layer is None or diff_id == EMPTY_TAR_DIFF_ID
+            diff_ids = list(parent.diff_ids) if parent is not None else []
             try:
                 if not empty:
                     diff_ids.append(diff_id)
@@ -402,6 +418,14 @@ class ImageService:
             if close is not None:
                 close()                 # a generator stopped early releases its fds
         return rec
+
+    async def add_config(self, config: dict[str, Any], parent: str = "") -> str:
+        """An image from a config whose layers are all here (a build's cache
+        image made from another image's history); its id."""
+        data = json.dumps(config, separators=(",", ":")).encode()
+        async with self._lock:
+            rec, _new = await asyncio.to_thread(self.store.add_image, data, parent)
+        return rec.id
 
     # -- tag -----------------------------------------------------------------------
 

@@ -1,8 +1,7 @@
 """Docker API shapes of local images: inspect, list item, history.
 
 Pure functions of an ImageRecord plus store facts; the API layer strips or
-adds version-dependent fields (VirtualSize < 1.44, Container/ContainerConfig
-< 1.45).
+adds version-dependent fields (VirtualSize < 1.44).
 """
 
 from __future__ import annotations
@@ -62,6 +61,13 @@ def inspect_shape(img: ImageRecord, layer_dirs: list[Path]) -> dict[str, Any]:
         "Parent": img.parent,
         "Comment": comment,
         "Created": cfg.get("created") or ZERO_TIME,
+        # the committing container and its config, a zero config when the
+        # image has none.  dockerd stopped showing them at API 1.45, which
+        # broke docker-compose v1 (it reads ContainerConfig.Volumes when it
+        # recreates a container, at the newest API version); kept here at
+        # every version on purpose (README, "What differs")
+        "Container": cfg.get("container", ""),
+        "ContainerConfig": full_config(cfg.get("container_config")),
         "DockerVersion": cfg.get("docker_version", ""),
         "Author": cfg.get("author", ""),
         "Config": full_config(cfg.get("config")),

@@ -44,9 +44,10 @@ import os
 import stat
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from dockyard.errors import InvalidParameter, NotFound
 from dockyard.images import fsutil
@@ -80,6 +81,16 @@ def _hex(digest: str) -> str:
 
 def now_rfc3339() -> str:
     return rfc3339_nano_fixed(time.time_ns())
+
+
+@dataclass(frozen=True)
+class StagedLayer:
+    """A layer unpacked in tmp/, not yet part of the store."""
+
+    path: Path
+    diff_id: str
+    chain_id: str
+    size: int
 
 
 @dataclass
@@ -232,21 +243,53 @@ class ImageStore:
             fsutil.fsync_dir(blob.parent)
         if self.has_layer(chain_id):
             return False
+        staged = self.stage_layer(blob, diff_id, chain_id, parent, privileged, cancel)
+        return self.commit_layer(staged, blob)
+
+    def stage_layer(self, tar_path: Path, diff_id: str, chain_id: str, parent: str,
+                    privileged: bool = False, cancel: CancelToken | None = None,
+                    wrap: Callable[[IO[bytes]], IO[bytes]] | None = None) -> StagedLayer:
+        """Unpack a verified layer tar into a staging directory in tmp/.
+
+        Touches no state of the store, so several can run at once (a pull
+        unpacks each layer as soon as it has arrived); `commit_layer` then
+        makes it part of the store, or `discard_staged` drops it."""
         stage = self.new_temp("layer")
         (stage / "diff").mkdir(parents=True)
         try:
-            result = apply_layer_tar(blob, stage / "diff", privileged=privileged, cancel=cancel)
+            result = apply_layer_tar(tar_path, stage / "diff", privileged=privileged,
+                                     cancel=cancel, wrap=wrap)
             fsutil.atomic_write_json(stage / "layer.json", {
                 "chain_id": chain_id, "diff_id": diff_id, "parent": parent,
                 "size": result.size})
             fsutil.fsync_dir(stage)
-            os.replace(stage, self.layer_dir(chain_id))
-            fsutil.fsync_dir(self.layers_dir)
         except BaseException:
             fstree.remove_quietly(stage, "staged layer")
             raise
-        self.layer_sizes[chain_id] = result.size
+        return StagedLayer(stage, diff_id, chain_id, result.size)
+
+    def commit_layer(self, staged: StagedLayer, tar_path: Path) -> bool:
+        """Make a staged layer (and its tar, as the layer's blob) part of the
+        store; False (the staging dropped) when the layer is already here."""
+        blob = self.blob_path(staged.diff_id)
+        if tar_path != blob and not blob.exists():
+            os.chmod(tar_path, PRIVATE_FILE)
+            os.replace(tar_path, blob)
+            fsutil.fsync_dir(blob.parent)
+        if self.has_layer(staged.chain_id):
+            self.discard_staged(staged)
+            return False
+        try:
+            os.replace(staged.path, self.layer_dir(staged.chain_id))
+            fsutil.fsync_dir(self.layers_dir)
+        except BaseException:
+            self.discard_staged(staged)
+            raise
+        self.layer_sizes[staged.chain_id] = staged.size
         return True
+
+    def discard_staged(self, staged: StagedLayer) -> None:
+        fstree.remove_quietly(staged.path, "staged layer")
 
     def _discard_layer_dir(self, path: Path) -> None:
         """Out of layers/ in one rename, then deleted; what cannot be deleted

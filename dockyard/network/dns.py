@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import shutil
@@ -42,6 +43,36 @@ class DnsRecord:
     ipv6: Sequence[str]
     names: Sequence[str]           # name, aliases, short id
     upstream: Sequence[str] = ()   # the container's own resolvers for other names
+
+
+def _gateways(files: Iterable[str]) -> set[str]:
+    """The addresses the configuration files name for the server to listen
+    on (each file's first field: `<gateway>[,<gateway6>]`)."""
+    out: set[str] = set()
+    for text in files:
+        first = text.split("\n", 1)[0].split()
+        if first:
+            out.update(ipaddress.ip_address(a).compressed for a in first[0].split(","))
+    return out
+
+
+def udp_listeners(port: int) -> set[str]:
+    """The local addresses of the host's UDP sockets bound to `port`."""
+    out: set[str] = set()
+    for name, width in (("udp", 8), ("udp6", 32)):
+        try:
+            lines = Path(f"/proc/net/{name}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local = line.split()[1]
+            addr, _, hexport = local.partition(":")
+            if int(hexport, 16) != port or len(addr) != width:
+                continue
+            # the kernel prints each 32-bit word in host (little-endian) order
+            raw = b"".join(bytes.fromhex(addr[i:i + 8])[::-1] for i in range(0, width, 8))
+            out.add(ipaddress.ip_address(raw).compressed)
+    return out
 
 
 def find_aardvark() -> str | None:
@@ -118,6 +149,10 @@ class DnsServer:
             return
         if pid is not None:
             os.kill(pid, signal.SIGHUP)
+            # it binds a new network's gateway after rereading: a container
+            # started before that would find no name server there (IPv4
+            # only: an IPv6 gateway may wait for duplicate address detection)
+            await self._listening({g for g in _gateways(networks.values()) if ":" not in g})
             return
         proc = await asyncio.create_subprocess_exec(
             self.binary, "--config", str(self.dir), "-p", str(DNS_PORT), "run",
@@ -126,6 +161,16 @@ class DnsServer:
         _, err = await proc.communicate()     # returns once the server is ready
         if proc.returncode != 0:
             log.error("aardvark-dns did not start: %s", err.decode(errors="replace").strip())
+
+    async def _listening(self, gateways: set[str], timeout: float = 2.0) -> None:
+        """Wait until the server answers on port 53 of every gateway (it
+        rebinds in its own time after SIGHUP), at most `timeout` seconds."""
+        for _ in range(int(timeout / 0.01)):
+            if gateways <= udp_listeners(DNS_PORT):
+                return
+            await asyncio.sleep(0.01)
+        log.warning("aardvark-dns is not listening on %s yet",
+                    ", ".join(sorted(gateways - udp_listeners(DNS_PORT))))
 
     def _write(self, networks: dict[str, str]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -12,6 +12,17 @@ Filtering (moby setupSeccomp): an entry is dropped when an excluded arch
 matches, any excluded cap is in the bounding set, or the kernel is at least
 the excluded minKernel; and kept only when every included arch/cap/minKernel
 condition holds.
+
+Syscalls newer than the profile: a profile written before a syscall existed
+does not name it, so its default action (EPERM in Docker's) would answer it,
+and programs that fall back on ENOSYS (glibc's clone3 -> clone, openat2,
+statx...) would fail instead.  Under Docker, runc answers every syscall
+numbered above the profile's newest one with ENOSYS; crun does not.  So the
+translation adds that rule itself: every syscall of `NEWER_SYSCALLS` after
+the newest the profile names gets ENOSYS.  Since Linux 5.1 new syscalls take
+the same number on every architecture (424 onwards), so one ordered list
+serves all of them.  A name the runtime's libseccomp does not know is
+skipped by the runtime: such a syscall still gets the default action there.
 """
 
 from __future__ import annotations
@@ -42,6 +53,21 @@ _OCI_TOP_KEYS = ("defaultAction", "defaultErrnoRet", "architectures", "flags",
                  "listenerPath", "listenerMetadata")
 _OCI_SYSCALL_KEYS = ("names", "action", "errnoRet", "args")
 _KVER = re.compile(r"^(\d+)\.(\d+)")
+ENOSYS = 38
+
+# the syscalls of the numbering shared by all architectures, in order (424...)
+NEWER_SYSCALLS = (
+    "pidfd_send_signal", "io_uring_setup", "io_uring_enter", "io_uring_register",
+    "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "pidfd_open",
+    "clone3", "close_range", "openat2", "pidfd_getfd", "faccessat2", "process_madvise",
+    "epoll_pwait2", "mount_setattr", "quotactl_fd", "landlock_create_ruleset",
+    "landlock_add_rule", "landlock_restrict_self", "memfd_secret", "process_mrelease",
+    "futex_waitv", "set_mempolicy_home_node", "cachestat", "fchmodat2", "map_shadow_stack",
+    "futex_wake", "futex_wait", "futex_requeue", "statmount", "listmount",
+    "lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules", "mseal", "setxattrat",
+    "getxattrat", "listxattrat", "removexattrat", "open_tree_attr", "file_getattr",
+    "file_setattr",
+)
 
 
 def parse_kernel_version(release: str) -> tuple[int, int] | None:
@@ -112,8 +138,20 @@ def build_seccomp(profile: dict, caps: Iterable[str], arch: str = "amd64",
         if call.get("args"):
             rule["args"] = [_arg(a) for a in call["args"]]
         syscalls.append(rule)
+    newer = syscalls_newer_than(profile)
+    if newer and profile.get("defaultAction") not in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG"):
+        syscalls.append({"names": newer, "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS})
     out["syscalls"] = syscalls
     return out
+
+
+def syscalls_newer_than(profile: dict) -> list[str]:
+    """The syscalls numbered after the newest one `profile` names (whatever
+    its filters select), which it cannot have meant to refuse with EPERM."""
+    named = {n for call in profile.get("syscalls") or []
+             for n in (call.get("names") or []) + ([call["name"]] if call.get("name") else [])}
+    last = max((i for i, n in enumerate(NEWER_SYSCALLS) if n in named), default=-1)
+    return [n for n in NEWER_SYSCALLS[last + 1:] if n not in named]
 
 
 def _arg(a: dict) -> dict:

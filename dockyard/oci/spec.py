@@ -22,7 +22,8 @@ What the engine must gather first (everything that needs the host):
 - `blkio_devices`: path -> (major, minor) for the Blkio* device lists;
 - `namespace_paths`: {"network": "/run/netns/x" or "/proc/<pid>/ns/net",
   "ipc": ..., "pid": ..., "user": ...} for joined namespaces;
-- `seccomp_profile`: the default profile JSON dict (containers-common format);
+- `seccomp_profile`: the daemon's default profile JSON dict (Docker's
+  format), `builtin_seccomp_profile`: Docker's own, for `seccomp=builtin`;
 - `init_path`: host path of docker-init (catatonit/tini) when Init applies;
 - `uid_mappings`/`gid_mappings` with userns-remap; SELinux labels if enabled.
 """
@@ -112,6 +113,7 @@ class SpecInput:
     blkio_devices: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     namespace_paths: Mapping[str, str] = field(default_factory=dict)
     seccomp_profile: Mapping | None = None
+    builtin_seccomp_profile: Mapping | None = None
     init_path: str = ""
     uid_mappings: Sequence[IDMap] = ()
     gid_mappings: Sequence[IDMap] = ()
@@ -249,7 +251,10 @@ def _seccomp(inp: SpecInput, so: SecurityOptions, caps: list[str]) -> dict | Non
         return None
     if not inp.host.seccomp:
         return None
-    if profile and profile != SECCOMP_BUILTIN:
+    if profile == SECCOMP_BUILTIN:
+        # Docker's own profile, whatever the daemon's default is
+        data = inp.builtin_seccomp_profile or inp.seccomp_profile
+    elif profile:
         data = json.loads(profile)
     else:
         data = inp.seccomp_profile

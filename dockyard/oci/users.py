@@ -6,7 +6,8 @@ passes their text, or None when a file does not exist (then only numeric ids
 work, as with Docker).
 
 Texts: `unable to find user X: no matching entries in passwd file`,
-`unable to find group X: no matching entries in group file`,
+`unable to find group X: no matching entries in group file` (for
+`--group-add`: `Unable to find group X: ...`, as moby/sys/user says it),
 `uids and gids must be in range 0-2147483647`.
 """
 
@@ -133,7 +134,9 @@ def resolve_user(user_spec: str, passwd_text: str | None,
             sgids = [g.gid for g in groups if matched_name in g.members]
 
     extra = additional_groups(group_add or [], group_text) if group_add else []
-    return ResolvedUser(uid, gid, (gid, *sgids, *extra), home)
+    # a group named twice (the user's own, a supplementary one, --group-add)
+    # is listed once, as under Docker
+    return ResolvedUser(uid, gid, tuple(dict.fromkeys((gid, *sgids, *extra))), home)
 
 
 def additional_groups(names: list[str], group_text: str | None) -> list[int]:
@@ -150,8 +153,9 @@ def additional_groups(names: list[str], group_text: str | None) -> list[int]:
         elif is_num:
             gid = num
         else:
+            # moby/sys/user's GetAdditionalGroups capitalises this one
             raise InvalidParameter(
-                f"unable to find group {name}: no matching entries in group file"
+                f"Unable to find group {name}: no matching entries in group file"
             )
         if gid not in out:
             out.append(gid)

@@ -63,16 +63,42 @@ class ContainerCreateError(SystemError_):
 
 _CRUN_NOT_FOUND = re.compile(r"executable file `(.*)` not found in \$PATH(: No such file or "
                              r"directory)?")
+_CRUN_NOT_RUNNABLE = re.compile(r"open executable: (Permission denied|Operation not permitted)")
+_CRUN_CHDIR = re.compile(r"chdir `(.*)`: (No such file or directory|Not a directory|"
+                         r"Permission denied)")
+# moby's setExitCodeFromError adds this to any "not a directory" failure
+MOUNT_HINT = ("Are you trying to mount a directory onto a file (or vice-versa)? Check if the "
+              "specified host path exists and is the expected type")
 
 
-def missing_executable_in_runc_words(message: str) -> str:
-    """crun says "executable file `x` not found in $PATH"; runc, and so
-    dockerd and the clients that match on it, say `exec: "x": executable
-    file not found in $PATH`.  Other messages come back unchanged."""
+def process_error_in_runc_words(message: str, argv0: str = "") -> str:
+    """A process that could not be started, in runc's words (which dockerd
+    passes on and clients match on); other messages come back unchanged.
+
+    crun says "executable file `x` not found in $PATH", runc `exec: "x":
+    executable file not found in $PATH`, or for a path (a name with a
+    slash, which is not searched) `exec: "/x": stat /x: no such file or
+    directory`.  crun's "open executable: Permission denied" (a file that is
+    not executable, a directory) is runc's `exec: "/x": permission denied`;
+    for a bare name runc's PATH search skips what it cannot run, so that is
+    "not found".  crun's "chdir `/w`: ..." is runc's `chdir to cwd ("/w")
+    set in config.json failed: ...`.
+    """
     m = _CRUN_NOT_FOUND.search(message)
-    if m is None:
-        return message
-    return f'exec: "{m.group(1)}": executable file not found in $PATH'
+    if m is not None:
+        name = m.group(1)
+        if "/" in name:
+            return f'exec: "{name}": stat {name}: no such file or directory'
+        return f'exec: "{name}": executable file not found in $PATH'
+    if _CRUN_NOT_RUNNABLE.search(message) is not None and argv0:
+        if "/" in argv0:
+            return f'exec: "{argv0}": permission denied'
+        return f'exec: "{argv0}": executable file not found in $PATH'
+    m = _CRUN_CHDIR.search(message)
+    if m is not None:
+        return (f'chdir to cwd ("{m.group(1)}") set in config.json failed: '
+                f"{m.group(2).lower()}")
+    return message
 
 
 def start_error_exit_code(message: str) -> int | None:

@@ -40,10 +40,6 @@ KNOWN = [
     # decoder refuses the number with a 400
     Known(frozenset({"ContainerUpdate"}), "5xx", "Cannot update container",
           "int64 ranges and types of the update body (engine/containers/operate.py)"),
-    # a NUL byte in the `path` of a put archive reaches a Python path call:
-    # ValueError, 500 (NUL injection in container file paths)
-    Known(frozenset({"PutContainerArchive", "ContainerArchive", "ContainerArchiveInfo"}),
-          "5xx", "embedded null byte", "NUL bytes in container file paths (engine/fs)"),
     # kill of a paused container waits 10 s and leaves it paused (dockerd
     # kills it at once); after more kills, updates and an unpause the record
     # can end "running" with no process, and rm -f, stop and kill then hang

@@ -29,7 +29,7 @@ from tests.integration.conftest import Daemon, container_cgroups, leftovers, sta
 STREAMING = frozenset({
     "SystemEvents", "ContainerLogs", "ContainerStats", "ContainerAttach",
     "ContainerAttachWebsocket", "ExecStart", "ContainerWait", "ContainerExport",
-    "ImageGet", "ImageGetAll", "ContainerArchive", "ImageCreate", "ImageLoad",
+    "ImageGet", "ImageGetAll", "ContainerArchive", "ImageCreate", "ImageLoad", "ImagePush",
 })
 # Operations that may rightly give no answer head for as long as the lane
 # waits: a wait for a running container's exit, a stop or restart within

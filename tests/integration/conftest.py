@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -75,6 +76,9 @@ def remove_test_dir(p: Path) -> None:
 
 # every base and exec root a test daemon used, for the end-of-session sweep
 _USED_DIRS: list[Path] = []
+# the chain prefixes and default bridges of the daemons this suite started:
+# engines other suites run on the host at the same time are not ours to judge
+_OUR_TAGS: set[str] = set()
 # what a stopped test daemon left of its removed containers (see leftovers())
 _LEAKS: list[str] = []
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -119,6 +123,19 @@ def leftovers(d: Daemon) -> list[str]:
     return out
 
 
+def ours(obj: str) -> bool:
+    """A default bridge or chain of one of this suite's daemons, or a veth
+    no other engine's bridge holds (a live engine's veths always have their
+    bridge).  A user network's bridge is named after the network alone: one
+    left behind is seen by the chains that name it."""
+    kind, name = obj.split(" ", 1)
+    if kind == "chain" or not name.startswith("veth"):
+        return any(name.startswith(t) for t in _OUR_TAGS)
+    master = subprocess.run(["ip", "-o", "link", "show", name], capture_output=True,
+                            text=True).stdout.partition(" master ")[2].split(" ")[0]
+    return not master or any(master.startswith(t) for t in _OUR_TAGS)
+
+
 def host_network_objects() -> set[str]:
     """Bridges, veths and firewall chains an engine makes on the host."""
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
@@ -147,7 +164,12 @@ def nothing_left_behind() -> Iterator[None]:
         time.sleep(2)
         new_cgroups &= container_cgroups()
     leaked += [f"cgroup {cg}" for cg in sorted(new_cgroups)]
-    leaked += sorted(host_network_objects() - network_before)
+    new_net = {o for o in host_network_objects() - network_before if ours(o)}
+    if new_net:
+        # a veth another engine is making has no bridge for a moment
+        time.sleep(2)
+        new_net &= {o for o in host_network_objects() if ours(o)}
+    leaked += sorted(new_net)
     assert not leaked, "left behind by the suite's containers:\n" + "\n".join(leaked)
 
 
@@ -167,6 +189,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         remove_test_dir(p)
 
 
+# A port on 127.0.0.1 held bound but never listening: connections to it are
+# refused.  Test daemons send registry traffic through it as their proxy, so
+# a pull or push that would leave the machine fails at once instead
+# (loopback and the registry tests' namespaces on 198.18.0.0/15 are reached
+# directly, as proxies never apply to loopback and NO_PROXY names the rest).
+_NO_EXIT = socket.socket()
+_NO_EXIT.bind(("127.0.0.1", 0))
+NO_EXIT_PROXY = f"http://127.0.0.1:{_NO_EXIT.getsockname()[1]}"
+DAEMON_ENV = {"HTTP_PROXY": NO_EXIT_PROXY, "HTTPS_PROXY": NO_EXIT_PROXY,
+              "NO_PROXY": "198.18.0.0/15"}
+
+
 def start_daemon(base: Path, extra_args: list[str] | None = None) -> Daemon:
     # the same base gets the same exec root, as a restarted daemon would
     tag = base.name.rsplit("-", 1)[-1][:12]
@@ -175,13 +209,16 @@ def start_daemon(base: Path, extra_args: list[str] | None = None) -> Daemon:
     execr = Path(f"/run/dockyard-test-{tag}")
     log_path = base / "daemon.log"
     _USED_DIRS.extend([base, execr])
+    names = engine_networks.HostNames.for_data_root(data)
+    _OUR_TAGS.update([names.chain_prefix + "-", names.default_bridge])
     if os.path.exists(sock):
         os.unlink(sock)  # left by a daemon that was killed
     logf = open(log_path, "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "dockyard.cli", "daemon", "-H", f"unix://{sock}",
          "--data-root", str(data), "--exec-root", str(execr), "--debug", *(extra_args or [])],
-        stdout=logf, stderr=logf, stdin=subprocess.DEVNULL, start_new_session=True)
+        stdout=logf, stderr=logf, stdin=subprocess.DEVNULL, start_new_session=True,
+        env={k: v for k, v in os.environ.items() if "proxy" not in k.lower()} | DAEMON_ENV)
     deadline = time.time() + 20
     while time.time() < deadline:
         if os.path.exists(sock):

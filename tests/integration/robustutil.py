@@ -5,6 +5,7 @@ snapshots of what is on disk."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import os
 import signal
@@ -80,6 +81,18 @@ def leaf_in_tar(data: bytes, suffix: str = "/leaf") -> bytes:
                 assert f is not None
                 return f.read()
     raise AssertionError(f"no {suffix} in the archive")
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    """http.client over the daemon's unix socket."""
+
+    def __init__(self, path: str, timeout: float = 60) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
 
 
 def send_request(sock_path: str, method: str, target: str, body: bytes = b"",

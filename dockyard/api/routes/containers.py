@@ -171,7 +171,7 @@ class ContainerRoutes:
             stdout=req.query_bool("stdout"), stderr=req.query_bool("stderr"),
             since=req.query_get("since") or "", until=req.query_get("until") or "",
             tail=req.query_get("tail") or "all", timestamps=req.query_bool("timestamps"),
-            follow=req.query_bool("follow"))
+            follow=req.query_bool("follow"), details=req.query_bool("details"))
         stream = self.backend.logs(req.params["id"], opts)
 
         async def gen() -> AsyncIterator[bytes]:

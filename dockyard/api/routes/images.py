@@ -28,7 +28,13 @@ from dockyard.api.server import (
     json_stream_response,
     stream_response,
 )
-from dockyard.backend import ImageBackend, ImageListOptions, ImportOptions, PullOptions
+from dockyard.backend import (
+    ImageBackend,
+    ImageListOptions,
+    ImportOptions,
+    PullOptions,
+    PushOptions,
+)
 from dockyard.errors import DockyardError, InvalidParameter, NotImplementedByEngine
 
 T = TypeVar("T")
@@ -80,6 +86,7 @@ class ImageRoutes:
         r.add("GET", "/images/{name:.+}/json", self.inspect)
         r.add("GET", "/images/{name:.+}/history", self.history)
         r.add("POST", "/images/{name:.+}/tag", self.tag)
+        r.add("POST", "/images/{name:.+}/push", self.push)
         r.add("DELETE", "/images/{name:.+}", self.remove)
 
     async def list_images(self, req: Request) -> Response:
@@ -91,9 +98,6 @@ class ImageRoutes:
         out = self.backend.inspect(req.params["name"])
         if req.api_version < (1, 44):
             out["VirtualSize"] = out["Size"]
-        if req.api_version < (1, 45):
-            out["Container"] = ""
-            out["ContainerConfig"] = None
         return json_response(out)
 
     async def history(self, req: Request) -> Response:
@@ -145,8 +149,39 @@ class ImageRoutes:
         if not image:
             raise InvalidParameter("either fromSrc or fromImage must be set")
         opts_pull = PullOptions(image=image, tag=req.query_get("tag") or "",
-                                platform=req.query_get("platform") or "")
-        return json_stream_response(await primed(self.backend.pull(opts_pull)))
+                                platform=(req.query_get("platform") or "")
+                                if req.api_version >= (1, 32) else "",
+                                auth=req.headers.get("x-registry-auth", ""))
+        # a client that leaves stops the pull (the engine undoes what it staged)
+        it = await cancel_on_disconnect(req, primed(self.backend.pull(opts_pull)))
+        return json_stream_response(it)
+
+    async def push(self, req: Request) -> Response:
+        if req.query_get("platform"):
+            raise InvalidParameter("pushing a single platform of an image is not supported "
+                                   "(the image store keeps one platform per image): push "
+                                   "without --platform")
+        auth = req.headers.get("x-registry-auth", "")
+        body = None
+        if not auth:
+            # the old way: credentials as the body; clients without any send
+            # "{}" (the docker CLI, docker-py), and no body at all is refused
+            try:
+                body = await req.json()
+            except InvalidParameter as e:
+                raise InvalidParameter(
+                    f"bad parameters and missing X-Registry-Auth: {e.message}") from None
+            if body is None:
+                raise InvalidParameter("bad parameters and missing X-Registry-Auth: invalid "
+                                       "X-Registry-Auth header: EOF")
+            if not isinstance(body, dict):
+                raise InvalidParameter("bad parameters and missing X-Registry-Auth: json: "
+                                       "cannot unmarshal into Go value of type "
+                                       "registry.AuthConfig")
+        opts = PushOptions(name=req.params["name"], tag=req.query_get("tag") or "",
+                           auth=auth, auth_body=body)
+        it = await cancel_on_disconnect(req, primed(self.backend.push(opts)))
+        return json_stream_response(it)
 
     async def search(self, req: Request) -> Response:
         term = req.query_get("term") or ""

@@ -74,6 +74,8 @@ class Limits:
     pipeline_buffer: int = 64 * 1024        # read ahead while a response streams
     discard_body: int = 1024 * 1024         # unread body dropped to keep the connection
     websocket_max_message: int = 1024 * 1024
+    tls_handshake_timeout: float = 10.0     # from a TLS client's connect to a finished handshake
+    max_tls_handshakes: int = 256           # handshakes under way on one listener
 
 
 Dispatch = Callable[[Request], Awaitable[Response]]

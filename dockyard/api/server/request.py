@@ -227,24 +227,26 @@ async def cancel_on_disconnect(req: Request, work: Awaitable[T]) -> T:
 
 
 def parse_filters(raw: str | None) -> dict[str, list[str]]:
-    """Docker's filters query: `{"k":{"v":true}}` or the older `{"k":["v"]}`."""
+    """Docker's filters query: `{"k":{"v":true}}` or the older `{"k":["v"]}`.
+
+    As dockerd's filters.FromJSON: anything else (bad JSON, another shape,
+    a value of another type) is 400 "invalid filter", without the decoder's
+    words; null is no filter, and a value mapped to false is still given."""
     if raw is None or raw.strip() == "":
         return {}
     try:
         obj = decode_json(raw.strip())
-    except InvalidParameter as e:
-        raise InvalidParameter(
-            "invalid filter: " + e.message.removeprefix("invalid JSON: ")) from None
+    except InvalidParameter:
+        raise InvalidParameter("invalid filter") from None
+    if obj is None:
+        return {}
     if not isinstance(obj, dict):
-        raise InvalidParameter("invalid filter: filters must be a JSON object")
-    out: dict[str, list[str]] = {}
-    for k, v in obj.items():
-        if isinstance(v, dict):
-            out[k] = [str(x) for x, on in v.items() if on]
-        elif isinstance(v, list):
-            out[k] = [str(x) for x in v]
-        elif isinstance(v, str):
-            out[k] = [v]
-        else:
-            raise InvalidParameter(f"invalid filter: bad value for '{k}'")
-    return out
+        raise InvalidParameter("invalid filter")
+    # one shape for the whole object, as Go decodes it
+    if all(v is None or (isinstance(v, dict) and all(
+            x is None or isinstance(x, bool) for x in v.values())) for v in obj.values()):
+        return {k: [str(x) for x in (v or {})] for k, v in obj.items()}
+    if all(v is None or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+           for v in obj.values()):
+        return {k: list(v or []) for k, v in obj.items()}
+    raise InvalidParameter("invalid filter")

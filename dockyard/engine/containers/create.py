@@ -110,10 +110,16 @@ class ContainerCreator:
         if hc.get("NetworkMode") == "host" and not config.get("Hostname"):
             # as dockerd's newContainer: a host-network container is named like the host
             config["Hostname"] = os.uname().nodename
-        for mode_key in ("IpcMode", "PidMode", "NetworkMode"):
+        # as dockerd: an unknown container to share IPC or PID with is a 400
+        # at create (a 404 would make the docker CLI try to pull the image);
+        # one to share the network with is looked up at start
+        for mode_key in ("IpcMode", "PidMode"):
             mode = hc.get(mode_key) or ""
             if mode.startswith("container:"):
-                self.store.get(mode.split(":", 1)[1])   # 404 for an unknown container
+                try:
+                    self.store.get(mode.split(":", 1)[1])
+                except NotFound as e:
+                    raise InvalidParameter(e.message) from None
         return hc, warnings
 
 

@@ -236,8 +236,35 @@ class Lifecycle:
         self.restart_manager.note_user_kill(c)
         await self.runner.signal(c, sig)
         self.store.emit(c, "kill", signal=str(sig))
+        if c.state.status == "paused" and self._kill_unpauses(c, sig):
+            # as dockerd: a paused container is thawed so the signal that
+            # stops it arrives (SIGKILL waits in a frozen cgroup otherwise)
+            await self._thaw_after_signal(c)
         if sig == 9:
             await self.monitor.wait_exit(c, KILL_GRACE_S)
+
+    @staticmethod
+    def _kill_unpauses(c: Container, sig: int) -> bool:
+        """dockerd's killWithSignal: SIGKILL, or the container's stop signal
+        (any signal when it has none of its own), resumes a paused one."""
+        own = c.config.get("StopSignal")
+        if sig == 9 or not own:
+            return True
+        try:
+            return parse_signal(own) == sig
+        except DockyardError:
+            return False
+
+    async def _thaw_after_signal(self, c: Container) -> None:
+        try:
+            await self.runner.resume(c)
+        except DockyardError as e:
+            log.warning("cannot unpause %s after a kill: %s", c.id[:12], e.message)
+            return
+        if c.state.status == "paused":      # not already recorded as exited
+            c.state.status = "running"
+            self.store.save(c)
+            self.store.emit(c, "unpause")
 
     async def stop(self, ref: str, opts: StopOptions) -> None:
         c = self.store.get(ref)
@@ -298,6 +325,11 @@ class Lifecycle:
         if not c.state.running:
             raise Conflict(f"container {c.id} is not running")
         await self.runner.pause(c)
+        if c.state.status != "running":
+            # it exited, or another request paused it, while the runtime froze
+            # it: what that recorded stands
+            raise Conflict(f"container {c.id} is " + (
+                "already paused" if c.state.status == "paused" else "not running"))
         c.state.status = "paused"
         self.store.save(c)
         self.store.emit(c, "pause")
@@ -305,8 +337,10 @@ class Lifecycle:
     async def unpause(self, ref: str) -> None:
         c = self.store.get(ref)
         if c.state.status != "paused":
-            raise Conflict(f"container {c.id} is not paused")
+            raise Conflict(f"Container {c.id} is not paused")
         await self.runner.resume(c)
+        if c.state.status != "paused":
+            return                      # exited, or resumed by a kill, meanwhile
         c.state.status = "running"
         self.store.save(c)
         self.store.emit(c, "unpause")

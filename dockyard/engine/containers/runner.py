@@ -27,7 +27,7 @@ from dockyard.runtime import commands as rtcmd
 from dockyard.runtime import conmon
 from dockyard.runtime.commands import (
     ContainerCreateError,
-    missing_executable_in_runc_words,
+    process_error_in_runc_words,
     start_error_exit_code,
 )
 from dockyard.runtime.runtimes import OCIRuntime, remove_empty_cgroup
@@ -50,11 +50,11 @@ class StartError(DockyardError):
         self.exit_code = exit_code
 
 
-def docker_start_error(runtime_message: str) -> str:
+def docker_start_error(runtime_message: str, argv0: str = "") -> str:
     """The runtime's create error in dockerd's words, which clients match on
     (`docker run` exits 127 on "executable file not found")."""
     msg = runtime_message.strip()
-    runc_words = missing_executable_in_runc_words(msg)
+    runc_words = process_error_in_runc_words(msg, argv0)
     if runc_words != msg:
         msg = runc_words
     elif "open executable: Operation not permitted" in msg or "Permission denied" in msg:
@@ -90,7 +90,7 @@ class ContainerRunner:
             return await conmon.create_container(self.runtime_for(c), self.conmon, c.id,
                                                  self.store.layout(c), io, name=c.name)
         except ContainerCreateError as e:
-            msg = docker_start_error(e.message)
+            msg = docker_start_error(e.message, c.path)
             raise StartError(InvalidParameter(msg), start_error_exit_code(msg)) from None
         except DockyardError as e:
             raise StartError(e, None) from None

@@ -16,6 +16,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from dockyard.engine.containers.initlayer import INIT_DIR, ensure_init_layer
 from dockyard.engine.containers.record import Container
 from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.host.environment import HostEnv
@@ -62,6 +63,12 @@ class SpecBuilder:
         if remap is not None:
             lower = await remap.prepare_layers(lower, d)
         # --
+        if not is_mountpoint(str(rootfs)):
+            owner = remap.mapping if remap is not None else None
+            init = await asyncio.to_thread(
+                ensure_init_layer, d / INIT_DIR, *((owner.root_uid, owner.root_gid)
+                                                   if owner is not None else (0, 0)))
+            lower = [str(init), *lower]
         await asyncio.to_thread(_mount_rootfs, lower, d, rootfs)
         hc = c.host_config
         net_mode = hc.get("NetworkMode") or "bridge"
@@ -134,6 +141,7 @@ class SpecBuilder:
             blkio_devices=devices[1],
             shm_path=shm_path,
             seccomp_profile=self.host.seccomp_profile(),
+            builtin_seccomp_profile=self.host.builtin_seccomp_profile(),
             init_path=self.host.init_path() or "",
             mounts=[_dockerenv_mount(d), *volume_mounts],
             cgroups_path=self.host.cgroups_path(c.id, c.host_config),
@@ -402,8 +410,7 @@ def _ensure_workdir(rootfs: Path, workdir: str, spec: dict[str, Any]) -> None:
     if target is None:
         return
     if target.exists() and not target.is_dir():
-        raise InvalidParameter(f"failed to create working directory: {workdir}: "
-                               "not a directory")
+        raise InvalidParameter(f"Cannot mkdir: {workdir} is not a directory")
     if not target.exists():
         user = spec.get("process", {}).get("user", {})
         target.mkdir(parents=True, mode=0o755)

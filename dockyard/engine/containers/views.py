@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import fnmatch
 import re
 import time
 from pathlib import Path
 from typing import Any
 
 from dockyard.backend import InspectOptions, ListOptions
+from dockyard.engine.containers.initlayer import init_lower
 from dockyard.engine.containers.record import Container
 from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.networks import legacy_links
@@ -114,7 +114,7 @@ class ContainerViews:
     def inspect_shape(self, c: Container, size: bool, api: tuple[int, int]
                       ) -> dict[str, Any]:
         d = self.store.dir(c)
-        lower = ":".join(self.images.lower_dirs(c.image_id))
+        lower = ":".join([*init_lower(d), *self.images.lower_dirs(c.image_id)])
         log_type = (c.host_config.get("LogConfig") or {}).get("Type", "json-file")
         out: dict[str, Any] = {
             "Id": c.id,
@@ -199,12 +199,18 @@ class ContainerViews:
         since = self._bound(filters.get("since"))
         out = []
         links = legacy_links.link_names(self.store)
+        # `docker ps -n N` / `-l`: the N newest in any state, as dockerd
+        # (a limit lists stopped containers too, without `all`)
+        any_state = all_ or (limit is not None and limit > 0)
+        ancestors = self._ancestor_images(filters.get("ancestor", []))
         for c in ctrs:
-            if not all_ and not c.state.running and c.state.status not in ("restarting",):
+            if not any_state and not c.state.running and c.state.status not in ("restarting",):
                 continue
             if before is not None and c.created >= before:
                 continue
             if since is not None and c.created <= since:
+                continue
+            if ancestors is not None and c.image_id not in ancestors:
                 continue
             if not self._match(c, filters, exited):
                 continue
@@ -233,8 +239,6 @@ class ContainerViews:
             h = c.state.health.status if c.state.health else "none"
             if h not in f["health"]:
                 return False
-        if f.get("ancestor") and not any(self._ancestor(c, a) for a in f["ancestor"]):
-            return False
         if f.get("is-task") and any(v in ("1", "true") for v in f["is-task"]):
             return False
         if f.get("network") and not net_views.on_network(c, self.networks, f["network"]):
@@ -256,9 +260,25 @@ class ContainerViews:
                 return False
         return True
 
-    def _ancestor(self, c: Container, ref: str) -> bool:
-        try:
-            img = self.images.get(ref)
-        except DockyardError:   # an unknown or malformed ancestor matches by pattern
-            return fnmatch.fnmatch(c.image_ref, ref)
-        return img.id == c.image_id
+    def _ancestor_images(self, refs: list[str]) -> set[str] | None:
+        """The `ancestor` filter as dockerd reads it: every image named
+        (by name, name:tag, id or digest) and every image committed or built
+        from it, at any depth.  A name that resolves to no image adds
+        nothing (dockerd logs it and matches no container by it).  None:
+        no ancestor filter."""
+        if not refs:
+            return None
+        found: set[str] = set()
+        for ref in refs:
+            try:
+                top = self.images.get(ref).id
+            except DockyardError:
+                continue
+            todo = [top]
+            while todo:
+                image_id = todo.pop()
+                if image_id in found:
+                    continue
+                found.add(image_id)
+                todo.extend(child.id for child in self.images.store.children(image_id))
+        return found

@@ -19,7 +19,7 @@ from dockyard.errors import InvalidParameter
 from dockyard.oci.schema import decode_exec_options, decode_exec_start
 from dockyard.oci.validate import check_process_strings
 from dockyard.runtime.attach import STDERR, STDOUT
-from dockyard.runtime.commands import missing_executable_in_runc_words
+from dockyard.runtime.commands import MOUNT_HINT, process_error_in_runc_words
 from dockyard.runtime.exec import ExecSession
 from dockyard.runtime.logs import iter_log_entries
 
@@ -104,20 +104,25 @@ def parse_start_request(body: Any, api_version: tuple[int, int]) -> ExecStartOpt
     return ExecStartOptions(tty=tty, console_size=console, detach=bool(req.get("Detach")))
 
 
-def exec_start_error(runtime_message: str) -> tuple[str, int]:
+def exec_start_error(runtime_message: str, argv0: str = "") -> tuple[str, int]:
     """The runtime's exec failure in dockerd's words and its exit code.
 
     dockerd (through containerd) reports `OCI runtime exec failed: exec
     failed: unable to start container process: exec: "x": executable file
-    not found in $PATH: unknown` and sets 127 (not found) or 126 (cannot be
-    invoked), else 128 (setExitCodeFromError).  The CLI exits with that code.
+    not found in $PATH: unknown`, and the CLI exits with the exec's code:
+    127 when the command is not found, 126 when it cannot be invoked (not
+    executable, a directory, a working directory that is missing or not a
+    directory), else 128 (moby's setExitCodeFromError; for the working
+    directory see the README).
     """
-    msg = missing_executable_in_runc_words(runtime_message.strip())
+    msg = process_error_in_runc_words(runtime_message.strip(), argv0)
     if not msg.startswith("exec failed:"):
         msg = f"exec failed: unable to start container process: {msg}"
     text = f"OCI runtime exec failed: {msg}: unknown"
     low = text.lower()
-    if "permission denied" in low:
+    if "not a directory" in low:
+        text = f"{text}: {MOUNT_HINT}"
+    if "chdir to cwd" in low or "permission denied" in low:
         return text, 126
     if "is a directory" in low:
         return text + ": permission denied", 126

@@ -122,10 +122,9 @@ class ExecService:
         c = self.store.get(ref)
         self._check_active(c, ref)
         self._ensure_background()
+        # an unknown user is the start's failure (exit code 126, the text on
+        # the exec's output), as in Docker up to 28.1; see the README
         user_spec = req.get("User") or ""
-        if user_spec:
-            # Fail early (moby >= 29): a bad user otherwise only shows at start.
-            await self._resolve_user(c, user_spec)
         keys = b""
         if req.get("DetachKeys"):
             try:
@@ -241,7 +240,7 @@ class ExecService:
                 self.runner.runtime_for(c), self.runner.conmon, c.id, ec.id,
                 str(session_dir), process, stdin=ec.open_stdin and attach, attach=attach)
         except ExecStartError as e:
-            text, code = exec_start_error(e.runtime_message)
+            text, code = exec_start_error(e.runtime_message, ec.entrypoint)
             await self._start_failed(ec, c, code)
             raise InvalidParameter(text) from None
         except DockyardError:

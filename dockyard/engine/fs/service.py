@@ -21,13 +21,20 @@ from collections.abc import AsyncIterator, Generator
 from typing import Any
 
 from dockyard.backend import CommitOptions
+from dockyard.engine.containers.initlayer import init_lower
 from dockyard.engine.containers.lifecycle import Lifecycle
 from dockyard.engine.containers.record import Container
 from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.fs import paths
 from dockyard.engine.fs.commit import build_commit_config, commit_tar, parse_repo_tag
 from dockyard.engine.fs.diff import Skips, compute_changes, mount_points
-from dockyard.engine.fs.tar import END_OF_ARCHIVE, ExtractOptions, TarStreamer, extract
+from dockyard.engine.fs.tar import (
+    END_OF_ARCHIVE,
+    ExtractOptions,
+    OwnerNames,
+    TarStreamer,
+    extract,
+)
 from dockyard.engine.fs.views import (
     VIEW_PREFIX,
     View,
@@ -79,13 +86,15 @@ class ContainerFiles:
             return view
         d = self.store.dir(c)
         target = d / f"{VIEW_PREFIX}{secrets.token_hex(6)}"
-        lowers = self.images.lower_dirs(c.image_id)
         if binds and view is None and not write:
             await self._make_mount_targets(c, binds)
         try:
             if view is not None:
                 await asyncio.to_thread(bind_view, view.root, target)
             else:
+                # as dockerd's: the image, its init layer, the container's own
+                lowers = [*await asyncio.to_thread(init_lower, d, True),
+                          *self.images.lower_dirs(c.image_id)]
                 await asyncio.to_thread(mount_view, target, lowers, d / "upper",
                                         d / "work" if write else None)
         except OSError as e:
@@ -113,7 +122,7 @@ class ContainerFiles:
             lowers = self.images.lower_dirs(c.image_id)
 
             def work() -> None:
-                mount_view(target, lowers, d / "upper", d / "work")
+                mount_view(target, [*init_lower(d, True), *lowers], d / "upper", d / "work")
                 try:
                     fsview.make_targets(target, binds)
                 finally:
@@ -142,7 +151,7 @@ class ContainerFiles:
         def tar() -> Generator[bytes, None, None]:
             fd = view.open_root()
             try:
-                streamer = TarStreamer(init_files=INIT_LAYER_FILES)
+                streamer = TarStreamer(init_files=INIT_LAYER_FILES, names=_owner_names(fd))
                 yield from streamer.dir_tree(fd, "", "/", include_self=False)
                 yield END_OF_ARCHIVE
             finally:
@@ -158,7 +167,7 @@ class ContainerFiles:
     async def changes(self, ref: str) -> list[dict[str, Any]]:
         c = self.store.get(ref)
         upper = self.store.dir(c) / "upper"
-        lowers = self.images.lower_dirs(c.image_id)
+        lowers = [*init_lower(self.store.dir(c)), *self.images.lower_dirs(c.image_id)]
         skips = Skips.of(mount_points(c.config, c.host_config) | _mount_dests(c))
         for _ in range(3):
             try:
@@ -172,7 +181,14 @@ class ContainerFiles:
     def _not_found(self, path: str, ref: str) -> NotFound:
         return NotFound(f"Could not find the file {path} in container {ref}")
 
+    @staticmethod
+    def _check_path(path: str) -> None:
+        """A NUL cannot be in a path: the kernel's EINVAL, as dockerd reports it."""
+        if "\0" in path:
+            raise InvalidParameter(f"lstat {paths.container_abs_path(path)}: invalid argument")
+
     async def stat_path(self, ref: str, path: str) -> dict[str, Any]:
+        self._check_path(path)
         c = self.store.get(ref)
         view = await self._open_view(c, write=False, mounts=True)
         try:
@@ -224,6 +240,7 @@ class ContainerFiles:
 
     async def archive_path(self, ref: str, path: str
                            ) -> tuple[dict[str, Any], AsyncIterator[bytes]]:
+        self._check_path(path)
         c = self.store.get(ref)
         view = await self._open_view(c, write=False, mounts=True)
         try:
@@ -240,8 +257,13 @@ class ContainerFiles:
 
         def tar() -> Generator[bytes, None, None]:
             try:
+                root_fd = view.open_root()
+                try:
+                    names = _owner_names(root_fd)
+                finally:
+                    os.close(root_fd)
                 # with volumes bound in, their content is part of the copy
-                streamer = TarStreamer(one_mount=not view.mounts)
+                streamer = TarStreamer(names=names, one_mount=not view.mounts)
                 if base == ".":
                     # "dir/." copies the directory's content: "./" then "./name"
                     yield from streamer.dir_tree(dir_fd, ".", src_dir)
@@ -260,6 +282,7 @@ class ContainerFiles:
     # ------------------------------------------------------------ cp: write
     async def extract_to_dir(self, ref: str, path: str, chunks: AsyncIterator[bytes],
                              copy_uid_gid: bool, no_overwrite_dir_non_dir: bool) -> None:
+        self._check_path(path)
         c = self.store.get(ref)
         fsview.check_writable(c.mounts, path, bool(c.host_config.get("ReadonlyRootfs")))
         async with contextlib.AsyncExitStack() as stack:
@@ -395,9 +418,17 @@ def _mount_dests(c: Container) -> frozenset[str]:
     return frozenset(str(m.get("Destination")) for m in c.mounts if m.get("Destination"))
 
 
+def _owner_names(root_fd: int) -> OwnerNames:
+    """The names archives give owners: the container's passwd and group."""
+    return OwnerNames.parse(_read_in_root(root_fd, "/etc/passwd"),
+                            _read_in_root(root_fd, "/etc/group"))
+
+
 def _read_in_root(root_fd: int, path: str) -> str:
-    comps = paths.resolve(root_fd, path, True)
     try:
+        comps = paths.resolve(root_fd, path, True)
+        if not comps:
+            return ""
         dfd = paths.open_dir(root_fd, comps[:-1])
     except OSError:
         return ""

@@ -32,6 +32,7 @@ from typing import IO
 
 from dockyard.engine.fs.paths import components, open_dir, resolve
 from dockyard.errors import InvalidParameter, SystemError_
+from dockyard.oci.users import parse_group, parse_passwd
 from dockyard.util.fstree import DIR, MOUNT, POST, TreeChanged, TreeWalk, open_regular
 from dockyard.util.safetar import XATTR_PAX_PREFIX, SafeExtractor
 
@@ -63,6 +64,24 @@ def is_opaque(fd: int) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class OwnerNames:
+    """uid -> user name and gid -> group name (the first entry of each id)."""
+
+    users: dict[int, str]
+    groups: dict[int, str]
+
+    @classmethod
+    def parse(cls, passwd: str, group: str) -> OwnerNames:
+        users: dict[int, str] = {}
+        groups: dict[int, str] = {}
+        for u in parse_passwd(passwd):
+            users.setdefault(u.uid, u.name)
+        for g in parse_group(group):
+            groups.setdefault(g.gid, g.name)
+        return cls(users, groups)
+
+
 @dataclass
 class TarStreamer:
     """Serialises a directory tree; one instance per archive (hardlink memory)."""
@@ -80,6 +99,10 @@ class TarStreamer:
     # export: container paths Docker's init layer holds as empty 0755 files
     # (bind-mount targets); whatever the runtime left there is shown as those
     init_files: frozenset[str] = frozenset()
+    # export and cp: owner names as the container's /etc/passwd and
+    # /etc/group give them (dockerd archives chrooted into the container, so
+    # Go's tar looks them up there); commit leaves them empty
+    names: OwnerNames | None = None
     # a tree rearranged under the walk: export and cp end their archive there
     # (a running container may do that); a commit must not keep half a layer
     partial_ok: bool = True
@@ -110,13 +133,15 @@ class TarStreamer:
             ti.pax_headers = {**ti.pax_headers,
                               XATTR_PAX_PREFIX + attr: val.decode("utf-8", "surrogateescape")}
 
-    @staticmethod
-    def _info(st: os.stat_result, arcname: str) -> tarfile.TarInfo:
+    def _info(self, st: os.stat_result, arcname: str) -> tarfile.TarInfo:
         ti = tarfile.TarInfo(arcname)
         ti.mode = stat.S_IMODE(st.st_mode)
         ti.uid, ti.gid = st.st_uid, st.st_gid
         ti.mtime = int(st.st_mtime)       # moby truncates to seconds
         ti.uname = ti.gname = ""
+        if self.names is not None:
+            ti.uname = self.names.users.get(st.st_uid, "")
+            ti.gname = self.names.groups.get(st.st_gid, "")
         return ti
 
     def entry_tree(self, parent_fd: int, name: str, arcname: str, cpath: str

@@ -8,7 +8,6 @@ the rest of the engine.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -19,6 +18,7 @@ from typing import Any
 
 from dockyard.config import DaemonConfig
 from dockyard.engine.host.emulation import Emulation
+from dockyard.engine.host.seccomp import SeccompDefault
 from dockyard.engine.host.userns import UsernsRemap
 from dockyard.oci.cgroupparent import container_cgroups_path
 from dockyard.oci.host import EngineOptions, HostFacts
@@ -26,7 +26,6 @@ from dockyard.runtime.runtimes import OCIRuntime, RuntimeSet, RuntimeVersion
 
 log = logging.getLogger("dockyard.host")
 
-DEFAULT_SECCOMP_PROFILE = "/usr/share/containers/seccomp.json"
 INIT_BINARIES = ("catatonit", "tini-static", "tini", "docker-init")
 
 
@@ -38,8 +37,9 @@ class HostEnv:
     emulation: Emulation
     userns: UsernsRemap | None = None
     runtime_versions: dict[str, RuntimeVersion] = field(default_factory=dict)
+    seccomp: SeccompDefault = field(
+        default_factory=lambda: SeccompDefault("unconfined", None, None, "none given"))
     options: EngineOptions = field(init=False)
-    _seccomp: dict[str, Any] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.options = engine_options(self.config, self.facts, self.runtimes)
@@ -61,15 +61,12 @@ class HostEnv:
         return container_cgroups_path(container_id, host_config, self.config.cgroup_parent)
 
     def seccomp_profile(self) -> dict[str, Any] | None:
-        """The default profile (daemon `seccomp-profile`), read once."""
-        if self._seccomp is None:
-            path = self.config.seccomp_profile or DEFAULT_SECCOMP_PROFILE
-            try:
-                self._seccomp = json.loads(Path(path).read_text())
-            except (OSError, ValueError) as e:
-                log.warning("no default seccomp profile (%s): containers run unfiltered", e)
-                self._seccomp = {}
-        return self._seccomp or None
+        """The default profile (daemon `seccomp-profile`), chosen at start."""
+        return self.seccomp.profile
+
+    def builtin_seccomp_profile(self) -> dict[str, Any] | None:
+        """Docker's default profile, what `--security-opt seccomp=builtin` asks for."""
+        return self.seccomp.builtin
 
     def init_path(self) -> str | None:
         """The init `--init` runs: daemon `init-path`, else the first found."""

@@ -226,8 +226,8 @@ class StreamState:
 class Converter:
     """Feed it k8s-file bytes in order; it appends json-file text to `out`."""
 
-    def __init__(self) -> None:
-        self._encoder = JsonEncoder()
+    def __init__(self, attrs: dict[str, str] | None = None) -> None:
+        self._encoder = JsonEncoder(attrs)
         self.streams = {s: StreamState(s, self._encoder.record) for s in ("stdout", "stderr")}
         self.pos = 0                  # position of the next byte to parse
         self.bad_lines = 0

@@ -137,6 +137,11 @@ def parse_json_file_opts(opts: dict[str, str] | None) -> JsonFileOptions:
         if compress and (max_file == 1 or max_size is None):
             raise InvalidParameter(
                 "compress cannot be true when max-file is less than 2 or max-size is not set")
+    if opts.get("tag"):
+        check_tag_template(opts["tag"])
+    for key in ("labels-regex", "env-regex"):
+        if opts.get(key):
+            _go_regex(opts[key])
     return JsonFileOptions(max_size, max_file, compress)
 
 
@@ -147,6 +152,7 @@ class JsonRecord:
     stream: str        # "stdout" / "stderr"
     time_ns: int
     log: bytes         # payload; ends with "\n" unless a partial piece
+    attrs: dict[str, str] | None = None   # the log options' extra attributes
 
     @property
     def partial(self) -> bool:
@@ -184,12 +190,15 @@ def _json_string_body(data: bytes) -> str:
     return "".join(out)
 
 
-def encode_json_record(stream: str, log: bytes, time_ns: int) -> bytes:
-    """One json-file line (with its "\\n"), byte-identical to dockerd's."""
+def encode_json_record(stream: str, log: bytes, time_ns: int, attrs: str = "") -> bytes:
+    """One json-file line (with its "\\n"), byte-identical to dockerd's;
+    `attrs` is the record's `"attrs":{...}` member, if any."""
     parts = []
     if log:  # `log` is omitempty in moby
         parts.append(f'"log":"{_json_string_body(log)}"')
     parts.append(f'"stream":"{stream}"')
+    if attrs:
+        parts.append(attrs)
     parts.append(f'"time":"{rfc3339_nano(time_ns)}"')
     return ("{" + ",".join(parts) + "}\n").encode("utf-8")
 
@@ -204,9 +213,10 @@ class JsonEncoder:
     the `time` text is made once per timestamp (conmon stamps every line of
     one read alike) and plain ASCII text is copied without escaping."""
 
-    def __init__(self) -> None:
+    def __init__(self, attrs: dict[str, str] | None = None) -> None:
         self._time_ns: int | None = None
         self._tails: dict[tuple[str, bool], bytes] = {}
+        self._attrs = attrs_member(attrs or {})
 
     def tail(self, stream: str, newline: bool, time_ns: int) -> bytes:
         """What follows the `log` text of a record: `\\n` for a complete
@@ -216,7 +226,8 @@ class JsonEncoder:
             self._tails.clear()
         tail = self._tails.get((stream, newline))
         if tail is None:
-            text = f'","stream":"{stream}","time":"{rfc3339_nano(time_ns)}"}}\n'
+            attrs = "," + self._attrs if self._attrs else ""
+            text = f'","stream":"{stream}"{attrs},"time":"{rfc3339_nano(time_ns)}"}}\n'
             tail = (b"\\n" if newline else b"") + text.encode()
             self._tails[(stream, newline)] = tail
         return tail
@@ -224,7 +235,7 @@ class JsonEncoder:
     def line(self, stream: str, body: bytes, time_ns: int) -> bytes:
         """A record for `body` + "\\n" (a complete line)."""
         if _NEEDS_ESCAPE.search(body) is not None:
-            return encode_json_record(stream, body + b"\n", time_ns)
+            return encode_json_record(stream, body + b"\n", time_ns, self._attrs)
         return b'{"log":"' + body + self.tail(stream, True, time_ns)
 
     def record(self, stream: str, log: bytes, time_ns: int) -> bytes:
@@ -232,7 +243,7 @@ class JsonEncoder:
         if log.endswith(b"\n"):
             return self.line(stream, log[:-1], time_ns)
         if not log or _NEEDS_ESCAPE.search(log) is not None:
-            return encode_json_record(stream, log, time_ns)
+            return encode_json_record(stream, log, time_ns, self._attrs)
         return b'{"log":"' + log + self.tail(stream, False, time_ns)
 
 
@@ -247,4 +258,71 @@ def decode_json_record(line: bytes) -> JsonRecord | None:
         return None
     if stream not in STREAM_IDS:
         return None
-    return JsonRecord(stream, ts, str(obj.get("log", "")).encode("utf-8"))
+    attrs = obj.get("attrs")
+    attrs = {str(k): str(v) for k, v in attrs.items()} if isinstance(attrs, dict) else None
+    return JsonRecord(stream, ts, str(obj.get("log", "")).encode("utf-8"), attrs)
+
+
+def attrs_member(attrs: dict[str, str]) -> str:
+    """`"attrs":{...}` as Go marshals the map (sorted keys, HTML-safe
+    escapes), or "" for none (omitempty)."""
+    if not attrs:
+        return ""
+    text = json.dumps(attrs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                    ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(ch, esc)
+    return '"attrs":' + text
+
+
+_LOG_INIT = "failed to initialize logging driver: "
+_TAG_FIELDS = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
+TAG_FIELDS = frozenset({"ID", "FullID", "Name", "ImageID", "ImageFullID", "ImageName",
+                        "DaemonName"})
+
+
+def check_tag_template(tag: str) -> None:
+    """The `tag` log option: text and moby's Info fields in `{{.Field}}`."""
+    for m in _TAG_FIELDS.finditer(tag):
+        if m.group(1) not in TAG_FIELDS:
+            line = tag.count("\n", 0, m.start()) + 1
+            col = m.start(1) - 1 - (tag.rfind("\n", 0, m.start()) + 1)
+            raise InvalidParameter(
+                f'{_LOG_INIT}template: log-tag:{line}:{col}: executing "log-tag" at '
+                f"<.{m.group(1)}>: can't evaluate field {m.group(1)} in type *logger.Info")
+    rest = _TAG_FIELDS.sub("", tag)
+    if "{{" in rest or "}}" in rest:
+        # other template actions (functions, pipelines) are not done here
+        raise InvalidParameter(f"{_LOG_INIT}the tag log option takes text and "
+                               "{{.Field}} of " + ", ".join(sorted(TAG_FIELDS)) + " only")
+
+
+def log_attrs(opts: dict[str, str], labels: dict[str, str], env: list[str],
+              tag_fields: dict[str, str]) -> dict[str, str]:
+    """The extra attributes the json-file driver writes with every record
+    (moby's Info.ExtraAttributes, then `tag`)."""
+    extra: dict[str, str] = {}
+    for name in filter(None, opts.get("labels", "").split(",")):
+        if name in labels:
+            extra[name] = labels[name]
+    if opts.get("labels-regex"):
+        rx = _go_regex(opts["labels-regex"])
+        extra.update({k: v for k, v in labels.items() if rx.search(k)})
+    mapping = dict(e.split("=", 1) for e in env if "=" in e)
+    for name in filter(None, opts.get("env", "").split(",")):
+        if name in mapping:
+            extra[name] = mapping[name]
+    if opts.get("env-regex") and mapping:
+        rx = _go_regex(opts["env-regex"])
+        extra.update({k: v for k, v in mapping.items() if rx.search(k)})
+    if opts.get("tag"):
+        extra["tag"] = _TAG_FIELDS.sub(lambda m: tag_fields.get(m.group(1), ""), opts["tag"])
+    return extra
+
+
+def _go_regex(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as e:
+        raise InvalidParameter(f"{_LOG_INIT}error parsing regexp: {e.msg}: `{pattern}`"
+                               ) from None

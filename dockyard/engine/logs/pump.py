@@ -77,7 +77,8 @@ class LogPump:
     """
 
     def __init__(self, conmon_log: Path, json_log: Path, max_size: int | None = None,
-                 max_file: int = 1, fifo: Path | None = None) -> None:
+                 max_file: int = 1, fifo: Path | None = None,
+                 attrs: dict[str, str] | None = None) -> None:
         self.conmon_log = Path(conmon_log)
         self.json_log = Path(json_log)
         self.max_size = max_size
@@ -87,7 +88,7 @@ class LogPump:
         # thread still runs; this one guards the state for real.
         self._thread_lock = threading.Lock()
         self._spool = Spool(self.conmon_log, None if fifo is None else Path(fifo))
-        self._conv = Converter()
+        self._conv = Converter(attrs)
         self._resumed = False
         self._out_fd: int | None = None
         self._out_size = 0

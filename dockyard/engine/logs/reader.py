@@ -25,6 +25,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 from dockyard.engine.logs.files import iter_lines_backward
 from dockyard.engine.logs.format import (
@@ -124,6 +125,7 @@ class _Filter:
     since_ns: int | None
     until_ns: int | None
     timestamps: bool
+    details: bool = False
     since_passed: bool = False
     ended: bool = False
     _time_raw: bytes = b""
@@ -147,6 +149,7 @@ class _Filter:
         timed = self.until_ns is not None or self.timestamps
         for line in lines:
             m = _PLAIN_RECORD.fullmatch(line)
+            attrs = None
             if m is not None:
                 name = _STREAM_NAMES[m.group(3)]
                 payload = m.group(1) + b"\n" if m.group(2) else m.group(1)
@@ -155,7 +158,7 @@ class _Filter:
                 rec = decode_json_record(line)
                 if rec is None:
                     continue
-                name, payload = rec.stream, rec.log
+                name, payload, attrs = rec.stream, rec.log, rec.attrs
                 time_raw = rfc3339_nano(rec.time_ns).encode()
             try:
                 if not self.since_passed:
@@ -171,9 +174,18 @@ class _Filter:
                 continue
             if not want[name]:
                 continue
+            if self.details:
+                payload = details_prefix(attrs) + payload
             if self.timestamps:
                 payload = self._prefix + payload
             out.append((STREAM_IDS[name], payload))
+
+
+def details_prefix(attrs: dict[str, str] | None) -> bytes:
+    """`docker logs --details`: the record's attributes, sorted, as
+    `k=v,k=v` with query escaping, then a space (also with none)."""
+    pairs = sorted((attrs or {}).items())
+    return ",".join(f"{quote_plus(k)}={quote_plus(v)}" for k, v in pairs).encode() + b" "
 
 
 async def _emit_range(f: _OpenFile, start: int, end: int | None,
@@ -204,7 +216,7 @@ async def read_logs(json_logs: list[Path], **kw: Any) -> AsyncGenerator[tuple[in
 async def read_log_batches(json_logs: list[Path], *, stdout: bool, stderr: bool,
                            since_ns: int | None = None, until_ns: int | None = None,
                            tail: int | None = None, timestamps: bool = False,
-                           follow: bool = False,
+                           follow: bool = False, details: bool = False,
                            is_running: Callable[[], bool] = lambda: False,
                            pump: LogPump | None = None,
                            poll_interval: float = FOLLOW_POLL,
@@ -224,7 +236,7 @@ async def read_log_batches(json_logs: list[Path], *, stdout: bool, stderr: bool,
         # Bring the json log up to date first; a stopped container's open
         # line is written too (as dockerd does when the copier hits EOF).
         await pump.pump_once(final=not running)
-    flt = _Filter(stdout, stderr, since_ns, until_ns, timestamps)
+    flt = _Filter(stdout, stderr, since_ns, until_ns, timestamps, details)
     files = await asyncio.to_thread(_open_all, [Path(p) for p in json_logs])
     try:
         if tail is not None and tail >= 0:

@@ -20,6 +20,7 @@ from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.logs.files import json_log_files
 from dockyard.engine.logs.format import (
     JsonFileOptions,
+    log_attrs,
     parse_json_file_opts,
     parse_since,
     parse_until,
@@ -64,6 +65,17 @@ def parse_tail(raw: str) -> int | None:
     return tail if tail >= 0 else None
 
 
+def record_attrs(c: Container) -> dict[str, str]:
+    """What the `labels`, `env`, their `-regex` forms and `tag` log options
+    put in every record of this container's log."""
+    image_id = c.image_id.removeprefix("sha256:")
+    fields = {"ID": c.id[:12], "FullID": c.id, "Name": c.name, "ImageID": image_id[:12],
+              "ImageFullID": c.image_id, "ImageName": str(c.config.get("Image") or ""),
+              "DaemonName": "docker"}
+    opts = (c.host_config.get("LogConfig") or {}).get("Config") or {}
+    return log_attrs(opts, c.config.get("Labels") or {}, c.config.get("Env") or [], fields)
+
+
 class LogService:
     def __init__(self, store: ContainerStore) -> None:
         self.store = store
@@ -77,7 +89,8 @@ class LogService:
         if opts is None:
             return None
         pump = LogPump(self.store.log_spool_path(c), self.store.log_path(c), opts.max_size,
-                       opts.max_file, fifo=self.store.conmon_log_path(c))
+                       opts.max_file, fifo=self.store.conmon_log_path(c),
+                       attrs=record_attrs(c))
         self._close_later(self._pumps.pop(c.id, None))
         self._pumps[c.id] = pump
         return pump
@@ -133,7 +146,8 @@ class LogService:
     # ------------------------------------------------------------ reading
     def read(self, c: Container, *, stdout: bool, stderr: bool, since_ns: int | None = None,
              until_ns: int | None = None, tail: int | None = None, timestamps: bool = False,
-             follow: bool = False) -> AsyncGenerator[list[tuple[int, bytes]], None]:
+             follow: bool = False, details: bool = False
+             ) -> AsyncGenerator[list[tuple[int, bytes]], None]:
         """Records in batches (see read_log_batches)."""
         opts = parse_json_file_opts((c.host_config.get("LogConfig") or {}).get("Config"))
         current = self.store.log_path(c)
@@ -143,7 +157,7 @@ class LogService:
         return read_log_batches(
             [*files, current], stdout=stdout, stderr=stderr, since_ns=since_ns,
             until_ns=until_ns, tail=tail, timestamps=timestamps, follow=follow,
-            is_running=lambda: c.state.running or c.state.status == "restarting",
+            details=details, is_running=lambda: c.state.running or c.state.status == "restarting",
             pump=self._pumps.get(c.id))
 
     async def replay(self, c: Container) -> AsyncIterator[tuple[int, bytes]]:
@@ -163,5 +177,6 @@ class LogService:
         batches = self.read(c, stdout=opts.stdout, stderr=opts.stderr,
                             since_ns=parse_since(opts.since) or None,
                             until_ns=parse_until(opts.until), tail=parse_tail(opts.tail),
-                            timestamps=opts.timestamps, follow=opts.follow)
+                            timestamps=opts.timestamps, follow=opts.follow,
+                            details=opts.details)
         return LogStream(tty=bool(c.config.get("Tty")), batches=batches)

@@ -92,7 +92,12 @@ class ContainerNetworking:
                                            "another container or host cannot be connected "
                                            "to any other network")
             return endpoints
-        net = self.networks.get(mode)
+        try:
+            net = self.networks.get(mode)
+        except NotFound:
+            # as dockerd: an unknown network fails the start, not the create
+            # (a 404 at create would make the docker CLI try to pull the image)
+            return {mode: endpoints.pop(mode, None) or {}, **endpoints}
         if net.driver != "bridge":
             raise InvalidParameter(f"network {mode} is not a bridge network")
         keep: dict[str, Any] = {}
@@ -104,7 +109,11 @@ class ContainerNetworking:
             entries[mode] = {**entries[mode], "MacAddress": config["MacAddress"]}
         entries.update(endpoints)
         for name, settings in entries.items():
-            target = self.networks.get(name)
+            try:
+                target = self.networks.get(name)
+            except NotFound:
+                keep[name] = settings or {}      # its start will say it is not found
+                continue
             if target.driver != "bridge":
                 raise InvalidParameter("container cannot be disconnected from host network "
                                        "or connected to host network")

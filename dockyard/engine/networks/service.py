@@ -232,6 +232,10 @@ class NetworkService:
         self.store.remove(net)
         await self.networking.plumbing.remove_bridge(net)
         await self.networking.sync()
+        if all(n.predefined for n in self.store):
+            # the last user network went (a compose project's `down`): with
+            # nothing attached either, nothing of the engine stays on the host
+            await self.networking.plumbing.teardown_if_idle(self.store, self.containers)
         self._emit(net, "destroy")
 
     async def prune(self, filters: dict[str, list[str]]) -> dict[str, Any]:

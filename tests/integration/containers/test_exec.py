@@ -41,9 +41,10 @@ def test_user_workdir_env_flags(daemon, web):
 
 
 def test_unknown_user(daemon, web):
+    # the exec starts and fails: Docker's text on its output, exit code 126
     res = daemon.docker("exec", "-u", "nosuchuser", web, "true")
-    assert res.returncode != 0
-    assert b"unable to find user nosuchuser: no matching entries in passwd file" in res.stderr
+    assert res.returncode == 126
+    assert res.stdout == b"unable to find user nosuchuser: no matching entries in passwd file\r\n"
 
 
 def test_missing_executable(daemon, web):

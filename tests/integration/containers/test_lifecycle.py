@@ -135,7 +135,8 @@ def test_prune(daemon, name):
 def test_unknown_image_and_container(daemon):
     res = daemon.docker("inspect", "--type", "container", "nosuchcontainer")
     assert "No such container: nosuchcontainer" in res.stderr.decode()
-    res = daemon.docker("create", "nosuchimage:1")
+    # --pull never: a pull would go to Docker Hub
+    res = daemon.docker("create", "--pull", "never", "nosuchimage:1")
     assert res.returncode != 0
 
 

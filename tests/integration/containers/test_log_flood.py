@@ -136,8 +136,14 @@ def test_daemon_killed_mid_flood_then_restarted_loses_nothing():
     try:
         d.out("run", "-d", "--name", "flood", "busybox", "sh", "-c", flood_cmd())
         pid = int(d.out("inspect", "-f", "{{.State.Pid}}", "flood"))
-        cdir = Path(d.out("inspect", "-f", "{{.LogPath}}", "flood").strip()).parent
-        time.sleep(1.5)  # well into the flood
+        log_path = Path(d.out("inspect", "-f", "{{.LogPath}}", "flood").strip())
+        cdir = log_path.parent
+        # well into the flood (101 MB): a tenth of it logged, by size not by
+        # time, so a fast machine does not see it end first
+        deadline = time.time() + 60
+        while not log_path.exists() or log_path.stat().st_size < 10 << 20:
+            assert time.time() < deadline, "the flood did not start"
+            time.sleep(0.05)
         os.kill(d.proc.pid, signal.SIGKILL)
         d.proc.wait()
         time.sleep(3)

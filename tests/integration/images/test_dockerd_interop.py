@@ -15,7 +15,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tarfile
 from collections.abc import AsyncIterator, Iterator
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.images.service import ImageService
-from tests.integration.dockerd_ref import start_private_dockerd
+from tests.integration.refengine import reference_dockerd
 from tests.integration.robustutil import read_response, send_request
 
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
@@ -39,20 +38,10 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    base = tmp_path_factory.mktemp("refdocker")
-    started = start_private_dockerd(base, DOCKER)
-    if started is None:
-        pytest.skip("dockerd did not start: " + (base / "dockerd.log").read_text()[-2000:])
-    proc, sock = started
-    try:
-        yield [DOCKER, "-H", f"unix://{sock}"]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with reference_dockerd(tmp_path_factory.mktemp("refdocker")) as cli:
+        if cli is None:
+            pytest.skip("dockerd did not start")
+        yield cli
 
 
 def docker(cli: list[str], *args: str, input: bytes | None = None) -> str:

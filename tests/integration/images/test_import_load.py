@@ -123,3 +123,18 @@ def test_load_shows_layer_progress(daemon, client, tmp_path):
         assert quiet.strip() == f"Loaded image: {ref}"
     finally:
         daemon.docker("rmi", "-f", ref)
+
+
+def test_container_config_in_image_inspect_at_every_api_version(daemon):
+    """dockerd showed Container and a whole ContainerConfig object (a zero
+    config for an image without one) until API 1.45; docker-compose v1 reads
+    ContainerConfig.Volumes when it recreates a container, at the newest
+    version the engine offers, so dockyard keeps both at every version."""
+    import docker
+    old = docker.APIClient(base_url=f"unix://{daemon.socket}", version="1.38")
+    img = old.inspect_image("busybox")
+    assert img["Container"] == ""
+    assert img["ContainerConfig"]["Volumes"] is None
+    assert img["ContainerConfig"]["Hostname"] == ""
+    new = docker.APIClient(base_url=f"unix://{daemon.socket}", version="1.51")
+    assert new.inspect_image("busybox")["ContainerConfig"]["Volumes"] is None

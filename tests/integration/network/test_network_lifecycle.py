@@ -209,3 +209,22 @@ def test_cleanup_command_takes_out_a_stopped_engines_host_state():
         assert d.out("inspect", "-f", "{{.State.Status}}", cid).strip() == "exited"
     finally:
         stop_daemon(d)
+
+
+def test_removing_the_last_user_network_leaves_nothing():
+    """`docker network rm` of the last user-defined network, with nothing
+    attached (a compose project's `down`), takes the engine's rules, bridges
+    and name server off the host without a prune."""
+    base = Path(tempfile.mkdtemp(prefix="dockyard-it-", dir="/var/tmp"))
+    d = start_daemon(base)
+    try:
+        chain_prefix, bridges = _app_network(d)
+        d.out("network", "create", "other")
+        d.out("run", "--rm", "--network", "app", "busybox", "true")
+        d.out("network", "rm", "app")
+        # another user network is still there: the engine's chains stay
+        assert _host_traces(chain_prefix, bridges[:1]) != []
+        d.out("network", "rm", "other")
+        assert _host_traces(chain_prefix, bridges) == []
+    finally:
+        stop_daemon(d)

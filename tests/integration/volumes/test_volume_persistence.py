@@ -95,7 +95,7 @@ def test_system_df(daemon, client, vol, name):
         ctr = next(c for c in df["Containers"] if c["Names"] == ["/" + name])
         upper = daemon.data_root / "containers" / ctr["Id"] / "upper"
         assert ctr["SizeRw"] == _file_bytes(upper) >= 7777
-        assert df["BuildCache"] == []
+        assert isinstance(df["BuildCache"], list)
         busybox = next(i for i in df["Images"] if "busybox:latest" in i["RepoTags"])
         assert busybox["Containers"] >= 1 and busybox["Size"] > 0
         assert df["LayersSize"] >= busybox["Size"]

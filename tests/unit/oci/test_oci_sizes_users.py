@@ -111,8 +111,10 @@ def test_unknown_user_and_group():
 
 def test_group_add():
     u = resolve_user("app", PASSWD, GROUP, ["audio", "5000", "daemon"])
-    assert u.additional_gids == (1000, 10, 29, 29, 5000, 1)
-    with pytest.raises(InvalidParameter, match="unable to find group nope: no matching"):
+    # audio is app's own supplementary group too: listed once, as Docker does
+    assert u.additional_gids == (1000, 10, 29, 5000, 1)
+    assert resolve_user("app", PASSWD, GROUP, ["app", "wheel"]).additional_gids == (1000, 10, 29)
+    with pytest.raises(InvalidParameter, match="Unable to find group nope: no matching"):
         resolve_user("", PASSWD, GROUP, ["nope"])
 
 

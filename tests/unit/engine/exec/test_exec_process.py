@@ -99,7 +99,7 @@ def test_start_error_runc_text_kept():
 @pytest.mark.parametrize("msg,code", [
     ("open executable: Permission denied", 126),
     ("exec: /etc: is a directory", 126),
-    ("open executable: Operation not permitted", 128),
+    ("something else went wrong", 128),
 ])
 def test_start_error_codes(msg, code):
     assert exec_start_error(msg)[1] == code
@@ -251,3 +251,36 @@ def test_create_rejects_stopped_container():
     c.state.status = "restarting"
     with pytest.raises(Conflict, match="is restarting, wait until the container is running"):
         asyncio.run(m.create("web", {"Cmd": ["true"]}, (1, 51)))
+
+
+@pytest.mark.parametrize("runtime_text, argv0, text, code", [
+    ("executable file `/nonexistent` not found in $PATH: No such file or directory",
+     "/nonexistent", 'exec: "/nonexistent": stat /nonexistent: no such file or directory', 127),
+    ("executable file `./x` not found in $PATH", "./x",
+     'exec: "./x": stat ./x: no such file or directory', 127),
+    ("open executable: Permission denied", "/etc/passwd",
+     'exec: "/etc/passwd": permission denied', 126),
+    ("open executable: Operation not permitted", "/etc", 'exec: "/etc": permission denied',
+     126),
+    # a bare name runc's PATH search skips when it cannot be run
+    ("open executable: Permission denied", "noexec",
+     'exec: "noexec": executable file not found in $PATH', 127),
+    ("chdir `/nonexist`: No such file or directory", "true",
+     'chdir to cwd ("/nonexist") set in config.json failed: no such file or directory', 126),
+    # runc's own words come through as they are
+    ('chdir to cwd ("/w") set in config.json failed: no such file or directory', "true",
+     'chdir to cwd ("/w") set in config.json failed: no such file or directory', 126),
+])
+def test_start_errors_in_runc_words_with_dockers_codes(runtime_text, argv0, text, code):
+    got, got_code = exec_start_error(runtime_text, argv0)
+    assert got == ("OCI runtime exec failed: exec failed: unable to start container "
+                   f"process: {text}: unknown")
+    assert got_code == code
+
+
+def test_a_working_directory_that_is_a_file_gets_dockers_hint():
+    text, code = exec_start_error("chdir `/etc/passwd`: Not a directory", "true")
+    assert text.endswith("set in config.json failed: not a directory: unknown: Are you "
+                         "trying to mount a directory onto a file (or vice-versa)? Check if "
+                         "the specified host path exists and is the expected type")
+    assert code == 126
