@@ -24,6 +24,7 @@ from dockyard.api.routes.images import ImageRoutes
 from dockyard.api.routes.networks import NetworkRoutes
 from dockyard.api.routes.swarm import SwarmRoutes
 from dockyard.api.routes.system import SystemRoutes
+from dockyard.api.routes.volumes import VolumeRoutes
 from dockyard.api.server import (
     STREAM_LIMIT,
     ClientGone,
@@ -59,7 +60,8 @@ def build_router(backends: Backends) -> Router:
                    ContainerRoutes(backends.containers), ContainerOpsRoutes(backends.containers),
                    ContainerFilesRoutes(backends.containers), ExecRoutes(backends.execs),
                    DistributionRoutes(backends.images),
-                   NetworkRoutes(backends.networks), BuildRoutes(backends.build),
+                   NetworkRoutes(backends.networks), VolumeRoutes(backends.volumes),
+                   BuildRoutes(backends.build),
                    SwarmRoutes()):
         routes.register(r)
     return r

@@ -46,16 +46,18 @@ from dockyard.backend.images import (
 )
 from dockyard.backend.networks import NetworkBackend, NetworkCreateResult
 from dockyard.backend.streams import STDERR, STDOUT, OutputSink, StdinSource
-from dockyard.backend.system import Backends, EventsOptions, SystemBackend
+from dockyard.backend.system import Backends, DiskUsageOptions, EventsOptions, SystemBackend
+from dockyard.backend.volumes import VolumeBackend
 
 __all__ = [
     "STDERR", "STDOUT", "AttachOptions", "AttachPlan", "Backends", "BuildBackend",
     "BuildOptions", "BuildPruneOptions", "CommitOptions",
     "ContainerAttachBackend", "ContainerBackend", "ContainerFilesBackend",
-    "ContainerMonitorBackend", "ContainerStateBackend", "CreateResult", "EventsOptions",
+    "ContainerMonitorBackend", "ContainerStateBackend", "CreateResult", "DiskUsageOptions",
+    "EventsOptions",
     "ExecBackend", "ExecStartOptions", "ExtractOptions", "ImageBackend", "ImageListOptions",
     "ImportOptions", "InspectOptions", "ListOptions", "LogStream", "LogsOptions",
     "NetworkBackend", "NetworkCreateResult",
     "OutputSink", "PullOptions", "PushOptions", "RemoveOptions", "StatsOptions", "StdinSource",
-    "StopOptions", "SystemBackend", "WaitResult",
+    "StopOptions", "SystemBackend", "VolumeBackend", "WaitResult",
 ]

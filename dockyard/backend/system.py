@@ -11,6 +11,7 @@ from dockyard.backend.containers import ContainerBackend
 from dockyard.backend.execs import ExecBackend
 from dockyard.backend.images import ImageBackend
 from dockyard.backend.networks import NetworkBackend
+from dockyard.backend.volumes import VolumeBackend
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,14 @@ class EventsOptions:
     since_ns: int | None = None
     until_ns: int | None = None
     filters: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DiskUsageOptions:
+    containers: bool = True
+    images: bool = True
+    volumes: bool = True
+    build_cache: bool = True
 
 
 class SystemBackend(Protocol):
@@ -34,6 +43,11 @@ class SystemBackend(Protocol):
         `until_ns` or the client goes.  Bad filters raise before it returns."""
         ...
 
+    async def disk_usage(self, opts: DiskUsageOptions) -> dict[str, Any]:
+        """`GET /system/df`: LayersSize, Images, Containers, Volumes, BuildCache
+        (the parts not asked for are left out)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Backends:
@@ -44,4 +58,5 @@ class Backends:
     containers: ContainerBackend
     execs: ExecBackend
     networks: NetworkBackend
+    volumes: VolumeBackend
     build: BuildBackend

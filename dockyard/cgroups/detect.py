@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.cgroups.parse import parse_proc_cgroup
+from dockyard.util.mount import unescape_mountinfo
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -79,22 +80,6 @@ class CgroupInfo:
         return m.mount_point if m else None
 
 
-def _unescape_mountinfo(s: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo octal.
-    if "\\" not in s:
-        return s
-    out, i = [], 0
-    while i < len(s):
-        code = s[i + 1:i + 4]
-        if s[i] == "\\" and len(code) == 3 and code.isdigit():
-            out.append(chr(int(code, 8)))
-            i += 4
-        else:
-            out.append(s[i])
-            i += 1
-    return "".join(out)
-
-
 def parse_mountinfo(text: str) -> list[CgroupMount]:
     """The cgroup and cgroup2 mounts in /proc/<pid>/mountinfo text, in order."""
     mounts: list[CgroupMount] = []
@@ -114,8 +99,8 @@ def parse_mountinfo(text: str) -> list[CgroupMount]:
             supers = fields[sep + 3].split(",") if len(fields) > sep + 3 else []
             controllers = frozenset(o for o in supers if o in V1_CONTROLLERS)
         mounts.append(CgroupMount(
-            mount_point=_unescape_mountinfo(fields[4]),
-            root=_unescape_mountinfo(fields[3]),
+            mount_point=unescape_mountinfo(fields[4]),
+            root=unescape_mountinfo(fields[3]),
             fstype=fstype,
             controllers=controllers,
         ))

@@ -34,6 +34,7 @@ from dockyard.engine.containers.specbuild import SpecBuilder
 from dockyard.engine.containers.stats import StatsService
 from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.containers.views import ContainerViews
+from dockyard.engine.diskusage import DiskUsage
 from dockyard.engine.events import EventBus
 from dockyard.engine.exec.service import ExecService
 from dockyard.engine.fs.service import ContainerFiles
@@ -52,6 +53,8 @@ from dockyard.engine.networks.ports import PortHolder
 from dockyard.engine.networks.service import NetworkService
 from dockyard.engine.networks.store import HostNames, NetworkStore, default_bridge_subnet
 from dockyard.engine.system import SystemService
+from dockyard.engine.volumes.mounts import ContainerMounts
+from dockyard.engine.volumes.service import VolumeService
 from dockyard.errors import Unavailable
 from dockyard.images.distribution.hosts import DOCKER_CERTS_DIR
 from dockyard.images.distribution.proxies import Proxies
@@ -62,6 +65,7 @@ from dockyard.network.firewall import Chains
 from dockyard.network.ipam import DEFAULT_POOLS, parse_pools
 from dockyard.network.netns import prepare_netns_dir
 from dockyard.runtime.runtimes import RuntimeVersion, prepare_runtimes, runtime_version
+from dockyard.volumes.local import LocalDriver
 
 log = logging.getLogger("dockyard.engine")
 
@@ -80,6 +84,7 @@ class Engine:
         self._networking: ContainerNetworking | None = None
         self._logs: LogService | None = None
         self._execs: ExecService | None = None
+        self._mounts: ContainerMounts | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._backends: Backends | None = None
         self._distribution: Distribution | None = None
@@ -152,7 +157,11 @@ class Engine:
             proxies=Proxies.from_config(self.config.proxies, {})))
         self._distribution = distribution
         await self._open_networks()
-        self._wire(host, images, distribution)
+        owner = (userns.mapping.root_uid, userns.mapping.root_gid) \
+            if userns is not None and userns.mapping is not None else (0, 0)
+        volumes = VolumeService(LocalDriver(self.data_root, owner), self.store, self.events)
+        await volumes.load()
+        self._wire(host, images, distribution, volumes)
         await self._open_containers()
         self._reaper = asyncio.create_task(reaper_loop())
 
@@ -172,28 +181,32 @@ class Engine:
             await asyncio.to_thread(links.enable_forwarding)
         self._pools = pools
 
-    def _wire(self, host: HostEnv, images: ImageService, distribution: Distribution) -> None:
+    def _wire(self, host: HostEnv, images: ImageService, distribution: Distribution,
+              volumes: VolumeService) -> None:
         store = self.store
         waiters = AttachWaiters()
         logs = LogService(store)
         networking = ContainerNetworking(self._net_store, store, self._plumbing, PortHolder())
         self._networking = networking
+        mounts = ContainerMounts(volumes, store, host, images)
+        self._mounts = mounts
         runner = ContainerRunner(store, host, images,
-                                 SpecBuilder(store, host, images, networking))
+                                 SpecBuilder(store, host, images, networking, mounts))
         monitor = ExitMonitor(logs)
         restart = RestartManager(store)
         health = HealthMonitor(store, runner)
-        remover = ContainerRemover(store, runner, restart, waiters, monitor)
+        remover = ContainerRemover(store, runner, restart, waiters, monitor, mounts)
         self._remover = remover
         lifecycle = Lifecycle(store, runner, monitor, restart, health, waiters, remover)
         stats = StatsService(store, host)
         execs = ExecService(store, runner, host, self.events)
-        files = ContainerFiles(store, images, lifecycle)
-        creator = ContainerCreator(store, images, host, networking)
+        files = ContainerFiles(store, images, lifecycle, volumes)
+        creator = ContainerCreator(store, images, host, networking, mounts)
         attach = ContainerAttach(store, waiters, logs)
+        views = ContainerViews(store, images, self._net_store)
         containers = ContainerBackendService(
             creator=creator,
-            views=ContainerViews(store, images, self._net_store),
+            views=views,
             lifecycle=lifecycle, remover=remover,
             attach=attach, logs=logs, stats=stats,
             operations=ContainerOperations(store, runner, stats, host),
@@ -208,15 +221,17 @@ class Engine:
             self.events, store.using_image)
         build.start()
         self.build = build
-        self._backends = Backends(system=SystemService(host, store, images, self.events),
+        usage = DiskUsage(images, store, views, volumes, build.cache_usage)
+        self._backends = Backends(system=SystemService(host, store, images, self.events, usage),
                                   images=image_backend, containers=containers,
-                                  execs=execs, networks=networks, build=build)
+                                  execs=execs, networks=networks, volumes=volumes, build=build)
 
     async def _open_containers(self) -> None:
         assert self._lifecycle is not None and self._remover is not None
-        assert self._networking is not None
+        assert self._networking is not None and self._mounts is not None
         await asyncio.to_thread(prepare_netns_dir, self.store.netns_dir)
-        for c in await asyncio.to_thread(self.store.load_all):
+        loaded = await asyncio.to_thread(self.store.load_all)
+        for c in loaded:
             try:
                 await asyncio.to_thread(unmount_stale_views, self.store.dir(c))   # a crash's
             except OSError as e:
@@ -224,6 +239,7 @@ class Engine:
             if c.state.running and c.endpoints:
                 self._networking.restore(c)     # addresses and ports it still holds
         await asyncio.to_thread(self._remover.sweep_orphans, self.store.orphans())
+        await self._mounts.restore(loaded)      # the volumes running containers hold
         await self._lifecycle.restore_all()
         await self._networking.sync()
         if self._files is not None:

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from dockyard import API_VERSION, MIN_API_VERSION, __version__
-from dockyard.backend import EventsOptions
+from dockyard.backend import DiskUsageOptions, EventsOptions
 from dockyard.engine.containers.store import ContainerStore
+from dockyard.engine.diskusage import DiskUsage
 from dockyard.engine.events import EventBus, validate_event_filters
 from dockyard.engine.host.environment import HostEnv
 from dockyard.engine.host.probe import operating_system
@@ -31,11 +32,12 @@ from dockyard.util.timefmt import rfc3339_nano_fixed
 
 class SystemService:
     def __init__(self, host: HostEnv, store: ContainerStore, images: ImageService,
-                 events: EventBus) -> None:
+                 events: EventBus, usage: DiskUsage) -> None:
         self.host = host
         self.store = store
         self.images = images
         self.events_bus = events
+        self.usage = usage
         self.name = socket.gethostname()
 
     def events(self, opts: EventsOptions) -> AsyncIterator[dict[str, Any]]:
@@ -45,6 +47,9 @@ class SystemService:
     async def _events(self, opts: EventsOptions) -> AsyncIterator[dict[str, Any]]:
         async for ev in self.events_bus.stream(opts.since_ns, opts.until_ns, opts.filters):
             yield ev.to_json()
+
+    async def disk_usage(self, opts: DiskUsageOptions) -> dict[str, Any]:
+        return await self.usage.report(opts)
 
     def version(self) -> dict[str, Any]:
         kernel = platform.release()

@@ -44,6 +44,9 @@ class MountSpec:
     read_only_non_recursive: bool = False
     read_only_force_recursive: bool = False
     data: str = ""
+    # flags the source's mount carries that a bind in a user namespace
+    # must keep (nosuid, nodev, noexec, ro...), or the runtime's remount fails
+    locked_flags: tuple[str, ...] = ()
 
 
 def default_mounts() -> list[dict]:
@@ -92,7 +95,7 @@ def bind_options(m: MountSpec, rro_supported: bool) -> list[str]:
         if m.propagation not in PROPAGATIONS:
             raise InvalidParameter(f"invalid propagation mode: {m.propagation}")
         opts.append(m.propagation)
-    return opts
+    return [*opts, *(f for f in m.locked_flags if f not in opts)]
 
 
 @dataclass(frozen=True)

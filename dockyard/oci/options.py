@@ -23,7 +23,6 @@ for an update's Resources: what an update cannot change is refused there.
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -45,9 +44,6 @@ def _refused(text: str | None) -> Option:
     return Option(REFUSED, text)
 
 
-_TMPFS_HINT = "; --tmpfs (HostConfig.Tmpfs) gives a container scratch space"
-NO_VOLUMES = "bind mounts and volumes (-v, HostConfig.Binds) are not supported yet" + _TMPFS_HINT
-NO_MOUNTS = "mounts (--mount, HostConfig.Mounts) are not supported yet" + _TMPFS_HINT
 _ENDPOINT_REFUSED: dict[str, str | None] = {
     "GwPriority": "gateway priorities (gw-priority) are not supported",
 }
@@ -62,8 +58,8 @@ CREATE_FIELDS: dict[str, Option] = {
     **{f"Config.{k}": Option(METADATA) for k in ("Labels", "OnBuild", "Shell", "ArgsEscaped")},
     # published by -P (PublishAllPorts); shown by inspect and ps
     "Config.ExposedPorts": Option(ENFORCED),
-    "Config.Volumes": _refused("anonymous volumes (-v /path, Config.Volumes) are not "
-                               "supported yet" + _TMPFS_HINT),
+    # volumes, binds and mounts (oci/volumespec.py, engine/volumes/)
+    "Config.Volumes": Option(ENFORCED),
     "Config.MacAddress": Option(ENFORCED),
 
     **{f"HostConfig.{k}": Option(ENFORCED) for k in (
@@ -81,11 +77,8 @@ CREATE_FIELDS: dict[str, Option] = {
         "Ulimits")},
     "HostConfig.ContainerIDFile": Option(CLIENT),
     **{f"HostConfig.{k}": Option(WARNED) for k in ("KernelMemory", "CpuPercent")},
-    "HostConfig.Binds": _refused(NO_VOLUMES),
-    "HostConfig.Mounts": _refused(NO_MOUNTS),
-    "HostConfig.VolumeDriver": _refused("volume drivers (--volume-driver) are not supported "
-                                        "yet" + _TMPFS_HINT),
-    "HostConfig.VolumesFrom": _refused("--volumes-from is not supported yet" + _TMPFS_HINT),
+    **{f"HostConfig.{k}": Option(ENFORCED) for k in ("Binds", "Mounts", "VolumeDriver",
+                                                      "VolumesFrom")},
     **{f"HostConfig.{k}": Option(ENFORCED) for k in ("PortBindings", "PublishAllPorts",
                                                       "Links")},
     "HostConfig.StorageOpt": _refused(
@@ -118,9 +111,6 @@ UPDATE_FIELDS = frozenset((
     "CpusetMems", "KernelMemory", "MemoryReservation", "MemorySwap", "PidsLimit", "CpuPercent",
     "IOMaximumIOps", "IOMaximumBandwidth"))
 
-MOUNT_TYPES = ("bind", "volume", "tmpfs", "image", "npipe", "cluster")
-
-
 STRUCTS: dict[str, Struct] = {"Config": CONFIG, "HostConfig": HOST_CONFIG,
                                "EndpointSettings": ENDPOINT_SETTINGS}
 
@@ -135,25 +125,6 @@ def _refuse_fields(prefix: str, values: Mapping) -> None:
             raise InvalidParameter(opt.text)
 
 
-def check_mounts(mounts: list) -> None:
-    """Docker's own checks of a Mounts entry first (its texts), then: not yet."""
-    for m in mounts:
-        kind = m.get("Type") or ""
-        target = m.get("Target") or ""
-        where = f'invalid mount config for type "{kind}": '
-        if not target:
-            raise InvalidParameter(where + "field Target must not be empty")
-        if posixpath.normpath(target) == "/":
-            raise InvalidParameter(where + "invalid specification: destination can't be '/'")
-        if not posixpath.isabs(target):
-            raise InvalidParameter(
-                where + f"invalid mount path: '{target}' mount path must be absolute")
-        if kind not in MOUNT_TYPES:
-            raise InvalidParameter(where + "mount type unknown")
-    if mounts:
-        raise InvalidParameter(NO_MOUNTS)
-
-
 def check_network(hc: Mapping, networking: Mapping | None) -> None:
     """What an endpoint may ask for; which networks exist is the network
     service's to say (an unknown one is its 404)."""
@@ -165,7 +136,6 @@ def refuse_unsupported(config: Mapping, hc: Mapping, networking: Mapping | None)
     """Refuse a (validated) create request that asks for what is not done.
 
     `config` is the request's own Config (not merged with the image's)."""
-    check_mounts(hc.get("Mounts") or [])
     if hc.get("NetworkMode") == "host":
         # dockerd discards published ports with a warning in host mode
         hc = {k: v for k, v in hc.items() if k not in ("PortBindings", "PublishAllPorts")}

@@ -164,6 +164,10 @@ NETWORK_CONNECT = struct("network.ConnectOptions", Field("Container", STR),
 NETWORK_DISCONNECT = struct("network.DisconnectOptions", Field("Container", STR),
                             Field("Force", BOOL))
 
+VOLUME_CREATE = struct(
+    "volume.CreateOptions", *fields(STR, "Name", "Driver"), *fields(STRMAP, "DriverOpts", "Labels"),
+    Field("ClusterVolumeSpec", struct("volume.ClusterVolumeSpec")))
+
 CREATE_REQUEST = struct("container.CreateRequest", Field("HostConfig", HOST_CONFIG),
                         Field("NetworkingConfig", NETWORKING_CONFIG), embed=("Config", CONFIG))
 
@@ -231,3 +235,7 @@ def decode_network_connect(body: Any) -> dict[str, Any]:
 
 def decode_network_disconnect(body: Any) -> dict[str, Any]:
     return _decode_body(body, NETWORK_DISCONNECT)
+
+
+def decode_volume_create(body: Any) -> dict[str, Any]:
+    return _decode_body(body, VOLUME_CREATE)

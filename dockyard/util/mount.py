@@ -57,3 +57,20 @@ def is_mountpoint(path: str) -> bool:
             return any(line.split()[4] == path for line in f)
     except OSError:
         return False
+
+
+def unescape_mountinfo(s: str) -> str:
+    """A path field of /proc/*/mountinfo, whose space, tab, newline and
+    backslash are escaped as \\ooo octal."""
+    if "\\" not in s:
+        return s
+    out, i = [], 0
+    while i < len(s):
+        code = s[i + 1:i + 4]
+        if s[i] == "\\" and len(code) == 3 and code.isdigit():
+            out.append(chr(int(code, 8)))
+            i += 4
+        else:
+            out.append(s[i])
+            i += 1
+    return "".join(out)

@@ -75,10 +75,12 @@ class _Copier:
     """Copies leaves into where the cursor `dst` stands, remembering where
     each multiply linked file went so its other names become links."""
 
-    def __init__(self, dst_root: int, dst: DirCursor, map_ids: MapIds) -> None:
+    def __init__(self, dst_root: int, dst: DirCursor, map_ids: MapIds,
+                 attrs: Callable[[str | int], list[tuple[str, bytes]]] = _xattrs) -> None:
         self.dst_root = dst_root
         self.dst = dst
         self.map_ids = map_ids
+        self.attrs = attrs
         self.links: dict[tuple[int, int], list[str]] = {}
 
     def leaf(self, sdir: int, name: str, st: os.stat_result, path: list[str]) -> None:
@@ -104,14 +106,14 @@ class _Copier:
                               | os.O_CLOEXEC, 0o600, dir_fd=ddir)
                 try:
                     _copy_data(sfd, dfd)
-                    _meta_fd(dfd, st, self.map_ids, _xattrs(sfd))
+                    _meta_fd(dfd, st, self.map_ids, self.attrs(sfd))
                 finally:
                     os.close(dfd)
             finally:
                 os.close(sfd)
         elif fmt == stat.S_IFLNK:
             os.symlink(os.readlink(name, dir_fd=sdir), name, dir_fd=ddir)
-            _set_xattrs(f"/proc/self/fd/{ddir}/{name}", _xattrs(src_path))
+            _set_xattrs(f"/proc/self/fd/{ddir}/{name}", self.attrs(src_path))
             os.chown(name, uid, gid, dir_fd=ddir, follow_symlinks=False)
             os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=ddir,
                      follow_symlinks=False)
@@ -119,7 +121,7 @@ class _Copier:
             os.mknod(name, fmt | 0o600, st.st_rdev, dir_fd=ddir)
             pfd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=ddir)
             try:
-                _set_xattrs(f"/proc/self/fd/{pfd}", _xattrs(src_path))
+                _set_xattrs(f"/proc/self/fd/{pfd}", self.attrs(src_path))
                 os.chown(name, uid, gid, dir_fd=ddir, follow_symlinks=False)
                 os.chmod(f"/proc/self/fd/{pfd}", stat.S_IMODE(st.st_mode))
                 os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=ddir,
@@ -133,29 +135,49 @@ class _Copier:
 def copy_tree(src: str | Path, dst: str | Path, map_ids: MapIds | None = None) -> None:
     """Copy the directory `src` to `dst` (which must not exist yet), owners
     through `map_ids(uid, gid)`.  Mount points inside `src` are not entered."""
-    ids = map_ids or _same
     sfd = os.open(src, DIR_FLAGS)
     try:
         os.mkdir(dst, 0o700)
-        dfd = os.open(dst, DIR_FLAGS)
-        try:
-            with DirCursor(dfd, one_mount=False) as cur:
-                copier = _Copier(dfd, cur, ids)
-                pending: list[tuple[os.stat_result, list[tuple[str, bytes]]]] = []
-                walk = TreeWalk(sfd)
-                for e in walk:
-                    if e.kind == DIR:
-                        os.mkdir(e.name, 0o700, dir_fd=cur.fd)
-                        cur.down(e.name)
-                        pending.append((e.st, _xattrs(e.fd)))
-                    elif e.kind == POST:
-                        st, attrs = pending.pop()
-                        _meta_fd(cur.fd, st, ids, attrs)
-                        cur.up()
-                    elif e.kind == LEAF:
-                        copier.leaf(e.fd, e.name, e.st, walk.path)
-            _meta_fd(dfd, os.fstat(sfd), ids, _xattrs(sfd))
-        finally:
-            os.close(dfd)
+        _copy_from_fd(sfd, dst, map_ids or _same)
     finally:
         os.close(sfd)
+
+
+def copy_into(src_fd: int, dst: str | Path, map_ids: MapIds | None = None, *,
+              from_layer: bool = False) -> None:
+    """Copy what the directory `src_fd` holds into the existing directory
+    `dst`, which then takes the source's owner, mode and times (a volume
+    filled from an image keeps the image directory's ownership and mode).
+    `from_layer`: the source is an image layer read as the image (its only
+    layer): overlay whiteouts and overlay's own xattrs are not copied."""
+    _copy_from_fd(src_fd, dst, map_ids or _same, from_layer)
+
+
+def _plain_xattrs(path: str | int) -> list[tuple[str, bytes]]:
+    return [(n, v) for n, v in _xattrs(path) if not n.startswith("trusted.overlay.")]
+
+
+def _copy_from_fd(sfd: int, dst: str | Path, ids: MapIds, from_layer: bool = False) -> None:
+    attrs = _plain_xattrs if from_layer else _xattrs
+    dfd = os.open(dst, DIR_FLAGS)
+    try:
+        with DirCursor(dfd, one_mount=False) as cur:
+            copier = _Copier(dfd, cur, ids, attrs)
+            pending: list[tuple[os.stat_result, list[tuple[str, bytes]]]] = []
+            walk = TreeWalk(sfd)
+            for e in walk:
+                if e.kind == DIR:
+                    os.mkdir(e.name, 0o700, dir_fd=cur.fd)
+                    cur.down(e.name)
+                    pending.append((e.st, attrs(e.fd)))
+                elif e.kind == POST:
+                    st, dir_attrs = pending.pop()
+                    _meta_fd(cur.fd, st, ids, dir_attrs)
+                    cur.up()
+                elif e.kind == LEAF:
+                    if from_layer and stat.S_ISCHR(e.st.st_mode) and e.st.st_rdev == 0:
+                        continue            # a whiteout: nothing in the image
+                    copier.leaf(e.fd, e.name, e.st, walk.path)
+        _meta_fd(dfd, os.fstat(sfd), ids, attrs(sfd))
+    finally:
+        os.close(dfd)

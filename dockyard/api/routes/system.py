@@ -14,7 +14,7 @@ from dockyard.api.server import (
     stream_response,
 )
 from dockyard.api.streams import json_line
-from dockyard.backend import EventsOptions, SystemBackend
+from dockyard.backend import DiskUsageOptions, EventsOptions, SystemBackend
 from dockyard.errors import InvalidParameter
 
 _PING_HEADERS = {
@@ -34,6 +34,7 @@ class SystemRoutes:
         r.add("GET", "/version", self.version)
         r.add("GET", "/info", self.info)
         r.add("GET", "/events", self.events)
+        r.add("GET", "/system/df", self.disk_usage)
 
     async def ping(self, req: Request) -> Response:
         if req.method == "HEAD":
@@ -46,6 +47,19 @@ class SystemRoutes:
 
     async def info(self, req: Request) -> Response:
         return json_response(self.backend.info())
+
+    async def disk_usage(self, req: Request) -> Response:
+        types = req.query_all("type")
+        opts = DiskUsageOptions()
+        if types and req.api_version >= (1, 42):
+            known = ("container", "image", "volume", "build-cache")
+            for t in types:
+                if t not in known:
+                    raise InvalidParameter(f"unknown object type: {t}")
+            opts = DiskUsageOptions(containers="container" in types, images="image" in types,
+                                    volumes="volume" in types,
+                                    build_cache="build-cache" in types)
+        return json_response(await self.backend.disk_usage(opts))
 
     async def events(self, req: Request) -> Response:
         since = event_time(req.query_get("since"))

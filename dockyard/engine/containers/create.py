@@ -20,6 +20,7 @@ from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.host.environment import HostEnv
 from dockyard.engine.logs.service import check_log_config
 from dockyard.engine.networks.endpoints import ContainerNetworking
+from dockyard.engine.volumes.mounts import ContainerMounts
 from dockyard.errors import InvalidParameter, NotFound
 from dockyard.images.service import ImageService
 from dockyard.oci import validate
@@ -35,11 +36,12 @@ _ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armh
 
 class ContainerCreator:
     def __init__(self, store: ContainerStore, images: ImageService, host: HostEnv,
-                 networking: ContainerNetworking) -> None:
+                 networking: ContainerNetworking, mounts: ContainerMounts) -> None:
         self.store = store
         self.images = images
         self.host = host
         self.networking = networking
+        self.mounts = mounts
 
     async def create(self, body: Any, name: str | None, platform: str | None) -> CreateResult:
         if body is None:
@@ -63,6 +65,8 @@ class ContainerCreator:
         networking = {**networking, "EndpointsConfig": self.networking.check_create(
             host_config, networking, merged)}
         check_log_config(host_config)
+        plan = self.mounts.plan(merged, host_config)
+        warnings += plan.warnings
         cid = self.store.new_id()
         name = name or generate_name(self.store.names_taken())
         if not merged.get("Hostname"):
@@ -76,14 +80,18 @@ class ContainerCreator:
         )
         # Taken before the first await, so a concurrent create cannot take it too.
         self.store.reserve_name(name, cid)
+        made: list[str] = []
         try:
             await asyncio.to_thread(self._make_dirs, c)
+            made = await self.mounts.attach(c, plan)
             self.store.save_new(c)
         except BaseException:
+            await self.mounts.undo(c, made)
             await asyncio.to_thread(remove_quietly, self.store.dir(c), "container directory")
             self.store.release_name(name, cid)
             raise
         self.store.add(c)
+        self.mounts.attached(c)
         self.store.emit(c, "create")
         return CreateResult(cid, warnings)
 

@@ -79,7 +79,7 @@ class Lifecycle:
             if not isinstance(e, NotModified) and c.host_config.get("AutoRemove"):
                 # as dockerd: a --rm container that cannot start is removed
                 with contextlib.suppress(DockyardError):
-                    await self.remover.destroy(c)
+                    await self.remover.destroy(c, remove_volumes=True)
             raise
 
     async def _start_locked(self, c: Container) -> None:
@@ -145,7 +145,7 @@ class Lifecycle:
             return
         if c.host_config.get("AutoRemove"):
             with contextlib.suppress(DockyardError):
-                await self.remover.destroy(c)
+                await self.remover.destroy(c, remove_volumes=True)
 
     # ----------------------------------------------------------- daemon start and stop
     async def restore_all(self) -> None:
@@ -378,7 +378,7 @@ class Lifecycle:
         try:
             if c.state.running or c.state.status == "restarting":
                 await self._kill_for_removal(c)
-            await self.remover.destroy(c)
+            await self.remover.destroy(c, remove_volumes=opts.volumes)
         finally:
             c.state.removal = False
 

@@ -82,6 +82,8 @@ class Container:
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
     # while running: the published ports (networks/ports.py PortMapping)
     ports: list[dict[str, Any]] = field(default_factory=list)
+    # volumes, binds and --mount tmpfs (volumes/points.py MountPoint records)
+    mounts: list[dict[str, Any]] = field(default_factory=list)
 
     # ------------------------------------------------------------------ io
     def to_disk(self) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from dockyard.engine.containers.runner import ContainerRunner
 from dockyard.engine.containers.store import RECORD_FILE, ContainerStore
 from dockyard.engine.containers.views import labels_match, parse_until
 from dockyard.engine.fs.views import unmount_stale_views
+from dockyard.engine.volumes.mounts import ContainerMounts
 from dockyard.errors import InvalidParameter
 from dockyard.network.netns import remove_netns
 from dockyard.util.fstree import remove_quietly, tree_size
@@ -39,17 +40,20 @@ PRUNE_FILTERS = ("until", "label", "label!")
 
 class ContainerRemover:
     def __init__(self, store: ContainerStore, runner: ContainerRunner, restart: RestartManager,
-                 waiters: AttachWaiters, monitor: ExitMonitor) -> None:
+                 waiters: AttachWaiters, monitor: ExitMonitor, mounts: ContainerMounts) -> None:
         self.store = store
         self.runner = runner
         self.restart = restart
         self.waiters = waiters
         self.monitor = monitor
+        self.mounts = mounts
 
-    async def destroy(self, c: Container) -> None:
+    async def destroy(self, c: Container, remove_volumes: bool = False) -> None:
         """Remove every trace of a stopped container.  It leaves the store
         first: from then on no late writer (the exit handler of a start that
-        raced this removal, a restart timer) can save its record again."""
+        raced this removal, a restart timer) can save its record again.
+        `remove_volumes` (`docker rm -v`, `--rm`) also removes its anonymous
+        volumes that no other container uses."""
         async with self.store.lock(c):
             if c not in self.store:
                 return          # removed meanwhile (rm -f and --rm racing)
@@ -57,6 +61,7 @@ class ContainerRemover:
             self.store.discard(c)
             await self.runner.release(c)
             await asyncio.to_thread(self._remove_files, c)
+            await self.mounts.forget(c, remove_volumes)
         await self.waiters.cancelled(c)
         self.store.emit(c, "destroy")
         self.monitor.removed(c)

@@ -142,6 +142,7 @@ class ContainerRunner:
         await conmon.stop_log_keeper(self.store.layout(c))
         await asyncio.to_thread(umount, str(self.store.rootfs(c)))
         await asyncio.to_thread(self.specs.release_host_mounts, c)
+        await self.specs.mounts.release(c)
         try:
             await self.specs.networking.stop(c, namespace_going=True)
         except Exception:   # the rest is still released; a later sync retries

@@ -22,6 +22,7 @@ from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.host.environment import HostEnv
 from dockyard.engine.networks import legacy_links
 from dockyard.engine.networks.endpoints import ContainerNetworking
+from dockyard.engine.volumes.mounts import ContainerMounts
 from dockyard.errors import Conflict, InvalidParameter, NotFound
 from dockyard.images.service import ImageService
 from dockyard.network.netns import create_netns
@@ -44,11 +45,12 @@ from dockyard.util.mount import (
 
 class SpecBuilder:
     def __init__(self, store: ContainerStore, host: HostEnv, images: ImageService,
-                 networking: ContainerNetworking) -> None:
+                 networking: ContainerNetworking, mounts: ContainerMounts) -> None:
         self.store = store
         self.host = host
         self.images = images
         self.networking = networking
+        self.mounts = mounts
 
     async def prepare(self, c: Container) -> None:
         """Mount the rootfs and write the bundle's config.json for a start."""
@@ -120,6 +122,7 @@ class SpecBuilder:
                 ns_paths["user"] = joined
         # --
         host_devices = await asyncio.to_thread(_host_devices) if hc.get("Privileged") else []
+        volume_mounts = await self.mounts.prepare(c, rootfs)
         inp = ocispec.SpecInput(
             container_id=c.id,
             config=c.config,
@@ -140,7 +143,7 @@ class SpecBuilder:
             seccomp_profile=self.host.seccomp_profile(),
             builtin_seccomp_profile=self.host.builtin_seccomp_profile(),
             init_path=self.host.init_path() or "",
-            mounts=[_dockerenv_mount(d)],
+            mounts=[_dockerenv_mount(d), *volume_mounts],
             cgroups_path=self.host.cgroups_path(c.id, c.host_config),
             uid_mappings=uid_maps,
             gid_mappings=gid_maps,

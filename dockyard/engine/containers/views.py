@@ -15,6 +15,7 @@ from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.networks import legacy_links
 from dockyard.engine.networks import views as net_views
 from dockyard.engine.networks.store import NetworkStore
+from dockyard.engine.volumes.points import api_mounts
 from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.images.service import ImageService
 from dockyard.util.fstree import tree_size
@@ -31,11 +32,9 @@ def dir_size(path: Path) -> int:
 
 
 def mounts_shape(c: Container) -> list[dict[str, Any]]:
-    out = []
-    for t in c.host_config.get("Tmpfs") or {}:
-        out.append({"Type": "tmpfs", "Source": "", "Destination": t, "Mode": "", "RW": True,
-                    "Propagation": ""})
-    return out
+    """Volumes, binds and `--mount` tmpfs (HostConfig.Tmpfs is not a mount
+    point: dockerd does not list it either)."""
+    return api_mounts(c.mounts)
 
 
 def labels_match(labels: dict[str, str], filters: dict[str, list[str]]) -> bool:
@@ -245,8 +244,10 @@ class ContainerViews:
         if f.get("network") and not net_views.on_network(c, self.networks, f["network"]):
             return False
         if f.get("volume"):
+            # a volume's name or a bind's source, or a destination (moby)
+            names = {mm.get("Name") or mm["Source"] for mm in mounts_shape(c)}
             dests = {mm["Destination"] for mm in mounts_shape(c)}
-            if not any(v in dests for v in f["volume"]):
+            if not any(v in dests or v in names for v in f["volume"]):
                 return False
         if f.get("expose"):
             exposed = set((c.config.get("ExposedPorts") or {}).keys())

@@ -39,9 +39,12 @@ from dockyard.engine.fs.views import (
     VIEW_PREFIX,
     View,
     ViewStream,
+    bind_view,
     mount_view,
     unmount_view,
 )
+from dockyard.engine.volumes import fsview
+from dockyard.engine.volumes.service import VolumeService
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound, SystemError_
 from dockyard.images.service import ImageService
 from dockyard.util.fstree import TreeChanged, open_regular
@@ -61,11 +64,12 @@ COMMIT_PAUSE_MARK = "commit-paused"
 class ContainerFiles:
     """Stateless apart from the views it mounts for the length of a request."""
 
-    def __init__(self, store: ContainerStore, images: ImageService, lifecycle: Lifecycle
-                 ) -> None:
+    def __init__(self, store: ContainerStore, images: ImageService, lifecycle: Lifecycle,
+                 volumes: VolumeService) -> None:
         self.store = store
         self.images = images
         self.lifecycle = lifecycle
+        self.volumes = volumes
 
     # ------------------------------------------------------------ views
     def _running_view(self, c: Container) -> View | None:
@@ -74,22 +78,61 @@ class ContainerFiles:
             return View(merged, temporary=False)
         return None
 
-    async def _open_view(self, c: Container, write: bool) -> View:
+    async def _open_view(self, c: Container, write: bool, mounts: bool = False) -> View:
+        """`mounts`: with the container's volumes and binds in it (cp)."""
+        binds = fsview.view_binds(c.mounts, self.volumes) if mounts else []
         view = self._running_view(c)
-        if view is not None:
+        if view is not None and not binds:
             return view
         d = self.store.dir(c)
         target = d / f"{VIEW_PREFIX}{secrets.token_hex(6)}"
+        if binds and view is None and not write:
+            await self._make_mount_targets(c, binds)
         try:
-            # as dockerd's: the image, its init layer, the container's own
-            lowers = [*await asyncio.to_thread(init_lower, d, True),
-                      *self.images.lower_dirs(c.image_id)]
-            await asyncio.to_thread(mount_view, target, lowers, d / "upper",
-                                    d / "work" if write else None)
+            if view is not None:
+                await asyncio.to_thread(bind_view, view.root, target)
+            else:
+                # as dockerd's: the image, its init layer, the container's own
+                lowers = [*await asyncio.to_thread(init_lower, d, True),
+                          *self.images.lower_dirs(c.image_id)]
+                await asyncio.to_thread(mount_view, target, lowers, d / "upper",
+                                        d / "work" if write else None)
         except OSError as e:
             raise SystemError_(f"mounting the filesystem of container {c.id[:12]}: "
                                f"{e.strerror or e}") from e
-        return View(target, temporary=True)
+        view = View(target, temporary=True, mounts=bool(binds))
+        if binds:
+            try:
+                if write:
+                    await asyncio.to_thread(fsview.make_targets, target, binds)
+                await asyncio.to_thread(fsview.bind_into, target, binds)
+            except BaseException:
+                await self._close_view(view)
+                raise
+        return view
+
+    async def _make_mount_targets(self, c: Container, binds: list[fsview.ViewBind]) -> None:
+        """A stopped container read with its volumes needs their mount
+        targets in its root: made once through a short writable view."""
+        async with self.store.lock(c):
+            if self._running_view(c) is not None:
+                return
+            d = self.store.dir(c)
+            target = d / f"{VIEW_PREFIX}{secrets.token_hex(6)}"
+            lowers = self.images.lower_dirs(c.image_id)
+
+            def work() -> None:
+                mount_view(target, [*init_lower(d, True), *lowers], d / "upper", d / "work")
+                try:
+                    fsview.make_targets(target, binds)
+                finally:
+                    unmount_view(target)
+
+            try:
+                await asyncio.to_thread(work)
+            except OSError as e:
+                raise SystemError_(f"mounting the filesystem of container {c.id[:12]}: "
+                                   f"{e.strerror or e}") from e
 
     async def _close_view(self, view: View) -> None:
         if view.temporary:
@@ -125,7 +168,7 @@ class ContainerFiles:
         c = self.store.get(ref)
         upper = self.store.dir(c) / "upper"
         lowers = [*init_lower(self.store.dir(c)), *self.images.lower_dirs(c.image_id)]
-        skips = Skips.of(mount_points(c.config, c.host_config))
+        skips = Skips.of(mount_points(c.config, c.host_config) | _mount_dests(c))
         for _ in range(3):
             try:
                 return await asyncio.to_thread(compute_changes, upper, lowers, skips)
@@ -147,7 +190,7 @@ class ContainerFiles:
     async def stat_path(self, ref: str, path: str) -> dict[str, Any]:
         self._check_path(path)
         c = self.store.get(ref)
-        view = await self._open_view(c, write=False)
+        view = await self._open_view(c, write=False, mounts=True)
         try:
             return await asyncio.to_thread(self._stat_sync, view, path, ref)
         finally:
@@ -199,7 +242,7 @@ class ContainerFiles:
                            ) -> tuple[dict[str, Any], AsyncIterator[bytes]]:
         self._check_path(path)
         c = self.store.get(ref)
-        view = await self._open_view(c, write=False)
+        view = await self._open_view(c, write=False, mounts=True)
         try:
             st = await asyncio.to_thread(self._stat_sync, view, path, ref)
             abs_path = paths.container_abs_path(path)
@@ -219,7 +262,8 @@ class ContainerFiles:
                     names = _owner_names(root_fd)
                 finally:
                     os.close(root_fd)
-                streamer = TarStreamer(names=names)
+                # with volumes bound in, their content is part of the copy
+                streamer = TarStreamer(names=names, one_mount=not view.mounts)
                 if base == ".":
                     # "dir/." copies the directory's content: "./" then "./name"
                     yield from streamer.dir_tree(dir_fd, ".", src_dir)
@@ -240,13 +284,12 @@ class ContainerFiles:
                              copy_uid_gid: bool, no_overwrite_dir_non_dir: bool) -> None:
         self._check_path(path)
         c = self.store.get(ref)
-        if c.host_config.get("ReadonlyRootfs"):
-            raise InvalidParameter("container rootfs is marked read-only")
+        fsview.check_writable(c.mounts, path, bool(c.host_config.get("ReadonlyRootfs")))
         async with contextlib.AsyncExitStack() as stack:
             if self._running_view(c) is None:
                 # a start waits for the write; the write waits for a start
                 await stack.enter_async_context(self.store.lock(c))
-            view = await self._open_view(c, write=True)
+            view = await self._open_view(c, write=True, mounts=True)
             stack.push_async_callback(self._close_view, view)
             fd = view.open_root()
             stack.callback(os.close, fd)
@@ -327,7 +370,7 @@ class ContainerFiles:
                     await asyncio.to_thread(mark.unlink, True)
         try:
             upper = self.store.dir(c) / "upper"
-            skips = Skips.of(mount_points(c.config, c.host_config))
+            skips = Skips.of(mount_points(c.config, c.host_config) | _mount_dests(c))
             child = {"config": new_config, "container": c.id,
                      "container_config": c.config, "author": opts.author,
                      "comment": opts.comment,
@@ -367,6 +410,12 @@ class ContainerFiles:
                 except DockyardError as e:
                     log.warning("unpausing %s: %s", c.id[:12], e.message)
             await asyncio.to_thread(mark.unlink, True)
+
+
+def _mount_dests(c: Container) -> frozenset[str]:
+    """Destinations of the container's volumes, binds and mounts (those of
+    --volumes-from included): diff and commit leave them out."""
+    return frozenset(str(m.get("Destination")) for m in c.mounts if m.get("Destination"))
 
 
 def _owner_names(root_fd: int) -> OwnerNames:

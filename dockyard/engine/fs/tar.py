@@ -106,6 +106,8 @@ class TarStreamer:
     # a tree rearranged under the walk: export and cp end their archive there
     # (a running container may do that); a commit must not keep half a layer
     partial_ok: bool = True
+    # cp with the container's volumes bound in the view: walk into them
+    one_mount: bool = True
     _links: dict[tuple[int, int], str] = field(default_factory=dict)
     _pending: list[bytes] = field(default_factory=list)
 
@@ -202,7 +204,7 @@ class TarStreamer:
         marks: list[int | None] = [len(self._pending)]
         if include_self and prefix:
             yield from self._dir_headers(fd, prefix, cpath, st)
-        walk = TreeWalk(fd, sort=True)
+        walk = TreeWalk(fd, sort=True, one_mount=self.one_mount)
         try:
             for e in walk:
                 if e.kind == POST:

@@ -20,7 +20,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard.util.mount import MS_RDONLY, mount, mount_overlay, umount
+from dockyard.util.mount import MS_BIND, MS_RDONLY, mount, mount_overlay, umount
 from dockyard.util.threadgen import batched_in_thread
 
 VIEW_PREFIX = "fsview-"
@@ -32,6 +32,7 @@ class View:
 
     root: Path
     temporary: bool
+    mounts: bool = False     # the container's volumes and binds are bound in
 
     def open_root(self) -> int:
         return os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -45,6 +46,17 @@ def mount_view(target: Path, lowers: list[str], upper: Path, work: Path | None) 
             mount("overlay", str(target), "overlay", MS_RDONLY, data)
         else:
             mount_overlay(lowers, str(upper), str(work), str(target))
+    except BaseException:
+        target.rmdir()
+        raise
+
+
+def bind_view(source: Path, target: Path) -> None:
+    """A temporary view of a running container's root (its mounted overlay),
+    to bind the container's volumes into without touching the original."""
+    target.mkdir(mode=0o700)
+    try:
+        mount(str(source), str(target), None, MS_BIND)
     except BaseException:
         target.rmdir()
         raise

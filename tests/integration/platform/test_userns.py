@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import pwd
 import subprocess
+import tarfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +109,50 @@ def test_data_root_the_remap_root_cannot_reach_stops_the_daemon(private_daemon, 
     with pytest.raises(RuntimeError) as e:
         private_daemon(["--config-file", str(cfg)], base_mode=0o700)
     assert "restricts access to the remapped root" in str(e.value)
+
+
+def _busybox_with_app_file(d) -> bytes:  # type: ignore[no-untyped-def]
+    """busybox's layer plus /srv/app/f owned by 1234:5678, as a tar."""
+    saved = d.docker("save", "busybox", check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(saved)) as tf:
+        manifest = json.load(tf.extractfile("manifest.json"))  # type: ignore[arg-type]
+        layer = tf.extractfile(manifest[0]["Layers"][0]).read()  # type: ignore[union-attr]
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(layer)) as src, tarfile.open(fileobj=out,
+                                                                      mode="w") as dst:
+        for m in src.getmembers():
+            dst.addfile(m, src.extractfile(m) if m.isfile() else None)
+        for name, kind in (("srv", tarfile.DIRTYPE), ("srv/app", tarfile.DIRTYPE),
+                           ("srv/app/f", tarfile.REGTYPE)):
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.mode = kind, 0o755 if kind == tarfile.DIRTYPE else 0o644
+            if kind == tarfile.REGTYPE:
+                ti.uid, ti.gid, ti.size = 1234, 5678, 5
+            dst.addfile(ti, io.BytesIO(b"data\n") if kind == tarfile.REGTYPE else None)
+    return out.getvalue()
+
+
+def test_volumes_and_binds_under_remapping(remapped, tmp_path):
+    """Volumes belong to the remapped root; a volume filled from the image
+    keeps the image's owners as the container sees them; a missing `-v`
+    source directory is the container root's; a tmpfs volume works."""
+    d = remapped
+    root = _remap_root()
+    d.docker("import", "--change", "VOLUME /srv/app", "--change", "ENV PATH=/bin", "-",
+             "app:v", input=_busybox_with_app_file(d), check=True)
+    d.out("volume", "create", "named")
+    d.out("volume", "create", "--opt", "type=tmpfs", "--opt", "device=tmpfs",
+          "--opt", "o=size=2m", "scratch")
+    src = tmp_path / "made" / "here"
+    out = d.out("run", "--name", "cv", "-v", "named:/n", "-v", "scratch:/t", "-v", f"{src}:/b",
+                "app:v", "sh", "-c",
+                "echo w > /n/w && echo t > /t/t && echo b > /b/b && stat -c %u:%g /srv/app/f "
+                "/n/w /b/b")
+    assert out.split() == ["1234:5678", "0:0", "0:0"]
+    mounts = {m["Destination"]: m for m in json.loads(d.out("inspect", "cv"))[0]["Mounts"]}
+    anon = Path(mounts["/srv/app"]["Source"])
+    named = Path(mounts["/n"]["Source"])
+    assert (anon / "f").stat().st_uid == root + 1234
+    assert (named / "w").stat().st_uid == root and named.stat().st_uid == root
+    assert src.stat().st_uid == root and (src / "b").stat().st_uid == root
+    d.out("rm", "-v", "cv")

@@ -38,7 +38,13 @@ TESTS = Path(__file__).resolve().parents[2]
 
 # The test that shows each enforced (or warned) field doing what Docker does.
 NET = "integration/network/test_networks.py::"
+VOL = "integration/volumes/test_volume_mounts.py::"
 EVIDENCE = {
+    "Config.Volumes": VOL + "test_image_volume_is_filled_from_the_image",
+    "HostConfig.Binds": VOL + "test_named_volume_keeps_data_between_containers",
+    "HostConfig.Mounts": VOL + "test_mount_flag_types",
+    "HostConfig.VolumeDriver": VOL + "test_volume_driver_local_and_unknown",
+    "HostConfig.VolumesFrom": VOL + "test_volumes_from",
     "Config.ExposedPorts": NET + "test_ephemeral_port_and_publish_all",
     "Config.MacAddress": NET + "test_mac_address_on_the_main_network",
     "HostConfig.PortBindings": NET + "test_published_port_reaches_the_container_from_the_host",
@@ -157,12 +163,7 @@ EVIDENCE = {
 # A non-zero value for every refused field (REFUSED with Docker's own texts
 # are refused by validate_create, the rest by refuse_unsupported).
 NON_ZERO = {
-    "Config.Volumes": {"/data": {}},
     "Config.MacAddress": "02:42:ac:11:00:02",
-    "HostConfig.Binds": ["/:/host"],
-    "HostConfig.Mounts": [{"Type": "bind", "Source": "/", "Target": "/host"}],
-    "HostConfig.VolumeDriver": "local",
-    "HostConfig.VolumesFrom": ["nonexistent"],
     "HostConfig.PortBindings": {"80/tcp": [{"HostPort": "8080"}]},
     "HostConfig.PublishAllPorts": True,
     "HostConfig.Links": ["other:alias"],
@@ -271,8 +272,8 @@ def test_zero_values_of_refused_fields_are_fine():
 
 def test_mixed_case_refused_fields_are_refused_too():
     with pytest.raises(InvalidParameter) as e:
-        create({"image": "busybox", "hostconfig": {"binds": ["/:/host"]}})
-    assert e.value.message == options.NO_VOLUMES
+        create({"image": "busybox", "hostconfig": {"storageopt": {"size": "1G"}}})
+    assert e.value.message == options.CREATE_FIELDS["HostConfig.StorageOpt"].text
 
 
 def test_host_network_keeps_dockers_published_ports_warning():
@@ -293,23 +294,6 @@ def test_output_only_endpoint_fields_are_ignored():
     # as dockerd ignores them
     refuse_unsupported({}, {"NetworkMode": "host"}, {"EndpointsConfig": {"host": {
         "IPAddress": "10.0.0.2", "NetworkID": "x", "DNSNames": ["a"]}}})
-
-
-@pytest.mark.parametrize(("mount", "text"), [
-    ({"Type": "weird", "Target": "/x"}, ('invalid mount config for type "weird": mount type '
-                                        "unknown")),
-    ({"Type": "bind", "Source": "/"}, ('invalid mount config for type "bind": field Target '
-                                      "must not be empty")),
-    ({"Type": "tmpfs", "Target": "x"}, ('invalid mount config for type "tmpfs": invalid mount '
-                                       "path: 'x' mount path must be absolute")),
-    ({"Type": "volume", "Target": "/"}, ('invalid mount config for type "volume": invalid '
-                                        "specification: destination can't be '/'")),
-    ({"Type": "tmpfs", "Target": "/x"}, options.NO_MOUNTS),
-])
-def test_mounts_get_dockers_checks_then_not_yet(mount, text):
-    with pytest.raises(InvalidParameter) as e:
-        options.check_mounts([mount])
-    assert e.value.message == text
 
 
 def test_update_fields_are_resources():

@@ -1,0 +1,1 @@
+"""The local volume driver: volumes as directories under the data root."""
