@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ def up(daemon: Daemon, app: Path):  # type: ignore[no-untyped-def]
     yield app
     compose(daemon, app, "down", "-v", "--remove-orphans", "-t", "1")
     assert daemon.out("ps", "-aq", "--filter", "label=com.docker.compose.project=demo") == ""
+    assert "demo_dbdata" not in daemon.out("volume", "ls", "--format", "{{.Name}}").split()
     assert {o for o in host_network_objects() - before if ours(o)} == set()
 
 
@@ -46,6 +48,10 @@ def test_up_serves_resolves_and_limits(daemon: Daemon, up: Path) -> None:
     assert out == "dbpage\n"
     built = compose(daemon, up, "exec", "-T", "web", "cat", "/built.txt", "/banner.txt").stdout
     assert built == "built by compose\ndemo banner\n"
+    # v1 mounts the config file and the secret; it ignores `configs` (swarm only)
+    files = compose(daemon, up, "exec", "-T", "web", "cat", "/etc/site.conf",
+                    "/run/secrets/greeting").stdout
+    assert files == "listen 8080\ns3cret\n"
     web = json.loads(daemon.out("inspect", "demo_web_1"))[0]
     assert web["HostConfig"]["Memory"] == 64 * 1024 * 1024
     assert web["HostConfig"]["NanoCpus"] == 500_000_000
@@ -98,3 +104,15 @@ def test_scale_events_and_recreate(daemon: Daemon, up: Path) -> None:
     assert daemon.out("inspect", "-f", "{{.Id}}", "demo_db_1").strip() == db_id
     assert daemon.out("inspect", "-f", "{{.Id}}", "demo_web_1").strip() != web_id
     assert http_get(f"http://{_port(daemon, up)}/") == "web again fromfile\n"
+
+
+def test_named_volume_keeps_data_across_down_and_up(daemon: Daemon, up: Path) -> None:
+    assert compose(daemon, up, "exec", "-T", "db", "cat", "/data/boots").stdout == "boot\n"
+    compose(daemon, up, "down", "-t", "1")
+    compose(daemon, up, "up", "-d")
+    deadline = time.time() + 20
+    while _state(daemon, "demo_db_1") != "running":
+        assert time.time() < deadline
+        time.sleep(0.2)
+    boots = compose(daemon, up, "exec", "-T", "db", "cat", "/data/boots").stdout
+    assert boots == "boot\nboot\n"

@@ -6,13 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.eco.util import events_during, http_get, run
+from tests.eco.util import APPS, events_during, http_get, run
 from tests.integration.conftest import DOCKER, Daemon, host_network_objects, ours
 
 # BuildKit cannot be had here: compose builds with the classic builder
@@ -39,6 +40,8 @@ def up(daemon: Daemon, app: Path):  # type: ignore[no-untyped-def]
     compose(daemon, app, "--profile", "debug", "down", "-v", "--remove-orphans", "-t", "1")
     assert daemon.out("ps", "-aq", "--filter", "label=com.docker.compose.project=demo") == ""
     assert "demo_back" not in daemon.out("network", "ls", "--format", "{{.Name}}")
+    assert daemon.out("volume", "ls", "-q", "--filter",
+                      "label=com.docker.compose.project=demo") == ""
     # the project's bridge, veths and rules went with it
     after = host_network_objects()
     assert bridge not in after
@@ -52,6 +55,12 @@ def test_up_wait_serves_resolves_and_limits(daemon: Daemon, up: Path) -> None:
     # web's image was built from ./web with the build arg
     built = compose(daemon, up, "exec", "-T", "web", "cat", "/built.txt", "/banner.txt").stdout
     assert built == "built by compose\ndemo banner\n"
+    # a bind-mounted config file (read-only), a secret and a config from files
+    files = compose(daemon, up, "exec", "-T", "web", "cat", "/etc/site.conf",
+                    "/run/secrets/greeting", "/etc/motd").stdout
+    assert files == "listen 8080\ns3cret\nhello from motd\n"
+    assert compose(daemon, up, "exec", "-T", "web", "touch", "/etc/site.conf",
+                   check=False).returncode != 0
     ps = json.loads("[" + ",".join(compose(daemon, up, "ps", "--format", "json")
                                    .stdout.split("\n")[:-1]) + "]")
     health = {p["Service"]: p["Health"] for p in ps}
@@ -146,3 +155,40 @@ def test_a_change_recreates_only_what_changed(daemon: Daemon, up: Path) -> None:
     compose(daemon, up, "--profile", "debug", "up", "-d", "--wait")
     out = compose(daemon, up, "exec", "-T", "debug", "wget", "-qO-", "http://web:8080/").stdout
     assert out == "web again fromfile\n"
+
+
+def test_named_volume_keeps_data_across_down_and_up(daemon: Daemon, up: Path) -> None:
+    boots = compose(daemon, up, "exec", "-T", "db", "cat", "/data/boots").stdout
+    assert boots == "boot\n"
+    compose(daemon, up, "down", "-t", "1")
+    assert "demo_dbdata" in daemon.out("volume", "ls", "--format", "{{.Name}}").split()
+    compose(daemon, up, "up", "-d", "--wait")
+    boots = compose(daemon, up, "exec", "-T", "db", "cat", "/data/boots").stdout
+    assert boots == "boot\nboot\n"
+    vol = json.loads(daemon.out("volume", "inspect", "demo_dbdata"))[0]
+    assert vol["Labels"]["com.docker.compose.volume"] == "dbdata"
+
+
+def test_a_postgres_shaped_application(daemon: Daemon, tmp_path: Path) -> None:
+    """The issue's user: a database with a named volume and a health check,
+    an app that waits for it on a published port; restart; down -v."""
+    app = tmp_path / "pg"
+    shutil.copytree(APPS / "pg", app)
+    before = host_network_objects()
+    compose(daemon, app, "up", "-d", "--wait", timeout=180)
+    try:
+        url = f"http://{compose(daemon, app, 'port', 'app', '80').stdout.strip()}/"
+        assert http_get(url) == "row\n"
+        compose(daemon, app, "restart", "-t", "1")
+        compose(daemon, app, "up", "-d", "--wait")   # waits for health again
+        # the app reread the table, which the restarted db grew in its volume
+        deadline = time.time() + 20
+        while http_get(url) != "row\nrow\n":
+            assert time.time() < deadline
+            time.sleep(0.3)
+    finally:
+        compose(daemon, app, "down", "-v", "-t", "1")
+    assert daemon.out("ps", "-aq", "--filter", "label=com.docker.compose.project=pg") == ""
+    assert "pg_default" not in daemon.out("network", "ls", "--format", "{{.Name}}").split()
+    assert "pg_pgdata" not in daemon.out("volume", "ls", "--format", "{{.Name}}").split()
+    assert {o for o in host_network_objects() - before if ours(o)} == set()
