@@ -8,7 +8,8 @@ PKGS=(
 )
 if [ "${DOCKYARD_TEST_PKGS:-0}" = 1 ]; then
   # what the test suite uses besides the engine's own needs
-  PKGS+=(tmux docker.io docker-registry apache2-utils openssl gcc libc6-dev openssh-client)
+  PKGS+=(tmux docker.io docker-registry apache2-utils openssl gcc libc6-dev openssh-client
+         python3-dev)  # python3-dev: docker-compose v1 builds PyYAML 5.4.1 (tests/eco)
 fi
 
 missing=()
