@@ -19,10 +19,18 @@ import requests
 import schemathesis
 from schemathesis.checks import load_all_checks
 
+from dockyard.engine.networks.store import HostNames
 from tests.fuzz import known, seeds, spec, verdicts
 from tests.fuzz.findings import Finding, Findings
 from tests.fuzz.transport import BoundedUnixAdapter, Ledger, Timeout, make_session
-from tests.integration.conftest import Daemon, container_cgroups, leftovers, start_daemon
+from tests.integration.conftest import (
+    Daemon,
+    container_cgroups,
+    host_network_objects,
+    leftovers,
+    remove_host_networking,
+    start_daemon,
+)
 
 # Operations whose answer may be a stream that only the client ends, or a
 # large archive: their bodies are read for STREAM_SECONDS, then cut.
@@ -198,11 +206,17 @@ def finish_lane(lane: Lane) -> list[str]:
                 problems.append("the daemon did not stop on SIGTERM in 15 s")
                 d.proc.kill()
                 d.proc.wait()
-        subprocess.run(["umount", "-l", str(d.exec_root / "netns")], capture_output=True)
+        # its bridges, firewall chains, name server and netns mount: the
+        # host is shared, and this daemon's data root goes now
+        remove_host_networking(d)
         for m in reversed(_mounts_under(d.data_root.parent, d.exec_root)):
             subprocess.run(["umount", "-l", m], capture_output=True)
         shutil.rmtree(d.exec_root, ignore_errors=True)
         shutil.rmtree(d.data_root.parent, ignore_errors=True)
+    names = HostNames.for_data_root(d.data_root)
+    problems += [f"left on the host: {o}" for o in sorted(host_network_objects())
+                 if o.split(" ", 1)[1].startswith((names.chain_prefix + "-",
+                                                   names.default_bridge))]
     problems += [f"cgroup left behind: {cg}"
                  for cg in sorted(container_cgroups() - lane.cgroups_before)
                  if cg.name in lane.container_ids]
