@@ -27,10 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from network_bench import start_reference_dockerd
-from run import DOCKER, ROOT, start_dockyard, stop
-
-from tests.integration.network.refdocker import forward_policy, remove_docker_networking
+from network_bench import bench_dockyard, networked_dockerd
+from run import DOCKER, ROOT
 
 PLUGIN = ROOT / "build" / "eco" / "docker-config" / "cli-plugins" / "docker-compose"
 APP = ROOT / "tests" / "eco" / "apps" / "demo"
@@ -104,27 +102,17 @@ def main() -> int:
     (config / "cli-plugins").mkdir(parents=True)
     (config / "cli-plugins" / "docker-compose").symlink_to(PLUGIN)
     rows: dict[str, dict[str, float]] = {}
-    dy, sock = start_dockyard(base, ns.tree.resolve())
     tar = base / "busybox.tar"
     try:
-        rows["dockyard"] = measure(sock, config, base, ns.runs)
-        subprocess.run([DOCKER, "-H", f"unix://{sock}", "save", "-o", str(tar), "busybox"],
-                       check=True, capture_output=True)
+        with bench_dockyard(base, ns.tree.resolve()) as sock:
+            rows["dockyard"] = measure(sock, config, base, ns.runs)
+            subprocess.run([DOCKER, "-H", f"unix://{sock}", "save", "-o", str(tar),
+                            "busybox"], check=True, capture_output=True)
+        if not ns.no_dockerd and shutil.which("dockerd"):
+            with networked_dockerd(base, tar) as rsock:
+                rows["dockerd"] = measure(rsock, config, base, ns.runs)
     finally:
-        stop(dy)
-        subprocess.run([sys.executable, "-m", "dockyard.cli", "cleanup", "--data-root",
-                        str(base / "data"), "--exec-root", "/run/dockyard-bench"],
-                       cwd=ns.tree, capture_output=True)
-    if not ns.no_dockerd and shutil.which("dockerd"):
-        policy = forward_policy()
-        proc, rsock = start_reference_dockerd(base, tar)
-        try:
-            rows["dockerd"] = measure(rsock, config, base, ns.runs)
-        finally:
-            stop(proc)
-            subprocess.run(["pkill", "-f", "/run/bench-net-docker"], capture_output=True)
-            remove_docker_networking(policy)
-            shutil.rmtree("/var/lib/bench-net-docker", ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
     keys = list(rows["dockyard"])
     print(f"{'':52} {'dockyard':>10} {'dockerd':>10} {'ratio':>6}")
     for k in keys:
@@ -132,7 +120,6 @@ def main() -> int:
         ref = rows.get("dockerd", {}).get(k)
         ratio = f"{dy_v / ref:6.2f}" if ref else ""
         print(f"{k:52} {dy_v:10.0f} {ref if ref else float('nan'):10.0f} {ratio}")
-    shutil.rmtree(base, ignore_errors=True)
     return 0
 
 

@@ -20,6 +20,7 @@ bridges, rules, namespaces) is removed at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -30,6 +31,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -156,6 +158,34 @@ def start_reference_dockerd(base: Path, busybox_tar: Path) -> tuple[subprocess.P
     return proc, sock
 
 
+@contextlib.contextmanager
+def bench_dockyard(base: Path, tree: Path) -> Iterator[str]:
+    """A private dockyard's socket; stopped and its host networking removed after."""
+    dy, sock = start_dockyard(base, tree)
+    try:
+        yield sock
+    finally:
+        stop(dy)
+        subprocess.run([sys.executable, "-m", "dockyard.cli", "cleanup", "--data-root",
+                        str(base / "data"), "--exec-root", "/run/dockyard-bench"],
+                       cwd=tree, capture_output=True)
+
+
+@contextlib.contextmanager
+def networked_dockerd(base: Path, busybox_tar: Path) -> Iterator[str]:
+    """start_reference_dockerd's socket; afterwards the daemon, its docker0,
+    chains and FORWARD policy are gone again."""
+    policy = forward_policy()
+    proc, sock = start_reference_dockerd(base, busybox_tar)
+    try:
+        yield sock
+    finally:
+        stop(proc)
+        subprocess.run(["pkill", "-f", "/run/bench-net-docker"], capture_output=True)
+        remove_docker_networking(policy)
+        shutil.rmtree("/var/lib/bench-net-docker", ignore_errors=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=15)
@@ -165,8 +195,7 @@ def main() -> int:
     ns = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="dockyard-netbench-", dir="/var/tmp"))
     rows: dict[str, dict[str, float]] = {"dockyard": {}, "dockerd": {}}
-    dy, sock = start_dockyard(base, ns.tree.resolve())
-    try:
+    with bench_dockyard(base, ns.tree.resolve()) as sock:
         d = rows["dockyard"]
         d["run --rm, default bridge (ms)"] = time_cli(sock, ["run", "--rm", "busybox", "true"],
                                                       ns.runs)
@@ -183,15 +212,8 @@ def main() -> int:
         d["200 MB straight to the container (MB/s)"] = direct
         tar = base / "busybox.tar"
         cli(sock, "save", "-o", str(tar), "busybox")
-    finally:
-        stop(dy)
-        subprocess.run([sys.executable, "-m", "dockyard.cli", "cleanup", "--data-root",
-                        str(base / "data"), "--exec-root", "/run/dockyard-bench"],
-                       cwd=ns.tree, capture_output=True)
     if not ns.no_dockerd and shutil.which("dockerd"):
-        policy = forward_policy()
-        proc, rsock = start_reference_dockerd(base, tar)
-        try:
+        with networked_dockerd(base, tar) as rsock:
             r = rows["dockerd"]
             r["run --rm, default bridge (ms)"] = time_cli(
                 rsock, ["run", "--rm", "busybox", "true"], ns.runs)
@@ -199,11 +221,6 @@ def main() -> int:
             published, direct = throughput(rsock)
             r["200 MB via 127.0.0.1 published port (MB/s)"] = published
             r["200 MB straight to the container (MB/s)"] = direct
-        finally:
-            stop(proc)
-            subprocess.run(["pkill", "-f", "/run/bench-net-docker"], capture_output=True)
-            remove_docker_networking(policy)
-            shutil.rmtree("/var/lib/bench-net-docker", ignore_errors=True)
     if not ns.no_netavark:
         setup, teardown = netavark_cost(ns.runs)
         rows["netavark"] = {"one container: setup (ms)": setup,
