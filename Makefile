@@ -6,7 +6,7 @@ VENV    := .venv
 SOCKET  ?= /run/dockyard.sock
 DATA    ?= /var/lib/dockyard
 
-.PHONY: setup setup-test run test test-unit test-integration test-v2 test-eco eco-lane lint bench fuzz fuzz-lane
+.PHONY: setup setup-test run test test-unit test-integration test-v2 test-eco eco-lane lint bench bench-streams fuzz fuzz-lane
 
 # Debian packages first (python3-venv among them), then the virtualenv.
 setup:
@@ -78,3 +78,8 @@ lint: $(VENV)/.stamp
 
 bench: setup
 	$(VENV)/bin/python bench/run.py
+
+# logs, exec, attach, cp, export, save/load throughput and the daemon's RSS
+# while they stream, side by side with a private dockerd
+bench-streams: setup
+	$(VENV)/bin/python bench/stream_bench.py

@@ -159,15 +159,16 @@ def start_reference_dockerd(base: Path, busybox_tar: Path) -> tuple[subprocess.P
 
 
 @contextlib.contextmanager
-def bench_dockyard(base: Path, tree: Path) -> Iterator[str]:
+def bench_dockyard(base: Path, tree: Path, exec_root: str = "/run/dockyard-bench"
+                   ) -> Iterator[str]:
     """A private dockyard's socket; stopped and its host networking removed after."""
-    dy, sock = start_dockyard(base, tree)
+    dy, sock = start_dockyard(base, tree, exec_root)
     try:
         yield sock
     finally:
         stop(dy)
         subprocess.run([sys.executable, "-m", "dockyard.cli", "cleanup", "--data-root",
-                        str(base / "data"), "--exec-root", "/run/dockyard-bench"],
+                        str(base / "data"), "--exec-root", exec_root],
                        cwd=tree, capture_output=True)
 
 

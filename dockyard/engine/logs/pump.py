@@ -94,6 +94,9 @@ class LogPump:
         self._out_size = 0
         self.closed = False
         self.has_more = False     # the last call stopped with output left to convert
+        # counts the calls that wrote records; followers wait for it to move
+        self.converted = 0
+        self._converted_waiters: set[asyncio.Future[None]] = set()
 
     # ------------------------------------------------------------ public
 
@@ -103,7 +106,28 @@ class LogPump:
         the number of json records written.  `final=True` (the container has
         exited) drains everything and writes a line left open without "\\n"."""
         async with self._lock:
-            return await asyncio.to_thread(self._pump_sync, final)
+            written = await asyncio.to_thread(self._pump_sync, final)
+        if written:
+            self.converted += 1
+            for fut in self._converted_waiters:
+                if not fut.done():
+                    fut.set_result(None)
+        return written
+
+    async def wait_converted(self, seen: int, timeout: float) -> None:
+        """Until a call writes records after `converted` was `seen` (at once
+        if one did already), or `timeout` seconds: a follower wakes as soon
+        as there is something to read instead of polling the file."""
+        if self.converted != seen or self.closed:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._converted_waiters.add(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._converted_waiters.discard(fut)
 
     async def wait_output(self, poll: float) -> None:
         """Until conmon writes more: the FIFO says so (at most IDLE_WAIT),

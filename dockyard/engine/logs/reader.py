@@ -265,13 +265,17 @@ async def read_log_batches(json_logs: list[Path], *, stdout: bool, stderr: bool,
                 running = is_running()
                 if pump is not None:
                     await pump.pump_once(final=not running)
+                # what the container's pump converts from here on wakes us
+                seen = pump.converted if pump is not None else 0
                 async with aclosing(follower.step(flt)) as batches:
                     async for batch in batches:
                         yield batch
                 if flt.ended or not running:
                     return
-                if pump is None or not pump.has_more:
+                if pump is None:
                     await asyncio.sleep(poll_interval)
+                elif not pump.has_more:
+                    await pump.wait_converted(seen, poll_interval)
         finally:
             follower.close()
     finally:
