@@ -44,9 +44,9 @@ from dockyard.errors import DockyardError, InvalidParameter, NotModified
 
 log = logging.getLogger("dockyard.http")
 
-READ_SIZE = 64 * 1024
+READ_SIZE = 256 * 1024
 # StreamReader's flow-control mark: it stops reading the socket at twice this
-STREAM_LIMIT = 64 * 1024
+STREAM_LIMIT = 256 * 1024
 
 
 def default_max_connections() -> int:
