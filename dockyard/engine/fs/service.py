@@ -489,6 +489,11 @@ def _extract_closing(root_fd: int, dest: list[str], reader: Any, opts: ExtractOp
         reader.close()
 
 
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 async def write_nonblocking(fd: int, data: bytes) -> None:
     """All of `data` to the non-blocking `fd` (a pipe), waiting in the loop
     while it is full; BrokenPipeError once its reader has gone."""
@@ -501,7 +506,7 @@ async def write_nonblocking(fd: int, data: bytes) -> None:
         except BlockingIOError:
             pass
         ready: asyncio.Future[None] = loop.create_future()
-        loop.add_writer(fd, lambda: ready.done() or ready.set_result(None))
+        loop.add_writer(fd, _resolve, ready)
         try:
             await ready
         finally:
