@@ -27,6 +27,8 @@ from dockyard.runtime.conmon import ContainerLayout
 log = logging.getLogger("dockyard.attach")
 
 DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p, ctrl-q
+# what is taken from the client at once; conmon gets it in packets it can take
+STDIN_READ = 256 * 1024
 _CTRL_PUNCT = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
 
 # Called with the started container's layout, or None when it will not start.
@@ -85,7 +87,7 @@ async def forward_stdin(stdin: StdinSource, conn: AttachConnection,
     detach keys (True); a broken client connection counts as EOF."""
     try:
         while True:
-            data = await stdin.read(32768)
+            data = await stdin.read(STDIN_READ)
             if not data:
                 return False
             fwd, hit = scanner.feed(data) if scanner else (data, False)
@@ -211,12 +213,13 @@ class ContainerAttach:
 
         async def pump_out() -> None:
             while True:
-                chunk = await conn.receive()
-                if chunk is None:
+                batch = await conn.receive_batch()
+                if batch is None:
                     return
-                if wanted(chunk.stream) and chunk.data:
-                    out.write(chunk.stream, chunk.data)
-                    await out.drain()
+                for chunk in batch:
+                    if wanted(chunk.stream) and chunk.data:
+                        out.write(chunk.stream, chunk.data)
+                await out.drain()
 
         out_task = asyncio.ensure_future(pump_out())
         in_task = asyncio.ensure_future(pump_in()) if use_stdin else None

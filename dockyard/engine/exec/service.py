@@ -339,13 +339,14 @@ class ExecService:
 
         async def pump_out() -> None:
             while True:
-                chunk = await conn.receive()
-                if chunk is None:
+                batch = await conn.receive_batch()
+                if batch is None:
                     break
-                seen[chunk.stream].add(chunk.data)
-                if wanted(chunk.stream) and chunk.data:
-                    out.write(chunk.stream, chunk.data)
-                    await out.drain()
+                for chunk in batch:
+                    seen[chunk.stream].add(chunk.data)
+                    if wanted(chunk.stream) and chunk.data:
+                        out.write(chunk.stream, chunk.data)
+                await out.drain()
             # conmon accepts attach clients in its main loop, which may first
             # read (and only log) the output of a quick process: send what
             # the socket missed from the session's log.
