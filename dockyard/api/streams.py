@@ -23,6 +23,17 @@ def frame(stream: int, data: bytes) -> bytes:
     return _HEADER.pack(stream, len(data)) + data
 
 
+def frames(records: list[tuple[int, bytes]]) -> bytes:
+    """A stdcopy frame for each (stream, data), joined (a log batch holds
+    many small records: one copy of each, not two)."""
+    parts: list[bytes] = []
+    add, pack = parts.append, _HEADER.pack
+    for stream, data in records:
+        add(pack(stream, len(data)))
+        add(data)
+    return b"".join(parts)
+
+
 
 class ByteWriter(Protocol):
     def write(self, data: bytes) -> None: ...

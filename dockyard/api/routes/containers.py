@@ -17,7 +17,7 @@ from dockyard.api.server import (
     json_response,
     stream_response,
 )
-from dockyard.api.streams import MUX, RAW, StreamSink, frame, json_line
+from dockyard.api.streams import MUX, RAW, StreamSink, frames, json_line
 from dockyard.backend import (
     AttachOptions,
     ContainerBackend,
@@ -179,7 +179,7 @@ class ContainerRoutes:
                 if stream.tty:
                     yield b"".join(data for _, data in batch)
                 else:
-                    yield b"".join(frame(stream_no, data) for stream_no, data in batch)
+                    yield frames(batch)
 
         return stream_response(gen(), RAW if stream.tty else MUX)
 

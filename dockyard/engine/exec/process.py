@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from dockyard.oci.validate import check_process_strings
 from dockyard.runtime.attach import STDERR, STDOUT
 from dockyard.runtime.commands import MOUNT_HINT, process_error_in_runc_words
 from dockyard.runtime.exec import ExecSession
-from dockyard.runtime.logs import iter_log_entries
+from dockyard.runtime.logs import LogEntry, iter_log_entries
 
 
 @dataclass
@@ -155,6 +156,10 @@ def build_exec_process(base: dict[str, Any], ec: ExecConfig, *, user: Any,
     return p
 
 
+# the session log is read this much at a time
+LOG_BLOCK = 1 << 20
+
+
 @dataclass
 class Seen:
     """What one stream delivered over the attach socket: its size and head."""
@@ -168,34 +173,61 @@ class Seen:
         self.size += len(data)
 
 
-def missing_prefix(logged: bytes, seen: Seen) -> bytes:
-    """The part of `logged` the socket did not deliver.
+def missing_prefix(logged: bytes, seen: Seen, total: int | None = None) -> bytes:
+    """The part of the logged output the socket did not deliver.
 
     The socket misses only a prefix (the output before conmon accepted us),
     so what it delivered must be the log's tail; if not (a truncated log),
-    nothing is recovered."""
-    lost = len(logged) - seen.size
+    nothing is recovered.  `logged` may be just the start of the output
+    when `total` gives its whole size."""
+    lost = (len(logged) if total is None else total) - seen.size
     if lost <= 0 or logged[lost:lost + len(seen.head)] != seen.head:
         return b""
     return logged[:lost]
 
 
+def _log_entries(log_path: str) -> Iterator[list[LogEntry]]:
+    """The session log's complete entries, a block at a time."""
+    with open(log_path, "rb") as f:
+        rest = b""
+        while block := f.read(LOG_BLOCK):
+            block = rest + block
+            cut = block.rfind(b"\n") + 1
+            rest = block[cut:]
+            yield iter_log_entries(block[:cut])
+
+
 def missed_output(log_path: str, seen: dict[int, Seen]) -> list[tuple[int, bytes]]:
+    """What the session's log holds before the output the socket delivered.
+
+    Read twice, a block at a time, never whole (it may hold up to conmon's
+    log size limit): once to count each stream's bytes, then, only when
+    the socket missed some, to take the missed start and the head to check."""
+    def stream_of(e: LogEntry) -> int:
+        return STDERR if e.stream == "stderr" else STDOUT
+
     try:
-        with open(log_path, "rb") as f:
-            blob = f.read()
-    except OSError:
+        total = {STDOUT: 0, STDERR: 0}
+        for entries in _log_entries(log_path):
+            for e in entries:
+                total[stream_of(e)] += len(e.data)
+        keep = {n: total[n] - seen[n].size + len(seen[n].head) if total[n] > seen[n].size
+                else 0 for n in total}
+        if not any(keep.values()):
+            return []
+        logged = {STDOUT: bytearray(), STDERR: bytearray()}
+        for entries in _log_entries(log_path):
+            for e in entries:
+                n = stream_of(e)
+                if len(logged[n]) < keep[n]:
+                    logged[n] += e.data
+            if all(len(logged[n]) >= keep[n] for n in logged):
+                break
+    except (OSError, ValueError):
         return []
-    try:
-        entries = iter_log_entries(blob)
-    except ValueError:
-        return []
-    logged = {STDOUT: bytearray(), STDERR: bytearray()}
-    for e in entries:
-        logged[STDERR if e.stream == "stderr" else STDOUT] += e.data
     out = []
     for stream_no in (STDOUT, STDERR):
-        data = missing_prefix(bytes(logged[stream_no]), seen[stream_no])
+        data = missing_prefix(bytes(logged[stream_no]), seen[stream_no], total[stream_no])
         if data:
             out.append((stream_no, data))
     return out

@@ -114,20 +114,22 @@ class LogPump:
                     fut.set_result(None)
         return written
 
-    async def wait_converted(self, seen: int, timeout: float) -> None:
+    async def wait_converted(self, seen: int, timeout: float) -> bool:
         """Until a call writes records after `converted` was `seen` (at once
         if one did already), or `timeout` seconds: a follower wakes as soon
-        as there is something to read instead of polling the file."""
+        as there is something to read instead of polling the file.  True
+        when records were written."""
         if self.converted != seen or self.closed:
-            return
+            return self.converted != seen
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._converted_waiters.add(fut)
         try:
             await asyncio.wait_for(fut, timeout)
         except TimeoutError:
-            pass
+            return False
         finally:
             self._converted_waiters.discard(fut)
+        return True
 
     async def wait_output(self, poll: float) -> None:
         """Until conmon writes more: the FIFO says so (at most IDLE_WAIT),

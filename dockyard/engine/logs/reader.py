@@ -87,12 +87,13 @@ def _tail_start(files: list[_OpenFile], count: int) -> None:
                 break
 
 
-def _read_lines(fd: int, start: int, end: int | None) -> tuple[list[bytes], int]:
+def _read_lines(fd: int, start: int, end: int | None) -> tuple[bytes, int]:
     """Complete lines from [start, end) (end None: to EOF), at most
-    READ_CHUNK bytes plus one line; returns them and the next offset."""
+    READ_CHUNK bytes plus one line, each with its newline; returns them and
+    the next offset."""
     limit = READ_CHUNK if end is None else min(READ_CHUNK, end - start)
     if limit <= 0:
-        return [], start
+        return b"", start
     data = os.pread(fd, limit, start)
     cut = data.rfind(b"\n")
     while cut < 0 and len(data) == limit and (end is None or start + limit < end):
@@ -106,14 +107,20 @@ def _read_lines(fd: int, start: int, end: int | None) -> tuple[list[bytes], int]
         cut = data.rfind(b"\n")
         limit = len(data)
     if cut < 0:
-        return [], start
-    return data[:cut].split(b"\n"), start + cut + 1
+        return b"", start
+    return data[:cut + 1], start + cut + 1
 
 
 # A record as our writer (and dockerd) writes plain text: no escapes at all.
 _PLAIN_RECORD = re.compile(
     rb'\{"log":"([^"\\]*)(\\n)?","stream":"(stdout|stderr)","time":"([^"\\]*)"\}')
 _STREAM_NAMES = {b"stdout": "stdout", b"stderr": "stderr"}
+# The same from a line's start to its newline, nothing between them a
+# newline: a block with as many matches as lines is all plain records.
+_PLAIN_LINE = re.compile(
+    rb'^\{"log":"([^"\\\n]*)(\\n)?","stream":"(stdout|stderr)","time":"[^"\\\n]*"\}\n',
+    re.MULTILINE)
+_OUT, _ERR = STREAM_IDS["stdout"], STREAM_IDS["stderr"]
 
 Batch = list[tuple[int, bytes]]
 
@@ -143,11 +150,14 @@ class _Filter:
             self._prefix = rfc3339_nano_fixed(self._time_ns).encode() + b" "
         return self._time_ns
 
-    def apply(self, lines: list[bytes], out: Batch) -> None:
-        """The records of `lines` that pass, appended to `out`."""
+    def apply(self, block: bytes, out: Batch) -> None:
+        """The records of `block` (whole lines) that pass, appended to `out`."""
+        if self.since_passed and self.until_ns is None and not self.timestamps \
+                and not self.details and self._apply_plain(block, out):
+            return
         want = {"stdout": self.stdout, "stderr": self.stderr}
         timed = self.until_ns is not None or self.timestamps
-        for line in lines:
+        for line in block[:-1].split(b"\n"):
             m = _PLAIN_RECORD.fullmatch(line)
             attrs = None
             if m is not None:
@@ -181,6 +191,23 @@ class _Filter:
             out.append((STREAM_IDS[name], payload))
 
 
+    def _apply_plain(self, block: bytes, out: Batch) -> bool:
+        """The common case in bulk: every line a plain record and nothing
+        to check per record but its stream.  False (and nothing added) if
+        some line is not plain; then the records go one by one."""
+        found = _PLAIN_LINE.findall(block)
+        if len(found) != block.count(b"\n"):
+            return False
+        if self.stdout and self.stderr:
+            out.extend([(_OUT if st == b"stdout" else _ERR, p + b"\n" if nl else p)
+                        for p, nl, st in found])
+        else:
+            keep = b"stdout" if self.stdout else b"stderr"
+            sid = _OUT if self.stdout else _ERR
+            out.extend([(sid, p + b"\n" if nl else p) for p, nl, st in found if st == keep])
+        return True
+
+
 def details_prefix(attrs: dict[str, str] | None) -> bytes:
     """`docker logs --details`: the record's attributes, sorted, as
     `k=v,k=v` with query escaping, then a space (also with none)."""
@@ -194,12 +221,12 @@ async def _emit_range(f: _OpenFile, start: int, end: int | None,
     reached."""
     pos = start
     while not flt.ended:
-        lines, nxt = await asyncio.to_thread(_read_lines, f.fd, pos, end)
+        block, nxt = await asyncio.to_thread(_read_lines, f.fd, pos, end)
         if nxt == pos:
             break
         pos = nxt
         batch: Batch = []
-        flt.apply(lines, batch)
+        flt.apply(block, batch)
         if batch:
             yield batch
     yield pos
@@ -261,9 +288,10 @@ async def read_log_batches(json_logs: list[Path], *, stdout: bool, stderr: bool,
             os.close(f.fd)
         files = []
         try:
+            converted = False
             while True:
                 running = is_running()
-                if pump is not None:
+                if pump is not None and not (converted and running):
                     await pump.pump_once(final=not running)
                 # what the container's pump converts from here on wakes us
                 seen = pump.converted if pump is not None else 0
@@ -272,10 +300,12 @@ async def read_log_batches(json_logs: list[Path], *, stdout: bool, stderr: bool,
                         yield batch
                 if flt.ended or not running:
                     return
+                converted = False
                 if pump is None:
                     await asyncio.sleep(poll_interval)
                 elif not pump.has_more:
-                    await pump.wait_converted(seen, poll_interval)
+                    # woken by the container's own pump: the file is up to date
+                    converted = await pump.wait_converted(seen, poll_interval)
         finally:
             follower.close()
     finally:

@@ -17,6 +17,7 @@ from dockyard.engine.exec.process import (
     Seen,
     build_exec_process,
     exec_start_error,
+    missed_output,
     missing_prefix,
     parse_create_request,
     parse_start_request,
@@ -162,6 +163,38 @@ def test_missing_prefix():
     seen = Seen()
     seen.add(b"zz")
     assert missing_prefix(b"abc", seen) == b""   # not a tail: a truncated log
+
+
+def _k8s_log(path: Path, entries: list[tuple[str, bytes]]) -> None:
+    """A conmon k8s-file log: each piece one partial ("P") line."""
+    with open(path, "wb") as f:
+        f.writelines(b"2026-12-06T07:00:00.000000000+00:00 " + stream.encode() + b" P "
+                    + data + b"\n" for stream, data in entries)
+
+
+def test_missed_output_reads_a_large_log_in_blocks(tmp_path, monkeypatch):
+    from dockyard.engine.exec import process
+    monkeypatch.setattr(process, "LOG_BLOCK", 4096)       # many blocks
+    pieces = [(("stderr" if i % 7 == 0 else "stdout"), b"%05d" % i * 40) for i in range(2000)]
+    log = tmp_path / "exec.log"
+    _k8s_log(log, pieces)
+    out = b"".join(d for s, d in pieces if s == "stdout")
+    err = b"".join(d for s, d in pieces if s == "stderr")
+    # the socket delivered all but the first 1000 stdout bytes and 200 stderr bytes
+    seen = {1: Seen(), 2: Seen()}
+    seen[1].add(out[1000:])
+    seen[2].add(err[200:])
+    assert missed_output(str(log), seen) == [(1, out[:1000]), (2, err[:200])]
+    # everything delivered: nothing to add
+    seen = {1: Seen(), 2: Seen()}
+    seen[1].add(out)
+    seen[2].add(err)
+    assert missed_output(str(log), seen) == []
+    # what was delivered is not the log's tail (a truncated log): nothing
+    seen = {1: Seen(), 2: Seen()}
+    seen[1].add(b"x" * 10)
+    assert missed_output(str(log), seen) == [(2, err)]
+    assert missed_output(str(tmp_path / "gone.log"), seen) == []
 
 
 def _manager(*containers: Container) -> ExecService:
