@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -112,7 +113,7 @@ class RssSampler:
         while not self._stop.wait(self.period):
             self.peak = max(self.peak, rss_kb(self.pids))
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -126,41 +127,51 @@ class RssSampler:
         return (self.peak - self.before) / 1024
 
 
-def measured(e: Engine, key: str, nbytes: int, fn: Callable[[], None], runs: int) -> None:
-    """Median MB/s of `runs` calls of fn, and the largest RSS growth seen."""
-    rates, growth = [], []
-    for _ in range(runs):
-        with RssSampler(e.pids()) as s:
-            t = time.perf_counter()
-            fn()
-            took = time.perf_counter() - t
-        rates.append(nbytes / took / MB)
-        growth.append(s.growth_mb)
-    e.results[key] = statistics.median(rates)
-    e.rss[key] = max(growth)
+def measured(es: list[Engine], key: str, nbytes: int, fn: Callable[[Engine], None],
+             runs: int) -> None:
+    """Median MB/s of `runs` calls of fn per engine, the engines taking turns
+    (and turns about going first), and the largest RSS growth seen."""
+    rates: dict[str, list[float]] = {e.name: [] for e in es}
+    growth: dict[str, list[float]] = {e.name: [] for e in es}
+    for r in range(runs):
+        for e in es if r % 2 == 0 else es[::-1]:
+            with RssSampler(e.pids()) as s:
+                t = time.perf_counter()
+                fn(e)
+                took = time.perf_counter() - t
+            rates[e.name].append(nbytes / took / MB)
+            growth[e.name].append(s.growth_mb)
+    for e in es:
+        e.results[key] = statistics.median(rates[e.name])
+        e.rss[key] = max(growth[e.name])
 
 
 # ---------------------------------------------------------------- the measures
-def bench_logs(e: Engine, work: Path, runs: int) -> None:
+def bench_logs(es: list[Engine], work: Path, runs: int) -> None:
     count = LOG_BYTES // len(LOG_LINE)
     line = LOG_LINE.decode().rstrip("\n")
-    cid = e.out("run", "-d", "--network", "none", "busybox", "sh", "-c",
-                f"yes '{line}' | head -n {count}")
+    expect = hashlib.sha256(LOG_LINE * count).hexdigest()
+    cids: dict[str, str] = {}
     try:
-        e.out("wait", cid)
-        out = work / f"logs-{e.name}"
-        expect = hashlib.sha256(LOG_LINE * count).hexdigest()
+        for e in es:
+            cids[e.name] = e.out("run", "-d", "--network", "none", "busybox", "sh", "-c",
+                                 f"yes '{line}' | head -n {count}")
+        for e in es:
+            e.out("wait", cids[e.name])
 
-        def once() -> None:
-            with open(out, "wb") as f:
-                e.run("logs", cid, stdout=f.fileno())
+        def once(e: Engine) -> None:
+            with open(work / f"logs-{e.name}", "wb") as f:
+                e.run("logs", cids[e.name], stdout=f.fileno())
 
-        measured(e, "logs, 200 MB json-file (MB/s)", count * len(LOG_LINE), once, runs)
-        if sha256_file(out) != expect:
-            raise RuntimeError(f"{e.name}: docker logs gave other bytes than were written")
-        out.unlink()
+        measured(es, "logs, 200 MB json-file (MB/s)", count * len(LOG_LINE), once, runs)
+        for e in es:
+            if sha256_file(work / f"logs-{e.name}") != expect:
+                raise RuntimeError(f"{e.name}: docker logs gave other bytes than were written")
+            (work / f"logs-{e.name}").unlink()
     finally:
-        e.run("rm", "-f", cid, check=False)
+        for e in es:
+            if e.name in cids:
+                e.run("rm", "-f", cids[e.name], check=False)
 
 
 def bench_follow(e: Engine, work: Path, lines: int = 50) -> None:
@@ -203,23 +214,28 @@ def _wc_count(res: subprocess.CompletedProcess[bytes], e: Engine, what: str) -> 
         raise RuntimeError(f"{e.name}: {what} counted {got}, expected {GIB}")
 
 
-def bench_exec_attach(e: Engine, runs: int) -> None:
-    cid = e.out("run", "-d", "--network", "none", "busybox", "sleep", "3600")
-    zero = "head -c 1073741824 /dev/zero"
+ZERO = "head -c 1073741824 /dev/zero"
+
+
+def bench_exec_attach(es: list[Engine], runs: int) -> None:
+    cids: dict[str, str] = {}
     try:
-        def exec_in() -> None:
-            feeder = subprocess.Popen(["sh", "-c", zero], stdout=subprocess.PIPE)
+        for e in es:
+            cids[e.name] = e.out("run", "-d", "--network", "none", "busybox", "sleep", "3600")
+
+        def exec_in(e: Engine) -> None:
+            feeder = subprocess.Popen(["sh", "-c", ZERO], stdout=subprocess.PIPE)
             assert feeder.stdout is not None
-            res = e.run("exec", "-i", cid, "wc", "-c", stdin=feeder.stdout.fileno())
+            res = e.run("exec", "-i", cids[e.name], "wc", "-c", stdin=feeder.stdout.fileno())
             feeder.stdout.close()
             feeder.wait()
             _wc_count(res, e, "exec -i wc -c")
 
-        def exec_out() -> None:
+        def exec_out(e: Engine) -> None:
             reader = subprocess.Popen(["wc", "-c"], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE)
             assert reader.stdin is not None
-            e.run("exec", cid, "head", "-c", str(GIB), "/dev/zero",
+            e.run("exec", cids[e.name], "head", "-c", str(GIB), "/dev/zero",
                   stdout=reader.stdin.fileno())
             reader.stdin.close()
             assert reader.stdout is not None
@@ -227,17 +243,19 @@ def bench_exec_attach(e: Engine, runs: int) -> None:
             reader.wait()
             _wc_count(subprocess.CompletedProcess([], 0, out, b""), e, "exec out")
 
-        measured(e, "exec -i wc -c, 1 GiB in (MB/s)", GIB, exec_in, runs)
-        measured(e, "exec, 1 GiB out (MB/s)", GIB, exec_out, runs)
+        measured(es, "exec -i wc -c, 1 GiB in (MB/s)", GIB, exec_in, runs)
+        measured(es, "exec, 1 GiB out (MB/s)", GIB, exec_out, runs)
     finally:
-        e.run("rm", "-f", cid, check=False)
+        for e in es:
+            if e.name in cids:
+                e.run("rm", "-f", cids[e.name], check=False)
 
-    def attach_in() -> None:
+    def attach_in(e: Engine) -> None:
         # created with -i, so StdinOnce: the client's EOF ends wc's stdin
         aid = e.out("create", "-i", "--network", "none", "busybox", "wc", "-c")
         try:
             e.run("start", aid)
-            feeder = subprocess.Popen(["sh", "-c", zero], stdout=subprocess.PIPE)
+            feeder = subprocess.Popen(["sh", "-c", ZERO], stdout=subprocess.PIPE)
             assert feeder.stdout is not None
             res = e.run("attach", aid, stdin=feeder.stdout.fileno())
             feeder.stdout.close()
@@ -246,63 +264,69 @@ def bench_exec_attach(e: Engine, runs: int) -> None:
         finally:
             e.run("rm", "-f", aid, check=False)
 
-    measured(e, "attach, 1 GiB in (MB/s)", GIB, attach_in, runs)
+    measured(es, "attach, 1 GiB in (MB/s)", GIB, attach_in, runs)
 
 
-def bench_files(e: Engine, work: Path, blob: Path, blob_sha: str, runs: int) -> None:
-    cid = e.out("run", "-d", "--network", "none", "busybox", "sleep", "3600")
-    img = f"streambench-{e.name}:500mb"
-    back = work / f"back-{e.name}"
+def bench_files(es: list[Engine], work: Path, blob: Path, blob_sha: str, runs: int) -> None:
+    cids: dict[str, str] = {}
+
+    def img(e: Engine) -> str:
+        return f"streambench-{e.name}:500mb"
+
+    def path(e: Engine, what: str) -> Path:
+        return work / f"{what}-{e.name}"
+
     try:
-        def cp_in() -> None:
-            e.run("exec", cid, "rm", "-f", "/blob")
-            e.run("cp", str(blob), f"{cid}:/blob")
+        for e in es:
+            cids[e.name] = e.out("run", "-d", "--network", "none", "busybox", "sleep", "3600")
 
-        def cp_out() -> None:
-            shutil.rmtree(back, ignore_errors=True)
-            back.mkdir()
-            e.run("cp", f"{cid}:/blob", str(back / "blob"))
+        def cp_in(e: Engine) -> None:
+            e.run("exec", cids[e.name], "rm", "-f", "/blob")
+            e.run("cp", str(blob), f"{cids[e.name]}:/blob")
 
-        measured(e, "cp 500 MB into a container (MB/s)", BLOB_BYTES, cp_in, runs)
-        inside = e.out("exec", cid, "sha256sum", "/blob").split()[0]
-        if inside != blob_sha:
-            raise RuntimeError(f"{e.name}: docker cp in changed the bytes")
-        measured(e, "cp 500 MB out of a container (MB/s)", BLOB_BYTES, cp_out, runs)
-        if sha256_file(back / "blob") != blob_sha:
-            raise RuntimeError(f"{e.name}: docker cp out changed the bytes")
-        shutil.rmtree(back)
+        def cp_out(e: Engine) -> None:
+            shutil.rmtree(path(e, "back"), ignore_errors=True)
+            path(e, "back").mkdir()
+            e.run("cp", f"{cids[e.name]}:/blob", str(path(e, "back") / "blob"))
 
-        exported = work / f"export-{e.name}.tar"
+        def export(e: Engine) -> None:
+            e.run("export", "-o", str(path(e, "export")), cids[e.name])
 
-        def export() -> None:
-            e.run("export", "-o", str(exported), cid)
+        def save(e: Engine) -> None:
+            e.run("save", "-o", str(path(e, "save")), img(e))
 
-        measured(e, "export, 500 MB rootfs (MB/s)", BLOB_BYTES, export, runs)
-        if _member_sha(exported, "blob") != blob_sha:
-            raise RuntimeError(f"{e.name}: docker export lost the file's bytes")
-        exported.unlink()
+        def load(e: Engine) -> None:
+            e.run("rmi", img(e))
+            e.run("load", "-i", str(path(e, "save")))
 
-        e.run("stop", "-t", "0", cid)
-        e.run("commit", cid, img)
-        saved = work / f"save-{e.name}.tar"
-
-        def save() -> None:
-            e.run("save", "-o", str(saved), img)
-
-        measured(e, "save, 500 MB image (MB/s)", BLOB_BYTES, save, runs)
-
-        def load() -> None:
-            e.run("rmi", img)
-            e.run("load", "-i", str(saved))
-
-        measured(e, "load, 500 MB image (MB/s)", BLOB_BYTES, load, runs)
-        saved.unlink()
-        loaded = e.out("run", "--rm", "--network", "none", img, "sha256sum", "/blob").split()[0]
-        if loaded != blob_sha:
-            raise RuntimeError(f"{e.name}: docker save | load changed the bytes")
+        measured(es, "cp 500 MB into a container (MB/s)", BLOB_BYTES, cp_in, runs)
+        measured(es, "cp 500 MB out of a container (MB/s)", BLOB_BYTES, cp_out, runs)
+        measured(es, "export, 500 MB rootfs (MB/s)", BLOB_BYTES, export, runs)
+        for e in es:
+            inside = e.out("exec", cids[e.name], "sha256sum", "/blob").split()[0]
+            if inside != blob_sha:
+                raise RuntimeError(f"{e.name}: docker cp in changed the bytes")
+            if sha256_file(path(e, "back") / "blob") != blob_sha:
+                raise RuntimeError(f"{e.name}: docker cp out changed the bytes")
+            shutil.rmtree(path(e, "back"))
+            if _member_sha(path(e, "export"), "blob") != blob_sha:
+                raise RuntimeError(f"{e.name}: docker export lost the file's bytes")
+            path(e, "export").unlink()
+            e.run("stop", "-t", "0", cids[e.name])
+            e.run("commit", cids[e.name], img(e))
+        measured(es, "save, 500 MB image (MB/s)", BLOB_BYTES, save, runs)
+        measured(es, "load, 500 MB image (MB/s)", BLOB_BYTES, load, runs)
+        for e in es:
+            path(e, "save").unlink()
+            loaded = e.out("run", "--rm", "--network", "none", img(e),
+                           "sha256sum", "/blob").split()[0]
+            if loaded != blob_sha:
+                raise RuntimeError(f"{e.name}: docker save | load changed the bytes")
     finally:
-        e.run("rm", "-f", cid, check=False)
-        e.run("rmi", "-f", img, check=False)
+        for e in es:
+            if e.name in cids:
+                e.run("rm", "-f", cids[e.name], check=False)
+            e.run("rmi", "-f", img(e), check=False)
 
 
 def _member_sha(tar_path: Path, name: str) -> str:
@@ -383,21 +407,17 @@ def main() -> int:
         with engines(base, ns.tree.resolve(), not ns.no_dockerd) as es:
             blob = base / "blob"
             with open(blob, "wb") as f:
-                for _ in range(BLOB_BYTES // MB):
-                    f.write(os.urandom(MB))
+                f.writelines(os.urandom(MB) for _ in range(BLOB_BYTES // MB))
             blob_sha = sha256_file(blob)
-            for e in es:
-                if "logs" in only:
-                    bench_logs(e, base, ns.runs)
-            for e in es:
-                if "follow" in only:
+            if "logs" in only:
+                bench_logs(es, base, ns.runs)
+            if "follow" in only:
+                for e in es:
                     bench_follow(e, base)
-            for e in es:
-                if "exec" in only:
-                    bench_exec_attach(e, ns.runs)
-            for e in es:
-                if "files" in only:
-                    bench_files(e, base, blob, blob_sha, ns.runs)
+            if "exec" in only:
+                bench_exec_attach(es, ns.runs)
+            if "files" in only:
+                bench_files(es, base, blob, blob_sha, ns.runs)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     load_after = os.getloadavg()
