@@ -346,7 +346,7 @@ class _CopyExtractor(SafeExtractor):
 
     def run(self, stream: IO[bytes]) -> None:
         try:
-            with tarfile.open(fileobj=stream, mode="r|*") as tf:
+            with tarfile.open(fileobj=stream, mode="r|*", bufsize=CHUNK) as tf:
                 for ti in tf:
                     if "\0" in ti.name or "\0" in ti.linkname:
                         raise InvalidParameter("invalid tar archive: archive/tar: invalid tar "
