@@ -140,6 +140,29 @@ class HttpServer:
         writer.close()
 
 
+def whole_response(status: int, headers: dict[str, str], body: bytes, *,
+                   keep_alive: bool) -> bytes:
+    """A response with a known length, in the very bytes h11 writes for it
+    (the unit tests compare the two): the headers in their order and, on a
+    connection that ends, every `Connection` header taken out and its
+    values, with `close` and without `keep-alive`, put back at the end one
+    by one.  Header names and values come from our own code."""
+    lines = [b"HTTP/1.1 %d %s\r\n" % (status, _reason(status))]
+    tokens = {"close"}
+    for k, v in headers.items():
+        if not keep_alive and k.lower() == "connection":
+            tokens.update(t.strip().lower() for t in v.split(","))
+            continue
+        lines.append(f"{k}: {v}\r\n".encode("latin-1"))
+    if not keep_alive:
+        tokens.discard("keep-alive")
+        tokens.discard("")
+        lines += [f"Connection: {t}\r\n".encode("latin-1") for t in sorted(tokens)]
+    lines.append(b"\r\n")
+    lines.append(body)
+    return b"".join(lines)
+
+
 def error_head_and_body(status: int, message: str, default_headers: dict[str, str]) -> bytes:
     """A complete `{"message": ...}` answer on a connection about to close."""
     body = (json.dumps({"message": message}) + "\n").encode()
@@ -172,6 +195,7 @@ class HttpConnection:
         self._method = "GET"
         self._status = 200
         self._head_sent = False
+        self._framed_here = False         # the response was framed without h11
         self._broken = False
 
     @property
@@ -277,6 +301,7 @@ class HttpConnection:
         self._method = ev.method.decode("ascii").upper()
         self._status = 200
         self._head_sent = False
+        self._framed_here = False
         self._broken = False
         target = ev.target.decode("ascii")
         parts = urlsplit(target)
@@ -294,7 +319,7 @@ class HttpConnection:
     async def _next_cycle(self) -> bool:
         """After a response: whether the connection can take another request."""
         h = self._h11
-        if self._broken or h.our_state is not h11.DONE:
+        if self._broken or (h.our_state is not h11.DONE and not self._framed_here):
             return False
         if h.their_state is h11.SEND_BODY:
             # the handler left (part of) the body: drop a little, else close
@@ -388,14 +413,32 @@ class HttpConnection:
         if self._broken:
             h["Connection"] = "close"
         self._status = status
-        parts = [self._h11.send(h11.Response(
-            status_code=status, headers=list(h.items()), reason=_reason(status))) or b""]
-        self._head_sent = True
-        if body and self._method != "HEAD" and status not in (204, 304):
-            parts += self._h11.send_with_data_passthrough(h11.Data(data=body)) or []
-        parts.append(self._h11.send(h11.EndOfMessage()) or b"")
-        self._writer.write(b"".join(parts))
+        sized = status in (204, 304) or any(k.lower() == "content-length" for k in h)
+        if not sized or self._h11.our_state is not h11.SEND_RESPONSE:
+            # no length given (h11 chooses chunks or close) or an unusual state
+            parts = [self._h11.send(h11.Response(
+                status_code=status, headers=list(h.items()), reason=_reason(status))) or b""]
+            self._head_sent = True
+            if body and self._method != "HEAD" and status not in (204, 304):
+                parts += self._h11.send_with_data_passthrough(h11.Data(data=body)) or []
+            parts.append(self._h11.send(h11.EndOfMessage()) or b"")
+            self._writer.write(b"".join(parts))
+        else:
+            # the common answer, framed here as h11 would (tests compare the
+            # bytes); h11 keeps reading the client's side of the connection
+            keep = self._h11_keeps_alive()
+            self._writer.write(whole_response(
+                status, h, b"" if self._method == "HEAD" else body, keep_alive=keep))
+            self._head_sent = True
+            # a response that says close ends the connection, as through h11
+            self._framed_here = keep and not any(
+                k.lower() == "connection" and "close" in v.lower() for k, v in h.items())
         await self._writer.drain()
+
+    def _h11_keeps_alive(self) -> bool:
+        # h11 keeps a connection only for an HTTP/1.1 request without
+        # `Connection: close`; it has read that request already
+        return bool(self._h11._cstate.keep_alive)
 
     async def send_data(self, data: bytes) -> None:
         if self._method == "HEAD" or self._status in (204, 304) or not data:
