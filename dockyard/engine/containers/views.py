@@ -112,7 +112,8 @@ class ContainerViews:
         return sum(dir_size(Path(p)) for p in self.images.lower_dirs(c.image_id))
 
     def network_settings(self, c: Container, api: tuple[int, int]) -> dict[str, Any]:
-        return net_views.network_settings(c, self.networks, str(self.store.netns_path(c)), api)
+        netns = str(self.store.netns_path(c)) if c.state.running else ""
+        return net_views.network_settings(c, self.networks, netns, api)
 
     def inspect_shape(self, c: Container, size: bool, api: tuple[int, int]
                       ) -> dict[str, Any]:
@@ -172,7 +173,6 @@ class ContainerViews:
 
     def summary_shape(self, c: Container, size: bool, api: tuple[int, int],
                       link_names: dict[str, list[str]] | None = None) -> dict[str, Any]:
-        ns = self.network_settings(c, api)
         out: dict[str, Any] = {
             "Id": c.id,
             "Names": [f"/{c.name}", *(link_names or {}).get(c.id, ())],
@@ -185,7 +185,7 @@ class ContainerViews:
             "State": c.state.status,
             "Status": c.status_text(),
             "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "bridge"},
-            "NetworkSettings": {"Networks": ns["Networks"]},
+            "NetworkSettings": {"Networks": net_views.networks_shape(c, self.networks, api)},
             "Mounts": mounts_shape(c),
         }
         if c.host_config.get("Annotations"):
