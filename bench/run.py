@@ -236,6 +236,9 @@ ROWS = [  # (row, target ratio)
     ("GET /containers/{id}/json", 0.5),
     ("docker ps -a, 100 containers", 0.5),
 ]
+# reference rows, no target: what every CLI row pays before any daemon
+# work, and the cheapest request
+FLOORS = ["docker CLI alone (docker --version)", "GET /_ping"]
 
 
 def measure(engines: list[Engine], runs: int) -> None:
@@ -265,6 +268,10 @@ def measure(engines: list[Engine], runs: int) -> None:
             e.api_samples(ROWS[5][0], [RawClient.prepare("GET", f"/containers/{cid}/json")
                                        for cid in e.made[:20]])
     each(ROWS[6][0], lambda e: e.cli("ps", "-a"), runs)
+    each(FLOORS[0], lambda e: e.cli("--version"), runs)
+    for _ in range(runs):
+        for e in engines:
+            e.api_samples(FLOORS[1], [RawClient.prepare("GET", "/_ping")] * 20)
 
 
 def footprint(e: Engine) -> dict[str, float]:
@@ -322,6 +329,12 @@ def report(engines: list[Engine], extra: dict[str, dict[str, float]]) -> None:
         if len(vals) > 1:
             ratio = vals[0] / vals[1]
             line += f"  {ratio:7.2f}  <= {target}" + ("" if ratio <= target else "  not met")
+        print(line)
+    for row in FLOORS:
+        vals = [statistics.median(e.samples[row]) for e in engines]
+        line = f"{row:{width}} " + " ".join(f"{v:9.2f}" for v in vals)
+        if len(vals) > 1:
+            line += f"  {vals[0] / vals[1]:7.2f}"
         print(line)
     for row in extra[names[0]]:
         print(f"{row:{width}} " + " ".join(f"{extra[n][row]:9.1f}" for n in names))
