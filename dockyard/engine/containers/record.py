@@ -111,7 +111,7 @@ class Container:
     def save(self, directory: Path) -> None:
         atomic_write(directory / "config.v2.json",
                      json.dumps(self.to_disk(), separators=(",", ":")).encode(), 0o600,
-                     make_parents=False)
+                     make_parents=False, sync_dir=False)
 
     @classmethod
     def load(cls, directory: Path) -> Container:
