@@ -18,7 +18,9 @@ machine's load falls on both alike:
 Bytes are checked where they flow (sha256 of what came back, wc's count,
 the loaded image's file).  While each stream runs the daemon's RSS is
 sampled at 20 Hz (dockyard: its one process; dockerd: dockerd with its
-containerd); the table gives the peak over the value before the stream.
+containerd); the table gives the peak over the value before the stream,
+and the CPU time those processes used for it (a figure the machine's
+load does not move much, unlike the rates).
 Prints a table; asserts nothing.  Needs root.  Removes everything it
 started, also when a measure fails.
 """
@@ -78,6 +80,7 @@ class Engine:
     pids: Callable[[], list[int]]         # the processes whose RSS counts
     results: dict[str, float] = field(default_factory=dict)
     rss: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
 
     def run(self, *args: str, stdin: int | bytes | None = None, stdout: int | None = None,
             check: bool = True) -> subprocess.CompletedProcess[bytes]:
@@ -98,14 +101,28 @@ class Engine:
         return self.run(*args).stdout.decode().strip()
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system time the processes have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 class RssSampler:
-    """The peak of the engine's RSS over its value when the sampler started."""
+    """The peak of the engine's RSS over its value when the sampler started,
+    and the CPU time its processes used meanwhile."""
 
     def __init__(self, pids: list[int], hz: float = 20) -> None:
         self.pids = pids
         self.period = 1 / hz
         self.before = rss_kb(pids)
         self.peak = self.before
+        self.cpu_before = cpu_seconds(pids)
+        self.cpu = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -121,6 +138,7 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, rss_kb(self.pids))
+        self.cpu = cpu_seconds(self.pids) - self.cpu_before
 
     @property
     def growth_mb(self) -> float:
@@ -133,6 +151,7 @@ def measured(es: list[Engine], key: str, nbytes: int, fn: Callable[[Engine], Non
     (and turns about going first), and the largest RSS growth seen."""
     rates: dict[str, list[float]] = {e.name: [] for e in es}
     growth: dict[str, list[float]] = {e.name: [] for e in es}
+    cpu: dict[str, list[float]] = {e.name: [] for e in es}
     for r in range(runs):
         for e in es if r % 2 == 0 else es[::-1]:
             with RssSampler(e.pids()) as s:
@@ -141,9 +160,11 @@ def measured(es: list[Engine], key: str, nbytes: int, fn: Callable[[Engine], Non
                 took = time.perf_counter() - t
             rates[e.name].append(nbytes / took / MB)
             growth[e.name].append(s.growth_mb)
+            cpu[e.name].append(s.cpu)
     for e in es:
         e.results[key] = statistics.median(rates[e.name])
         e.rss[key] = max(growth[e.name])
+        e.cpu[key] = statistics.median(cpu[e.name])
 
 
 # ---------------------------------------------------------------- the measures
@@ -202,6 +223,7 @@ def bench_follow(e: Engine, work: Path, lines: int = 50) -> None:
                 time.sleep(jitter.uniform(0.05, 0.15))
         e.results["logs -f, write to client (median ms)"] = statistics.median(latencies)
         e.rss["logs -f, write to client (median ms)"] = s.growth_mb
+        e.cpu["logs -f, write to client (median ms)"] = s.cpu
     finally:
         follower.kill()
         follower.wait()
@@ -442,11 +464,13 @@ def report(es: list[Engine], load_before: tuple[float, ...], load_after: tuple[f
         if len(es) == 2:
             row += f" {vals[0] / vals[1]:6.2f}  {target}"
         print(row)
-    print("daemon RSS growth while streaming, peak (MB)")
-    for key in TARGETS:
-        if key in es[0].rss:
-            print(f"  {key:36} " + " ".join(f"{e.rss.get(key, float('nan')):9.1f}"
-                                            for e in es))
+    for title, table in (("daemon RSS growth while streaming, peak (MB)", "rss"),
+                         ("daemon CPU time per stream, median (s)", "cpu")):
+        print(title)
+        for key in TARGETS:
+            if key in getattr(es[0], table):
+                print(f"  {key:36} " + " ".join(
+                    f"{getattr(e, table).get(key, float('nan')):9.2f}" for e in es))
 
 
 if __name__ == "__main__":
