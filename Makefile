@@ -6,7 +6,7 @@ VENV    := .venv
 SOCKET  ?= /run/dockyard.sock
 DATA    ?= /var/lib/dockyard
 
-.PHONY: setup setup-test run test test-unit test-integration test-v2 test-eco eco-lane lint bench fuzz fuzz-lane
+.PHONY: setup setup-test run test test-unit test-integration test-v2 test-eco eco-lane lint bench bench-scale fuzz fuzz-lane
 
 # Debian packages first (python3-venv among them), then the virtualenv.
 setup:
@@ -78,3 +78,7 @@ lint: $(VENV)/.stamp
 
 bench: setup
 	$(VENV)/bin/python bench/run.py
+
+# 500 running containers (SCALE="--count 50" for a quicker look, "--dockerd" beside Docker)
+bench-scale: setup
+	$(VENV)/bin/python bench/scale_bench.py $(SCALE)

@@ -145,17 +145,28 @@ def netavark_cost(runs: int) -> tuple[float, float]:
     return statistics.median(setups), statistics.median(teardowns)
 
 
-def start_reference_dockerd(base: Path, busybox_tar: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A Docker Engine with its default networking (docker0, iptables, proxy)."""
+def start_reference_dockerd(base: Path, busybox_tar: Path | None,
+                            extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen[bytes], str]:
+    """A Docker Engine with its default networking (docker0, iptables, proxy);
+    `extra` daemon options, busybox loaded from `busybox_tar` if given."""
     sock = "/run/bench-net-docker.sock"
     proc = subprocess.Popen(
         ["dockerd", "-H", f"unix://{sock}", "--data-root", "/var/lib/bench-net-docker",
-         "--exec-root", "/run/bench-net-docker", "--pidfile", "/run/bench-net-docker.pid"],
+         "--exec-root", "/run/bench-net-docker", "--pidfile", "/run/bench-net-docker.pid",
+         *extra],
         stdout=subprocess.DEVNULL, stderr=open(base / "dockerd.log", "wb"),
         start_new_session=True)
     wait_socket(sock, proc, 60)
-    cli(sock, "load", "-i", str(busybox_tar))
+    if busybox_tar is not None:
+        cli(sock, "load", "-i", str(busybox_tar))
     return proc, sock
+
+
+def cleanup_dockyard(base: Path, tree: Path, exec_root: str = "/run/dockyard-bench") -> None:
+    """A stopped private dockyard's bridges, rules and name server go."""
+    subprocess.run([sys.executable, "-m", "dockyard.cli", "cleanup", "--data-root",
+                    str(base / "data"), "--exec-root", exec_root],
+                   cwd=tree, capture_output=True)
 
 
 @contextlib.contextmanager
@@ -166,17 +177,16 @@ def bench_dockyard(base: Path, tree: Path) -> Iterator[str]:
         yield sock
     finally:
         stop(dy)
-        subprocess.run([sys.executable, "-m", "dockyard.cli", "cleanup", "--data-root",
-                        str(base / "data"), "--exec-root", "/run/dockyard-bench"],
-                       cwd=tree, capture_output=True)
+        cleanup_dockyard(base, tree)
 
 
 @contextlib.contextmanager
-def networked_dockerd(base: Path, busybox_tar: Path) -> Iterator[str]:
+def networked_dockerd(base: Path, busybox_tar: Path,
+                      extra: tuple[str, ...] = ()) -> Iterator[str]:
     """start_reference_dockerd's socket; afterwards the daemon, its docker0,
     chains and FORWARD policy are gone again."""
     policy = forward_policy()
-    proc, sock = start_reference_dockerd(base, busybox_tar)
+    proc, sock = start_reference_dockerd(base, busybox_tar, extra)
     try:
         yield sock
     finally:

@@ -152,12 +152,13 @@ def bench_engine(sock: str, runs: int, daemon_pids: list[int], monitor: str | No
     return res
 
 
-def start_dockyard(base: Path, tree: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_dockyard(base: Path, tree: Path, exec_root: str = "/run/dockyard-bench",
+                   log: str = "dockyard.log") -> tuple[subprocess.Popen[bytes], str]:
     sock = str(base / "dockyard.sock")
     proc = subprocess.Popen(
         [sys.executable, "-m", "dockyard.cli", "daemon", "-H", f"unix://{sock}",
-         "--data-root", str(base / "data"), "--exec-root", "/run/dockyard-bench"],
-        stdout=subprocess.DEVNULL, stderr=open(base / "dockyard.log", "wb"),
+         "--data-root", str(base / "data"), "--exec-root", exec_root],
+        stdout=subprocess.DEVNULL, stderr=open(base / log, "ab"),
         start_new_session=True, cwd=tree)
     wait_socket(sock, proc)
     return proc, sock
