@@ -52,11 +52,37 @@ def mount_overlay(lower: list[str], upper: str, work: str, target: str) -> None:
 
 
 def is_mountpoint(path: str) -> bool:
+    """Something is mounted on `path` (a symlink is never a mount point).
+
+    Its mount differs from its parent's, read from the kernel's fdinfo of
+    an O_PATH descriptor: two small reads whatever the number of mounts
+    (scanning /proc/self/mountinfo cost a start milliseconds with a few
+    hundred containers' mounts on the host).  This also sees a directory
+    bind-mounted on itself, which a device number comparison would not.
+    """
+    path = os.path.normpath(path)
+    if path == "/":
+        return True
     try:
-        with open("/proc/self/mountinfo") as f:
-            return any(line.split()[4] == path for line in f)
+        return _mount_id(path) != _mount_id(os.path.dirname(path))
     except OSError:
         return False
+
+
+def _mount_id(path: str) -> int:
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        info = os.open(f"/proc/self/fdinfo/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.read(info, 4096)
+        finally:
+            os.close(info)
+    finally:
+        os.close(fd)
+    for line in data.splitlines():
+        if line.startswith(b"mnt_id:"):
+            return int(line.split()[1])
+    raise OSError(errno.ENOTSUP, "no mnt_id in fdinfo")
 
 
 def unescape_mountinfo(s: str) -> str:

@@ -81,6 +81,8 @@ class Plumbing:
                                                       if n.dns_enabled}
         aliases = _link_aliases(running, by_id)
         for c in running:
+            if not c.ports and dns_files.keys().isdisjoint(c.endpoints):
+                continue    # no forward and no name: nothing of it to render
             eps = endpoints_of(c)
             primary = eps[0] if eps else None
             for p in c.ports:
@@ -140,9 +142,12 @@ def _link_aliases(running: list[Container], by_id: dict[str, NetworkRecord]
     target need not exist when the linking container starts).  The name
     server has no names per asking container, so every container of the
     network resolves the alias, not only the linking one as under Docker."""
+    linking = [c for c in running if _has_links(c)]
+    if not linking:
+        return {}
     by_name = {c.name.lstrip("/"): c for c in running}
     out: dict[tuple[str, str], list[str]] = {}
-    for c in running:
+    for c in linking:
         for e in endpoints_of(c):
             net = by_id.get(e.network_id)
             if net is None or not net.dns_enabled:
@@ -153,6 +158,14 @@ def _link_aliases(running: list[Container], by_id: dict[str, NetworkRecord]
                 if target is not None and net.name in target.endpoints:
                     out.setdefault((target.id, net.name), []).append(link.alias)
     return out
+
+
+def _has_links(c: Container) -> bool:
+    """Any `--link` of the container, on any of its networks (what
+    legacy_links.wanted reads), without parsing its endpoints."""
+    return bool(c.host_config.get("Links")) or any(
+        (settings or {}).get("Links")
+        for settings in (c.networking_config.get("EndpointsConfig") or {}).values())
 
 
 def _host_ip(ip: str) -> str:
