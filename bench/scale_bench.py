@@ -284,11 +284,27 @@ def idle_cpu(pids: list[int], seconds: float) -> float:
     return (sum(map(cpu_seconds, pids)) - c0) / (time.monotonic() - t0) * 100
 
 
-def stats_wall(sock: str, runs: int = 3) -> float:
+def stats_wall(sock: str, ids: list[str] | None = None, runs: int = 3) -> float:
+    """`docker stats --no-stream` of all running containers (or of `ids`).
+    The CLI prints at its first 500 ms tick after every container's first
+    answer, and a stream=false answer carries two samples 1 s apart (the
+    CPU % needs both): 1.5 s is the least it can take of any daemon."""
     def once() -> None:
-        out = cli(sock, "stats", "--no-stream", "--format", "{{.ID}} {{.CPUPerc}}")
+        out = cli(sock, "stats", "--no-stream", "--format", "{{.ID}} {{.CPUPerc}}", *(ids or []))
         assert out.strip(), "no stats"
     return median_ms(once, runs) / 1000
+
+
+def stats_over_api(sock: str, ids: list[str], query: str) -> float:
+    """Seconds until every container's stats answered, all asked at once
+    (as the CLI does, one connection each)."""
+    def one(cid: str) -> None:
+        st, body = api(sock, "GET", f"/containers/{cid}/stats?{query}")
+        assert st == 200 and json.loads(body).get("memory_stats"), body
+    t = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(len(ids)) as pool:
+        list(pool.map(one, ids))
+    return time.perf_counter() - t
 
 
 def all_running(sock: str, ids: set[str]) -> bool:
@@ -385,6 +401,11 @@ def measure(eng: Engine, count: int, runs: int, ids: list[str],
     report(f"daemon idle CPU over {IDLE_SECONDS} s (% of a core)",
            idle_cpu(eng.daemon_pids(), IDLE_SECONDS))
     report(f"docker stats --no-stream of {count}, median of 3 (s)", stats_wall(eng.sock))
+    report("docker stats --no-stream of 1 (s)", stats_wall(eng.sock, ids[:1]))
+    report(f"stats of {count} at once over the API, stream=false (s)",
+           stats_over_api(eng.sock, ids, "stream=false"))
+    report(f"stats of {count} at once over the API, one-shot (s)",
+           stats_over_api(eng.sock, ids, "stream=false&one-shot=true"))
     for k, v in restart_figures(eng, ids).items():
         report(k, v)
     drss, _ = memory_kb(eng.daemon_pids())
@@ -413,7 +434,7 @@ def targets(count: int, first: dict[str, float]) -> dict[str, str]:
         f"create+start, median of the last {FEW} (ms)":
             f"<= {1.2 * at(f'create+start, median of containers 2-{FEW + 1} (ms)'):.1f}",
         f"daemon idle CPU over {IDLE_SECONDS} s (% of a core)": "< 1",
-        f"docker stats --no-stream of {count}, median of 3 (s)": "< 1",
+        f"docker stats --no-stream of {count}, median of 3 (s)": "< 1 (the CLI: >= 1.5)",
         "kill -9, restart: first _ping answered (s)": "<= 1",
         "kill -9, restart: all running, sample answers exec+stats (s)": "<= 5",
     }
