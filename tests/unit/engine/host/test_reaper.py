@@ -38,8 +38,8 @@ SCRIPT = textwrap.dedent("""
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             states.append(child_state("crun"))
-            if states[-1] is None and len(states) > 1:
-                break
+            if states[-1] is None and any(states):
+                break                  # it was there, and is gone
             await asyncio.sleep(0.05)
         reaper.cancel()
         print(",".join(s or "-" for s in states))
@@ -55,5 +55,5 @@ def test_an_orphan_that_exits_is_reaped(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     states = out.stdout.strip().split(",")
-    assert states[0] in ("R", "S"), states     # it was ours, alive
-    assert states[-1] == "-", states           # and is gone: not left a zombie
+    assert "S" in states or "R" in states, states      # it was ours, alive
+    assert states[-1] == "-", states                   # and is gone: not left a zombie
