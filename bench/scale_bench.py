@@ -237,8 +237,11 @@ class Dockerd(Engine):
 
 # ------------------------------------------------------------------ the measurements
 
-def run_one(sock: str) -> tuple[str, float, float]:
-    """Create and start one container: (id, create+start ms, start ms)."""
+def run_one(sock: str, daemon: list[int]) -> tuple[str, float, float, float]:
+    """Create and start one container: (id, create+start ms, start ms, the
+    daemon's CPU ms for both).  The CPU time says what the wall time cannot
+    on a shared machine: whether the daemon's own work grows with the count."""
+    cpu = sum(map(cpu_seconds, daemon))
     t = time.perf_counter()
     st, body = api(sock, "POST", "/containers/create", {"Image": "busybox", "Cmd": CMD})
     if st != 201:
@@ -249,7 +252,7 @@ def run_one(sock: str) -> tuple[str, float, float]:
     if st != 204:
         raise RuntimeError(f"start: {st} {body!r}")
     t2 = time.perf_counter()
-    return cid, (t2 - t) * 1000, (t2 - t1) * 1000
+    return cid, (t2 - t) * 1000, (t2 - t1) * 1000, (sum(map(cpu_seconds, daemon)) - cpu) * 1000
 
 
 def listing_figures(sock: str, ids: list[str], runs: int) -> dict[str, float]:
@@ -367,13 +370,16 @@ def measure(eng: Engine, count: int, runs: int, ids: list[str],
     """Fill `ids` as containers are made (the caller removes them)."""
     starts: list[float] = []
     start_only: list[float] = []
+    cpu: list[float] = []
+    daemon = eng.daemon_pids()
 
     def run_until(n: int) -> None:
         while len(ids) < n:
-            cid, took, start = run_one(eng.sock)
+            cid, took, start, used = run_one(eng.sock, daemon)
             ids.append(cid)
             starts.append(took)
             start_only.append(start)
+            cpu.append(used)
             if len(ids) % 50 == 0:
                 print(f"  [{eng.name}] {len(ids)} running", file=sys.stderr, flush=True)
 
@@ -383,11 +389,15 @@ def measure(eng: Engine, count: int, runs: int, ids: list[str],
            statistics.median(starts[1:FEW + 1]))
     report(f"start alone, median of containers 2-{FEW + 1} (ms)",
            statistics.median(start_only[1:FEW + 1]))
+    report(f"daemon CPU per create+start, mean of containers 2-{FIRST} (ms)",
+           statistics.mean(cpu[1:FIRST]))
     for k, v in listing_figures(eng.sock, ids, runs).items():
         report(f"{k}, {len(ids)} running", v)
     run_until(count)
     report(f"create+start, median of the last {FEW} (ms)", statistics.median(starts[-FEW:]))
     report(f"start alone, median of the last {FEW} (ms)", statistics.median(start_only[-FEW:]))
+    report(f"daemon CPU per create+start, mean of the last {FIRST - 1} (ms)",
+           statistics.mean(cpu[-(FIRST - 1):]))
     for k, v in listing_figures(eng.sock, ids, runs).items():
         report(f"{k}, {count} running", v)
     time.sleep(2)
@@ -449,6 +459,7 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=500)
     ap.add_argument("--runs", type=int, default=9, help="samples per latency median")
     ap.add_argument("--dockerd", action="store_true", help="measure Docker Engine too")
+    ap.add_argument("--no-dockyard", action="store_true", help="only Docker Engine")
     ap.add_argument("--dockerd-count", type=int, default=None,
                     help="containers for Docker Engine (default: --count)")
     ap.add_argument("--workdir", type=Path, default=None,
@@ -477,7 +488,8 @@ def main() -> int:
         dy.start()
         res = results.setdefault("dockyard", {})
         try:
-            measure(dy, ns.count, ns.runs, ids, lambda k, v: res.__setitem__(k, v))
+            if not ns.no_dockyard:
+                measure(dy, ns.count, ns.runs, ids, lambda k, v: res.__setitem__(k, v))
             cli(dy.sock, "save", "-o", str(tar), "busybox")
         finally:
             if dy.proc is None or dy.proc.poll() is not None:
@@ -487,8 +499,10 @@ def main() -> int:
             left += dy.leftovers(ids)
         if ns.dockerd and shutil.which("dockerd"):
             if subprocess.run(["ip", "link", "show", "docker0"],
-                              capture_output=True).returncode == 0:
-                raise RuntimeError("docker0 exists: another Docker Engine runs here")
+                              capture_output=True).returncode == 0 or \
+                    processes_matching(Dockerd.EXEC_ROOT):
+                raise RuntimeError("docker0 exists or another benchmark's Docker Engine "
+                                   "runs: not starting one beside it")
             ref = Dockerd(base, tar)
             ids = []
             try:
@@ -508,6 +522,8 @@ def main() -> int:
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average at the start "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} CPUs")
     for engine, values in results.items():
+        if not values:
+            continue
         want = targets(ns.count if engine == "dockyard" else ns.dockerd_count or ns.count,
                        values)
         print(f"[{engine}]")

@@ -65,9 +65,9 @@ SPOOL_AHEAD = 2 << 20             # bytes taken from the FIFO ahead of conversio
 STEP_BUDGET = 8 << 20             # bytes converted per pump_once while the container runs
 RESUME_SCAN_BYTES = 8 << 20       # json tail read back to find a stream's last line
 POLL_INTERVAL = 0.2               # without a FIFO to watch
-IDLE_WAIT = 60.0                  # a FIFO's readiness is enough; this only bounds a wait
-#                                   (each running container wakes this often: 500 idle
-#                                   containers at 10 s cost 0.4 % of a core)
+IDLE_WAIT = 600.0                 # a FIFO's readiness is enough; this only bounds a wait
+#                                   (each running container wakes this often: at 10 s,
+#                                   500 idle containers cost 0.4 % of a core)
 
 
 class LogPump:
