@@ -218,21 +218,44 @@ class Dockerd(Engine):
 
     def kill_and_restart(self) -> float:
         assert self.proc is not None
+        containerd = [p for p in self.daemon_pids() if p != self.proc.pid]
         self.proc.kill()
         self.proc.wait()
+        # its containerd dies with it: a new dockerd would wait for that one
+        while any(Path(f"/proc/{p}").exists() for p in containerd):
+            time.sleep(0.01)
         t = time.perf_counter()
+        # dockerd refuses to start beside the pidfile a killed one left
+        Path("/run/bench-net-docker.pid").unlink(missing_ok=True)
         self.start(None)
         return t
 
-    def stop(self) -> None:
+    def stop(self, ids: list[str]) -> None:
+        """Stop it and take out what it leaves: containerd, its shims, and
+        (had the daemon died) the containers' processes and cgroups."""
         if self.proc is not None:
             stop(self.proc)
             self.proc = None
         subprocess.run(["pkill", "-f", self.EXEC_ROOT], capture_output=True)
         time.sleep(1)
+        for cid in ids:
+            for cg in CGROUP_ROOT.glob(f"*/docker/{cid}"):
+                with contextlib.suppress(OSError):
+                    for pid in (cg / "cgroup.procs").read_text().split():
+                        with contextlib.suppress(OSError):
+                            os.kill(int(pid), signal.SIGKILL)
+        time.sleep(0.5)
+        for cid in ids:
+            for cg in CGROUP_ROOT.glob(f"*/docker/{cid}"):
+                with contextlib.suppress(OSError):
+                    cg.rmdir()
         remove_docker_networking(self.policy)
-        subprocess.run(["umount", "-R", "/var/lib/bench-net-docker"], capture_output=True)
+        for line in reversed(Path("/proc/self/mountinfo").read_text().splitlines()):
+            if line.split()[4].startswith((self.EXEC_ROOT, "/var/lib/bench-net-docker")):
+                subprocess.run(["umount", "-l", line.split()[4]], capture_output=True)
         shutil.rmtree("/var/lib/bench-net-docker", ignore_errors=True)
+        shutil.rmtree(self.EXEC_ROOT, ignore_errors=True)
+        Path("/run/bench-net-docker.pid").unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------ the measurements
@@ -350,7 +373,10 @@ def restart_figures(eng: Engine, ids: list[str]) -> dict[str, float]:
     deadline = time.perf_counter() + 120
     while not (all_running(eng.sock, want) and all(sample_answers(eng.sock, c) for c in samples)):
         if time.perf_counter() > deadline:
-            raise RuntimeError("the containers were not all back after 120 s")
+            st, body = api(eng.sock, "GET", "/containers/json")
+            running = sum(c.get("State") == "running" for c in json.loads(body))
+            raise RuntimeError(f"the containers were not all back after 120 s: {running} "
+                               f"running, samples {[sample_answers(eng.sock, c) for c in samples]}")
         time.sleep(0.05)
     back = time.perf_counter() - t0
     # the exit monitor watches them again: a killed container's exit is seen
@@ -513,10 +539,15 @@ def main() -> int:
             finally:
                 if ref.proc is not None and ref.proc.poll() is None:
                     remove_all(ref.sock, ids)
-                ref.stop()
+                ref.stop(ids)
     except KeyboardInterrupt:
         print("interrupted; everything was removed", file=sys.stderr)
         return 130
+    except Exception:
+        for log in sorted(base.glob("*.log")):      # why a daemon failed
+            print(f"--- {log.name}, last lines:\n" + "\n".join(
+                log.read_text(errors="replace").splitlines()[-15:]), file=sys.stderr)
+        raise
     finally:
         shutil.rmtree(base, ignore_errors=True)
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average at the start "
