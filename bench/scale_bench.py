@@ -398,6 +398,7 @@ def measure(eng: Engine, count: int, runs: int, ids: list[str],
     start_only: list[float] = []
     cpu: list[float] = []
     daemon = eng.daemon_pids()
+    report("load average (1 min) at the start", os.getloadavg()[0])
 
     def run_until(n: int) -> None:
         while len(ids) < n:
@@ -504,15 +505,13 @@ def main() -> int:
     # the daemons run with their bytecode cached, as an installed one does
     # (compiling every module again would add 0.4 s to each start here)
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    results: dict[str, dict[str, float]] = {}
     left: list[str] = []
-    load = os.getloadavg()
     dy = Dockyard(base, ns.tree.resolve())
     tar = base / "busybox.tar"
     ids: list[str] = []
     try:
         dy.start()
-        res = results.setdefault("dockyard", {})
+        res: dict[str, float] = {}
         try:
             if not ns.no_dockyard:
                 measure(dy, ns.count, ns.runs, ids, lambda k, v: res.__setitem__(k, v))
@@ -523,6 +522,10 @@ def main() -> int:
             remove_all(dy.sock, ids)
             dy.stop()
             left += dy.leftovers(ids)
+        if res:
+            show("dockyard", ns.count, res)
+            print("  " + ("left behind: " + ", ".join(left) if left else "nothing left behind"),
+                  flush=True)
         if ns.dockerd and shutil.which("dockerd"):
             if subprocess.run(["ip", "link", "show", "docker0"],
                               capture_output=True).returncode == 0 or \
@@ -533,13 +536,14 @@ def main() -> int:
             ids = []
             try:
                 ref.start(tar)
-                res = results.setdefault("dockerd", {})
+                res = {}
                 measure(ref, ns.dockerd_count or ns.count, ns.runs, ids,
                         lambda k, v: res.__setitem__(k, v))
             finally:
                 if ref.proc is not None and ref.proc.poll() is None:
                     remove_all(ref.sock, ids)
                 ref.stop(ids)
+            show("dockerd", ns.dockerd_count or ns.count, res)
     except KeyboardInterrupt:
         print("interrupted; everything was removed", file=sys.stderr)
         return 130
@@ -550,21 +554,17 @@ def main() -> int:
         raise
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average at the start "
-          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} CPUs")
-    for engine, values in results.items():
-        if not values:
-            continue
-        want = targets(ns.count if engine == "dockyard" else ns.dockerd_count or ns.count,
-                       values)
-        print(f"[{engine}]")
-        for k, v in values.items():
-            print(f"  {k:72} {v:9.2f}  {want.get(k, '')}")
-    if left:
-        print("LEFT BEHIND:\n  " + "\n  ".join(left))
-        return 1
-    print("nothing left behind")
-    return 0
+    return 1 if left else 0
+
+
+def show(engine: str, count: int, values: dict[str, float]) -> None:
+    """One engine's figures with the targets beside them, as soon as measured."""
+    load = os.getloadavg()
+    print(f"[{engine}] {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
+          f"now {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} CPUs", flush=True)
+    want = targets(count, values)
+    for k, v in values.items():
+        print(f"  {k:72} {v:9.2f}  {want.get(k, '')}", flush=True)
 
 
 if __name__ == "__main__":
