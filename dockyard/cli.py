@@ -141,6 +141,9 @@ async def run_daemon(cfg: DaemonConfig) -> int:
         await engine.shutdown()
         _unlink_all(sockets)
         return 1
+    if cfg.pidfile:
+        cfg.pidfile.parent.mkdir(parents=True, exist_ok=True)
+        cfg.pidfile.write_text(f"{os.getpid()}")
     listening_ms = (time.perf_counter() - t0) * 1000
     try:
         await engine.restore_containers()
@@ -149,11 +152,10 @@ async def run_daemon(cfg: DaemonConfig) -> int:
         await app.close()
         await engine.shutdown()
         _unlink_all(sockets)
+        if cfg.pidfile:
+            cfg.pidfile.unlink(missing_ok=True)
         return 1
     restored.set()
-    if cfg.pidfile:
-        cfg.pidfile.parent.mkdir(parents=True, exist_ok=True)
-        cfg.pidfile.write_text(f"{os.getpid()}")
     log.info("dockyard %s (API %s) listening on %s after %.0f ms, ready in %.0f ms",
              __version__, API_VERSION, ", ".join(listening), listening_ms,
              (time.perf_counter() - t0) * 1000)
