@@ -102,11 +102,23 @@ async def reaper_loop(interval: float = 1.0) -> None:
         exited.set()            # what exited before we listened
         while True:
             await exited.wait()
+            # a burst of exits is one sweep, once their own waiters (asyncio's
+            # child watcher, the exit monitor) have had the time to reap them
+            await asyncio.sleep(interval)
             exited.clear()
-            _sweep()
-            await asyncio.sleep(interval)    # a burst of exits: one sweep
+            if any_zombie():
+                _sweep()
     finally:
         loop.remove_signal_handler(signal.SIGCHLD)
+
+
+def any_zombie() -> bool:
+    """Some child has exited and is not reaped yet (it is left as it is):
+    one system call, where a sweep reads the state of every child."""
+    try:
+        return os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:    # no children at all
+        return False
 
 
 async def _sweep_every(interval: float) -> None:
