@@ -65,10 +65,22 @@ from dockyard.network import links
 from dockyard.network.firewall import Chains
 from dockyard.network.ipam import DEFAULT_POOLS, parse_pools
 from dockyard.network.netns import prepare_netns_dir
-from dockyard.runtime.runtimes import RuntimeVersion, prepare_runtimes, runtime_version
+from dockyard.runtime.runtimes import (
+    OCIRuntime,
+    RuntimeVersion,
+    prepare_runtimes,
+    runtime_version,
+)
 from dockyard.volumes.local import LocalDriver
 
 log = logging.getLogger("dockyard.engine")
+
+
+async def _version_or_blank(rt: OCIRuntime) -> RuntimeVersion:
+    try:
+        return await runtime_version(rt)
+    except Exception:  # noqa: BLE001 - a version string is not worth failing for
+        return RuntimeVersion("", "")
 
 
 class Engine:
@@ -139,13 +151,10 @@ class Engine:
         busybox = asyncio.create_task(images.ensure_default_busybox())
         runtimes = await prepare_runtimes(str(self.exec_root), self.config.runtimes,
                                           self.config.default_runtime)
+        names = list(runtimes.runtimes)     # asked all at once: a restart waits for them
+        versions = dict(zip(names, await asyncio.gather(
+            *(_version_or_blank(runtimes.runtimes[n]) for n in names))))
         await busybox
-        versions: dict[str, RuntimeVersion] = {}
-        for name, rt in runtimes.runtimes.items():
-            try:
-                versions[name] = await runtime_version(rt)
-            except Exception:  # noqa: BLE001 - a version string is not worth failing for
-                versions[name] = RuntimeVersion("", "")
         if not runtimes.runtimes:
             log.error("no OCI runtime can create containers here: %s", runtimes.unusable)
         host = HostEnv(self.config, facts, runtimes, emulation, userns, versions, seccomp)
