@@ -6,7 +6,7 @@ VENV    := .venv
 SOCKET  ?= /run/dockyard.sock
 DATA    ?= /var/lib/dockyard
 
-.PHONY: setup setup-test run test test-unit test-integration test-v2 test-eco eco-lane lint bench fuzz fuzz-lane
+.PHONY: setup setup-test run test test-unit test-integration test-v2 test-eco eco-lane lint bench bench-load fuzz fuzz-lane
 
 # Debian packages first (python3-venv among them), then the virtualenv.
 setup:
@@ -78,3 +78,8 @@ lint: $(VENV)/.stamp
 
 bench: setup
 	$(VENV)/bin/python bench/run.py
+
+# 50 `docker events` subscribers while 20 clients loop on `docker run --rm`
+# for a minute, against dockyard and (when installed) dockerd
+bench-load: setup
+	$(VENV)/bin/python bench/load_bench.py

@@ -152,14 +152,19 @@ def bench_engine(sock: str, runs: int, daemon_pids: list[int], monitor: str | No
     return res
 
 
-def start_dockyard(base: Path, tree: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_dockyard(base: Path, tree: Path, exec_root: str = "/run/dockyard-bench"
+                   ) -> tuple[subprocess.Popen[bytes], str]:
     sock = str(base / "dockyard.sock")
     proc = subprocess.Popen(
         [sys.executable, "-m", "dockyard.cli", "daemon", "-H", f"unix://{sock}",
-         "--data-root", str(base / "data"), "--exec-root", "/run/dockyard-bench"],
+         "--data-root", str(base / "data"), "--exec-root", exec_root],
         stdout=subprocess.DEVNULL, stderr=open(base / "dockyard.log", "wb"),
         start_new_session=True, cwd=tree)
-    wait_socket(sock, proc)
+    try:
+        wait_socket(sock, proc)
+    except BaseException:
+        stop(proc)
+        raise
     return proc, sock
 
 
