@@ -20,6 +20,7 @@ from dockyard.engine.containers.specbuild import SpecBuilder
 from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.host.environment import HostEnv
 from dockyard.engine.logs.service import log_driver
+from dockyard.engine.networks.records import NetworkRecord
 from dockyard.errors import DockyardError, InvalidParameter, SystemError_
 from dockyard.images.service import ImageService
 from dockyard.network.netns import remove_netns
@@ -129,6 +130,9 @@ class ContainerRunner:
         """The record's running process as conmon sees it (after a restart)."""
         return conmon.MonitoredContainer(c.id, c.state.pid, c.state.conmon_pid,
                                          self.store.layout(c), self.runtime_for(c))
+
+    def networks_joined(self, c: Container) -> list[NetworkRecord]:
+        return self.specs.networking.joined(c)
 
     async def release(self, c: Container) -> None:
         """Undo everything a run made on the host, whether it ended or never

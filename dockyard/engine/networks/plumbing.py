@@ -41,6 +41,7 @@ class Plumbing:
         self.dns = dns.DnsServer(dns_dir)
         self.chains = chains
         self._lock = asyncio.Lock()
+        self._bridge_lock = asyncio.Lock()
         self._last_rules = ""
         self._installed: bool | None = None    # unknown until the first sync
         self._bridges: set[str] = set()         # known to exist
@@ -52,13 +53,17 @@ class Plumbing:
         says when it went missing."""
         if net.bridge in self._bridges and not check:
             return
-        addrs = []
-        for s in net.subnets:
-            prefix = s.subnet.split("/")[1]
-            if s.gateway:
-                addrs.append(f"{s.gateway}/{prefix}")
-        await asyncio.to_thread(links.ensure_bridge, net.bridge, addrs, net.mtu)
-        self._bridges.add(net.bridge)
+        # the first containers of a network start together: one makes the bridge
+        async with self._bridge_lock:
+            if net.bridge in self._bridges and not check:
+                return
+            addrs = []
+            for s in net.subnets:
+                prefix = s.subnet.split("/")[1]
+                if s.gateway:
+                    addrs.append(f"{s.gateway}/{prefix}")
+            await asyncio.to_thread(links.ensure_bridge, net.bridge, addrs, net.mtu)
+            self._bridges.add(net.bridge)
 
     async def remove_bridge(self, net: NetworkRecord) -> None:
         self._bridges.discard(net.bridge)
