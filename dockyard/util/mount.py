@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import sys
 
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -51,7 +52,36 @@ def mount_overlay(lower: list[str], upper: str, work: str, target: str) -> None:
     mount("overlay", target, "overlay", 0, data)
 
 
+_AT_FDCWD = -100
+_AT_SYMLINK_NOFOLLOW = 0x100
+_AT_NO_AUTOMOUNT = 0x800
+_STATX_ATTR_MOUNT_ROOT = 0x2000
+_STATX_SIZE = 256                # struct statx; stx_attributes at 8, its mask at 56
+_statx = getattr(_libc, "statx", None)
+if _statx is not None:
+    _statx.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint,
+                       ctypes.c_void_p]
+
+
 def is_mountpoint(path: str) -> bool:
+    """Whether a mount's root is at `path` (a bind mount of the same
+    filesystem too).  The kernel says so in one statx(2) call (Linux >=
+    5.8); scanning /proc/self/mountinfo instead costs milliseconds on a
+    host with a thousand mounts, once per check of every container start."""
+    if _statx is not None:
+        buf = ctypes.create_string_buffer(_STATX_SIZE)
+        if _statx(_AT_FDCWD, os.fsencode(path), _AT_SYMLINK_NOFOLLOW | _AT_NO_AUTOMOUNT,
+                  0, buf) == 0:
+            attrs = int.from_bytes(buf.raw[8:16], sys.byteorder)
+            mask = int.from_bytes(buf.raw[56:64], sys.byteorder)
+            if mask & _STATX_ATTR_MOUNT_ROOT:
+                return bool(attrs & _STATX_ATTR_MOUNT_ROOT)
+        elif ctypes.get_errno() in (errno.ENOENT, errno.ENOTDIR):
+            return False
+    return _listed_as_mountpoint(path)
+
+
+def _listed_as_mountpoint(path: str) -> bool:
     try:
         with open("/proc/self/mountinfo") as f:
             return any(line.split()[4] == path for line in f)
