@@ -53,6 +53,8 @@ class Outcome:
     failures: list[str] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
     cpu_s: float = 0.0
+    load_before: float = 0.0      # the machine's 1-minute load average
+    load_after: float = 0.0
     verdict: Verdict | None = None
 
     def pct(self, p: float) -> float:
@@ -146,7 +148,7 @@ def load(sock: str, work: Path, ns: argparse.Namespace) -> Outcome:
     env = dict(os.environ, DOCKER_HOST=f"unix://{sock}", DOCKER_CONFIG=str(work / "cfg"))
     env.pop("DOCKER_CONTEXT", None)
     work.mkdir()
-    out = Outcome()
+    out = Outcome(load_before=os.getloadavg()[0])
     lock = threading.Lock()
     subprocess.run([DOCKER, "run", "--rm", "busybox", "true"], env=env, check=True,
                    capture_output=True)                                  # warm-up
@@ -162,6 +164,7 @@ def load(sock: str, work: Path, ns: argparse.Namespace) -> Outcome:
         for th in threads:
             th.join()
         out.cpu_s = cpu_seconds(pids) - cpu0
+        out.load_after = os.getloadavg()[0]
         # the last destroy events are on their way: wait until every file has them
         deadline = time.time() + 20
         while time.time() < deadline and not all(
@@ -182,6 +185,7 @@ def report(results: dict[str, Outcome]) -> bool:
         print(f"  runs completed            {len(o.latencies):8d} of {runs}")
         print(f"  p50 / p99 latency (ms)    {o.pct(50):8.0f} / {o.pct(99):.0f}")
         print(f"  daemon CPU per run (ms)   {o.cpu_s / max(1, runs) * 1000:8.1f}")
+        print(f"  load average before/after {o.load_before:8.1f} / {o.load_after:.1f}")
         print(f"  failed runs               {len(o.failures):8d}")
         print(f"  subscribers x containers  {v.subscribers:8d} x {v.containers}")
         print(f"  events per container      {' '.join(v.canonical)}")
