@@ -42,6 +42,7 @@ class Plumbing:
         self.chains = chains
         self._lock = asyncio.Lock()
         self._bridge_lock = asyncio.Lock()
+        self._dns_stopped = False               # by this engine, with nothing to serve
         self._last_rules = ""
         self._installed: bool | None = None    # unknown until the first sync
         self._bridges: set[str] = set()         # known to exist
@@ -113,9 +114,12 @@ class Plumbing:
             if self._installed and rules != self._last_rules:
                 await firewall.apply(rules)
                 self._last_rules = rules
-            await self.dns.update({
-                name: dns.render_network(_gateways(by_id, name), (), recs)
-                for name, recs in dns_files.items()})
+            served = {name: dns.render_network(_gateways(by_id, name), (), recs)
+                      for name, recs in dns_files.items()}
+            if served or not self._dns_stopped:
+                # (with no network to serve, once the server is stopped it stays so)
+                await self.dns.update(served)
+                self._dns_stopped = not served
 
     async def teardown_if_idle(self, networks: Iterable[NetworkRecord],
                                containers: Iterable[Container]) -> bool:
@@ -130,6 +134,7 @@ class Plumbing:
                     await asyncio.to_thread(links.delete_link, n.bridge)
             await firewall.remove_all(self.chains)
             await self.dns.update({})
+            self._dns_stopped = True
             self._installed = False
             self._last_rules = ""
         return True
