@@ -164,7 +164,13 @@ async def kill(runtime: OCIRuntime, container_id: str, sig: int | str = "TERM",
 
 
 async def delete(runtime: OCIRuntime, container_id: str, force: bool = False) -> None:
-    """Remove the runtime's state; a container it never knew is not an error."""
+    """Remove the runtime's state; a container it never knew is not an error.
+
+    With our own state directory, a container without an entry there is
+    one the runtime has forgotten already (the exit of a run released it,
+    and a removal releases again): no call is made."""
+    if runtime.root and not os.path.lexists(os.path.join(runtime.root, container_id)):
+        return
     args = ["delete"] + (["--force"] if force else []) + [container_id]
     await _call(runtime, *args, allow_missing=True)
 

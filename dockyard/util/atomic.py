@@ -9,9 +9,13 @@ from typing import Any
 
 
 def atomic_write(path: str | Path, data: bytes, mode: int = 0o644, *,
-                 make_parents: bool = True) -> None:
+                 make_parents: bool = True, sync_dir: bool = True) -> None:
     """`make_parents=False` for a file whose directory must already exist
-    (a record must never bring back a directory that was removed)."""
+    (a record must never bring back a directory that was removed).
+
+    `sync_dir=False` skips the fsync of the directory: after a crash the
+    file is whole, either the old or the new one (what dockerd's own
+    atomic writes promise for its container records)."""
     path = Path(path)
     if make_parents:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -23,6 +27,8 @@ def atomic_write(path: str | Path, data: bytes, mode: int = 0o644, *,
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    if not sync_dir:
+        return
     dfd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dfd)

@@ -6,7 +6,6 @@ import ctypes
 import ctypes.util
 import errno
 import os
-import sys
 
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -52,41 +51,50 @@ def mount_overlay(lower: list[str], upper: str, work: str, target: str) -> None:
     mount("overlay", target, "overlay", 0, data)
 
 
-_AT_FDCWD = -100
+# statx(2): the kernel says whether a path is the root of a mount (5.8 on),
+# in one system call however many mounts the host has
 _AT_SYMLINK_NOFOLLOW = 0x100
 _AT_NO_AUTOMOUNT = 0x800
 _STATX_ATTR_MOUNT_ROOT = 0x2000
-_STATX_SIZE = 256                # struct statx; stx_attributes at 8, its mask at 56
+_STATX_SIZE = 256
 _statx = getattr(_libc, "statx", None)
 if _statx is not None:
     _statx.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint,
-                       ctypes.c_void_p]
+                       ctypes.c_char_p]
+_AT_FDCWD = -100
+
+
+def _statx_mount_root(path: str) -> bool | None:
+    """Whether `path` (not following a final symlink) is a mount's root;
+    None where statx cannot say (no such call, or an older kernel)."""
+    if _statx is None:
+        return None
+    buf = ctypes.create_string_buffer(_STATX_SIZE)
+    if _statx(_AT_FDCWD, os.fsencode(path), _AT_SYMLINK_NOFOLLOW | _AT_NO_AUTOMOUNT, 0,
+              buf) != 0:
+        e = ctypes.get_errno()
+        if e in (errno.ENOSYS, errno.EPERM):
+            return None
+        return False                  # missing, or not reachable: not mounted
+    attributes = int.from_bytes(buf.raw[8:16], "little")
+    supported = int.from_bytes(buf.raw[56:64], "little")
+    if not supported & _STATX_ATTR_MOUNT_ROOT:
+        return None
+    return bool(attributes & _STATX_ATTR_MOUNT_ROOT)
+
+
+def mountinfo_has(path: str) -> bool:
+    """The same question through /proc/self/mountinfo (every mount read)."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            return any(unescape_mountinfo(line.split()[4]) == path for line in f)
+    except OSError:
+        return False
 
 
 def is_mountpoint(path: str) -> bool:
-    """Whether a mount's root is at `path` (a bind mount of the same
-    filesystem too).  The kernel says so in one statx(2) call (Linux >=
-    5.8); scanning /proc/self/mountinfo instead costs milliseconds on a
-    host with a thousand mounts, once per check of every container start."""
-    if _statx is not None:
-        buf = ctypes.create_string_buffer(_STATX_SIZE)
-        if _statx(_AT_FDCWD, os.fsencode(path), _AT_SYMLINK_NOFOLLOW | _AT_NO_AUTOMOUNT,
-                  0, buf) == 0:
-            attrs = int.from_bytes(buf.raw[8:16], sys.byteorder)
-            mask = int.from_bytes(buf.raw[56:64], sys.byteorder)
-            if mask & _STATX_ATTR_MOUNT_ROOT:
-                return bool(attrs & _STATX_ATTR_MOUNT_ROOT)
-        elif ctypes.get_errno() in (errno.ENOENT, errno.ENOTDIR):
-            return False
-    return _listed_as_mountpoint(path)
-
-
-def _listed_as_mountpoint(path: str) -> bool:
-    try:
-        with open("/proc/self/mountinfo") as f:
-            return any(line.split()[4] == path for line in f)
-    except OSError:
-        return False
+    root = _statx_mount_root(path)
+    return mountinfo_has(path) if root is None else root
 
 
 def unescape_mountinfo(s: str) -> str:

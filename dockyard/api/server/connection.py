@@ -97,6 +97,27 @@ def _reason(status: int) -> bytes:
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
+@dataclass(frozen=True)
+class ParsedHead:
+    """What h11 and our framing rules made of one request head without a
+    body: the same bytes always parse to the same request."""
+
+    method: str
+    target: str
+    path: str
+    headers: dict[str, str]
+    query: dict[str, list[str]]
+    http_version: str
+    raw_headers: list[tuple[bytes, bytes]]
+    keep_alive: bool
+
+
+# heads remembered per server: a client sends the same few again and again
+# (`_ping` before every CLI command, a poll of one container's state)
+HEAD_CACHE_ENTRIES = 512
+HEAD_CACHE_MAX_BYTES = 2048
+
+
 class HttpServer:
     """Accepts connections (asyncio's client callback) and keeps their count."""
 
@@ -106,6 +127,14 @@ class HttpServer:
         self.default_headers = dict(default_headers or {})
         self.limits = limits or Limits()
         self._connections: set[HttpConnection] = set()
+        self.heads: dict[bytes, ParsedHead] = {}
+
+    def remember_head(self, head: bytes, parsed: ParsedHead) -> None:
+        if len(head) > HEAD_CACHE_MAX_BYTES:
+            return
+        if len(self.heads) >= HEAD_CACHE_ENTRIES:
+            self.heads.clear()
+        self.heads[head] = parsed
 
     @property
     def connection_count(self) -> int:
@@ -140,6 +169,29 @@ class HttpServer:
         writer.close()
 
 
+def whole_response(status: int, headers: dict[str, str], body: bytes, *,
+                   keep_alive: bool) -> bytes:
+    """A response with a known length, in the very bytes h11 writes for it
+    (the unit tests compare the two): the headers in their order and, on a
+    connection that ends, every `Connection` header taken out and its
+    values, with `close` and without `keep-alive`, put back at the end one
+    by one.  Header names and values come from our own code."""
+    lines = [b"HTTP/1.1 %d %s\r\n" % (status, _reason(status))]
+    tokens = {"close"}
+    for k, v in headers.items():
+        if not keep_alive and k.lower() == "connection":
+            tokens.update(t.strip().lower() for t in v.split(","))
+            continue
+        lines.append(f"{k}: {v}\r\n".encode("latin-1"))
+    if not keep_alive:
+        tokens.discard("keep-alive")
+        tokens.discard("")
+        lines += [f"Connection: {t}\r\n".encode("latin-1") for t in sorted(tokens)]
+    lines.append(b"\r\n")
+    lines.append(body)
+    return b"".join(lines)
+
+
 def error_head_and_body(status: int, message: str, default_headers: dict[str, str]) -> bytes:
     """A complete `{"message": ...}` answer on a connection about to close."""
     body = (json.dumps({"message": message}) + "\n").encode()
@@ -166,12 +218,17 @@ class HttpConnection:
         self._pending = bytearray()       # read from the socket, not yet given to h11
         self._eof = False
         self.idle_since: float | None = None
-        # the request being served
-        self._h11 = h11.Connection(h11.SERVER)
+        # the request being served; None while a remembered head's request
+        # needs no h11 (see _conn)
+        self._h11: h11.Connection | None = h11.Connection(h11.SERVER)
+        self._head = b""
+        self._body_read = False
+        self._keep_alive = True
         self._guard: ChunkedGuard | None = None
         self._method = "GET"
         self._status = 200
         self._head_sent = False
+        self._framed_here = False         # the response was framed without h11
         self._broken = False
 
     @property
@@ -261,6 +318,29 @@ class HttpConnection:
                 return None
 
     def _parse(self, head: bytes) -> Request:
+        parsed = self.server.heads.get(head)
+        if parsed is None:
+            parsed = self._parse_new(head)
+        else:
+            self._h11 = None            # made from the head if it is needed after all
+            self._guard = None
+        self._head = head
+        self._body_read = False
+        self._keep_alive = parsed.keep_alive
+        self._method = parsed.method
+        self._status = 200
+        self._head_sent = False
+        self._framed_here = False
+        self._broken = False
+        return Request(
+            method=parsed.method, target=parsed.target, path=parsed.path,
+            headers=dict(parsed.headers),
+            query={k: list(v) for k, v in parsed.query.items()},
+            body=Body(self._receive_body), http_version=parsed.http_version,
+            raw_headers=list(parsed.raw_headers), watch_client=self.watch_client,
+        )
+
+    def _parse_new(self, head: bytes) -> ParsedHead:
         check_head(head)
         h = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_head)
         h.receive_data(head)
@@ -273,28 +353,45 @@ class HttpConnection:
             raise BadRequest("malformed request")
         check_request(ev)
         self._h11 = h
-        self._guard = ChunkedGuard(self.limits.max_trailer) if is_chunked(ev) else None
-        self._method = ev.method.decode("ascii").upper()
-        self._status = 200
-        self._head_sent = False
-        self._broken = False
+        chunked = is_chunked(ev)
+        self._guard = ChunkedGuard(self.limits.max_trailer) if chunked else None
         target = ev.target.decode("ascii")
         parts = urlsplit(target)
         headers: dict[str, str] = {}
         for name, value in ev.headers:
             k, v = name.decode("latin-1"), value.decode("latin-1")
             headers[k] = f"{headers[k]}, {v}" if k in headers else v
-        return Request(
-            method=self._method, target=target, path=unquote(parts.path) or "/",
-            headers=headers, query=parse_qs(parts.query, keep_blank_values=True),
-            body=Body(self._receive_body), http_version=ev.http_version.decode("ascii"),
-            raw_headers=list(ev.headers), watch_client=self.watch_client,
-        )
+        parsed = ParsedHead(
+            method=ev.method.decode("ascii").upper(), target=target,
+            path=unquote(parts.path) or "/", headers=headers,
+            query=parse_qs(parts.query, keep_blank_values=True),
+            http_version=ev.http_version.decode("ascii"), raw_headers=list(ev.headers),
+            keep_alive=bool(h._cstate.keep_alive))
+        if not chunked and "content-length" not in headers:
+            self.server.remember_head(head, parsed)
+        return parsed
+
+    @property
+    def _conn(self) -> h11.Connection:
+        """h11's view of the request: for a remembered head, made now from
+        the same bytes, as the request's first parse left it."""
+        if self._h11 is None:
+            h = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_head)
+            h.receive_data(self._head)
+            h.next_event()                 # the Request
+            if self._body_read:
+                h.next_event()             # its (empty) body's end, as read before
+            self._h11 = h
+        return self._h11
 
     async def _next_cycle(self) -> bool:
         """After a response: whether the connection can take another request."""
+        if self._h11 is None:
+            # a remembered head (no body) answered by send_whole: nothing
+            # read past the head, and h11 would be DONE on both sides
+            return self._framed_here and not self._broken
         h = self._h11
-        if self._broken or h.our_state is not h11.DONE:
+        if self._broken or (h.our_state is not h11.DONE and not self._framed_here):
             return False
         if h.their_state is h11.SEND_BODY:
             # the handler left (part of) the body: drop a little, else close
@@ -331,6 +428,9 @@ class HttpConnection:
 
     async def _receive_body(self) -> bytes:
         """The next piece of the request body, b"" at its end."""
+        if self._h11 is None:
+            self._body_read = True         # a remembered head has no body
+            return b""
         h = self._h11
         while True:
             if h.their_state in _BODY_READ:
@@ -364,9 +464,9 @@ class HttpConnection:
                 except BadRequest as e:
                     self._broken = True
                     raise BodyError(e.message) from None
-            self._h11.receive_data(data)
+            self._conn.receive_data(data)
         elif self._eof:
-            self._h11.receive_data(b"")
+            self._conn.receive_data(b"")
 
     # ------------------------------------------------------------ the Channel responses use
     async def finish_request_body(self) -> None:
@@ -378,7 +478,7 @@ class HttpConnection:
         if self._broken:
             h["Connection"] = "close"
         self._status = status
-        self._writer.write(self._h11.send(h11.Response(
+        self._writer.write(self._conn.send(h11.Response(
             status_code=status, headers=list(h.items()), reason=_reason(status))) or b"")
         self._head_sent = True
 
@@ -388,19 +488,37 @@ class HttpConnection:
         if self._broken:
             h["Connection"] = "close"
         self._status = status
-        parts = [self._h11.send(h11.Response(
-            status_code=status, headers=list(h.items()), reason=_reason(status))) or b""]
-        self._head_sent = True
-        if body and self._method != "HEAD" and status not in (204, 304):
-            parts += self._h11.send_with_data_passthrough(h11.Data(data=body)) or []
-        parts.append(self._h11.send(h11.EndOfMessage()) or b"")
-        self._writer.write(b"".join(parts))
+        sized = status in (204, 304) or any(k.lower() == "content-length" for k in h)
+        if not sized or (self._h11 is not None and self._h11.our_state is not h11.SEND_RESPONSE):
+            # no length given (h11 chooses chunks or close) or an unusual state
+            parts = [self._conn.send(h11.Response(
+                status_code=status, headers=list(h.items()), reason=_reason(status))) or b""]
+            self._head_sent = True
+            if body and self._method != "HEAD" and status not in (204, 304):
+                parts += self._conn.send_with_data_passthrough(h11.Data(data=body)) or []
+            parts.append(self._conn.send(h11.EndOfMessage()) or b"")
+            self._writer.write(b"".join(parts))
+        else:
+            # the common answer, framed here as h11 would (tests compare the
+            # bytes); h11 keeps reading the client's side of the connection
+            keep = self._h11_keeps_alive()
+            self._writer.write(whole_response(
+                status, h, b"" if self._method == "HEAD" else body, keep_alive=keep))
+            self._head_sent = True
+            # a response that says close ends the connection, as through h11
+            self._framed_here = keep and not any(
+                k.lower() == "connection" and "close" in v.lower() for k, v in h.items())
         await self._writer.drain()
+
+    def _h11_keeps_alive(self) -> bool:
+        # h11 keeps a connection only for an HTTP/1.1 request without
+        # `Connection: close`; it has read that request already
+        return self._keep_alive
 
     async def send_data(self, data: bytes) -> None:
         if self._method == "HEAD" or self._status in (204, 304) or not data:
             return
-        pieces = self._h11.send_with_data_passthrough(h11.Data(data=data)) or []
+        pieces = self._conn.send_with_data_passthrough(h11.Data(data=data)) or []
         if len(data) <= 65536:
             # one send(2) for the chunk's size line, data and CRLF (an event,
             # a log line), not three; a big chunk is not copied for that
@@ -410,7 +528,7 @@ class HttpConnection:
         await self._writer.drain()
 
     async def end(self) -> None:
-        self._writer.write(self._h11.send(h11.EndOfMessage()) or b"")
+        self._writer.write(self._conn.send(h11.EndOfMessage()) or b"")
         await self._writer.drain()
 
     @contextlib.asynccontextmanager
@@ -438,7 +556,7 @@ class HttpConnection:
 
     async def hijack_upgrade(self, headers: dict[str, str]) -> HijackedStream:
         try:
-            head = self._h11.send(h11.InformationalResponse(
+            head = self._conn.send(h11.InformationalResponse(
                 status_code=101, headers=list(headers.items()), reason=b"UPGRADED")) or b""
         except h11.LocalProtocolError:
             # h11 switches only on a request that proposed it; write it ourselves
@@ -449,7 +567,7 @@ class HttpConnection:
         self._head_sent = True
         self._writer.write(head)
         await self._writer.drain()
-        ahead, _closed = self._h11.trailing_data
+        ahead, _closed = self._conn.trailing_data
         early = ahead + bytes(self._pending)
         self._pending.clear()
         return HijackedStream(self._reader, self._writer, early, self._eof)

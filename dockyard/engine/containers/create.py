@@ -82,7 +82,7 @@ class ContainerCreator:
         self.store.reserve_name(name, cid)
         made: list[str] = []
         try:
-            await asyncio.to_thread(self._make_dirs, c)
+            self._make_dirs(c)          # five mkdirs: less than a thread's round trip
             made = await self.mounts.attach(c, plan)
             self.store.save_new(c)
         except BaseException:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from dockyard.util.atomic import atomic_write
 from dockyard.util.timefmt import rfc3339
+
+
+def _fields_of(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
 @dataclass
@@ -87,7 +91,13 @@ class Container:
 
     # ------------------------------------------------------------------ io
     def to_disk(self) -> dict[str, Any]:
-        return asdict(self)
+        """The record as JSON-ready data, as `asdict` gives it but without
+        copying the nested dicts and lists (only for serialising at once)."""
+        d = _fields_of(self)
+        d["state"] = st = _fields_of(self.state)
+        if self.state.health is not None:
+            st["health"] = _fields_of(self.state.health)
+        return d
 
     @classmethod
     def from_disk(cls, d: dict[str, Any]) -> Container:
@@ -101,7 +111,7 @@ class Container:
     def save(self, directory: Path) -> None:
         atomic_write(directory / "config.v2.json",
                      json.dumps(self.to_disk(), separators=(",", ":")).encode(), 0o600,
-                     make_parents=False)
+                     make_parents=False, sync_dir=False)
 
     @classmethod
     def load(cls, directory: Path) -> Container:

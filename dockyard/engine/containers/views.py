@@ -98,6 +98,9 @@ class ContainerViews:
         self.store = store
         self.images = images
         self.networks = networks
+        # each container's paths as inspect shows them: fixed once its init
+        # layer exists (the strings cost a dozen path joins and a stat)
+        self._paths: dict[str, dict[str, str]] = {}
 
     def inspect(self, ref: str, opts: InspectOptions) -> dict[str, Any]:
         return self.inspect_shape(self.store.get(ref), opts.size, opts.api_version)
@@ -109,12 +112,12 @@ class ContainerViews:
         return sum(dir_size(Path(p)) for p in self.images.lower_dirs(c.image_id))
 
     def network_settings(self, c: Container, api: tuple[int, int]) -> dict[str, Any]:
-        return net_views.network_settings(c, self.networks, str(self.store.netns_path(c)), api)
+        netns = str(self.store.netns_path(c)) if c.state.running else ""
+        return net_views.network_settings(c, self.networks, netns, api)
 
     def inspect_shape(self, c: Container, size: bool, api: tuple[int, int]
                       ) -> dict[str, Any]:
-        d = self.store.dir(c)
-        lower = ":".join([*init_lower(d), *self.images.lower_dirs(c.image_id)])
+        paths = self._paths_of(c)
         log_type = (c.host_config.get("LogConfig") or {}).get("Type", "json-file")
         out: dict[str, Any] = {
             "Id": c.id,
@@ -123,10 +126,10 @@ class ContainerViews:
             "Args": c.args,
             "State": c.state.to_json(),
             "Image": c.image_id,
-            "ResolvConfPath": str(d / "resolv.conf"),
-            "HostnamePath": str(d / "hostname"),
-            "HostsPath": str(d / "hosts"),
-            "LogPath": str(self.store.log_path(c)) if log_type == "json-file" else "",
+            "ResolvConfPath": paths["ResolvConfPath"],
+            "HostnamePath": paths["HostnamePath"],
+            "HostsPath": paths["HostsPath"],
+            "LogPath": paths["LogPath"] if log_type == "json-file" else "",
             "Name": f"/{c.name}",
             "RestartCount": c.state.restart_count,
             "Driver": "overlay2",
@@ -137,8 +140,7 @@ class ContainerViews:
             "ExecIDs": list(c.exec_ids) or None,
             "HostConfig": c.host_config,
             "GraphDriver": {"Name": "overlay2", "Data": {
-                "LowerDir": lower, "MergedDir": str(d / "merged"),
-                "UpperDir": str(d / "upper"), "WorkDir": str(d / "work")}},
+                k: paths[k] for k in ("LowerDir", "MergedDir", "UpperDir", "WorkDir")}},
             "Mounts": mounts_shape(c),
             "Config": c.config,
             "NetworkSettings": self.network_settings(c, api),
@@ -149,9 +151,28 @@ class ContainerViews:
             out["SizeRootFs"] = rw + self.image_size(c)
         return out
 
+    def _paths_of(self, c: Container) -> dict[str, str]:
+        paths = self._paths.get(c.id)
+        if paths is not None and paths["init"]:
+            return paths
+        d = self.store.dir(c)
+        init = init_lower(d)                  # the first start makes it
+        if paths is None:
+            if len(self._paths) > 2 * len(self.store) + 64:
+                self._paths = {k: v for k, v in self._paths.items()
+                               if self.store.find(k) is not None}
+            paths = self._paths[c.id] = {
+                "ResolvConfPath": str(d / "resolv.conf"), "HostnamePath": str(d / "hostname"),
+                "HostsPath": str(d / "hosts"), "LogPath": str(self.store.log_path(c)),
+                "image": ":".join(self.images.lower_dirs(c.image_id)),
+                "MergedDir": str(d / "merged"), "UpperDir": str(d / "upper"),
+                "WorkDir": str(d / "work")}
+        paths["init"] = ":".join(init)
+        paths["LowerDir"] = ":".join(x for x in (paths["init"], paths["image"]) if x)
+        return paths
+
     def summary_shape(self, c: Container, size: bool, api: tuple[int, int],
                       link_names: dict[str, list[str]] | None = None) -> dict[str, Any]:
-        ns = self.network_settings(c, api)
         out: dict[str, Any] = {
             "Id": c.id,
             "Names": [f"/{c.name}", *(link_names or {}).get(c.id, ())],
@@ -164,7 +185,7 @@ class ContainerViews:
             "State": c.state.status,
             "Status": c.status_text(),
             "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "bridge"},
-            "NetworkSettings": {"Networks": ns["Networks"]},
+            "NetworkSettings": {"Networks": net_views.networks_shape(c, self.networks, api)},
             "Mounts": mounts_shape(c),
         }
         if c.host_config.get("Annotations"):

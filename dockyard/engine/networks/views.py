@@ -45,10 +45,10 @@ def published(c: Container) -> list[PortMapping]:
     return [PortMapping(**p) for p in c.ports]
 
 
-def network_settings(c: Container, networks: NetworkStore, netns_path: str,
-                     api: tuple[int, int]) -> dict[str, Any]:
+def networks_shape(c: Container, networks: NetworkStore, api: tuple[int, int]
+                   ) -> dict[str, Any]:
+    """NetworkSettings.Networks: one entry per network the container is on."""
     mode = primary_network(c.host_config)
-    running = c.state.running
     out_nets: dict[str, Any] = {}
     if mode.startswith("container:"):
         pass
@@ -65,6 +65,14 @@ def network_settings(c: Container, networks: NetworkStore, netns_path: str,
             user_defined = name not in ("bridge",)
             out_nets[name] = _endpoint_settings(wanted.get(name) or {}, ep, net_id, api, c,
                                                 user_defined)
+    return out_nets
+
+
+def network_settings(c: Container, networks: NetworkStore, netns_path: str,
+                     api: tuple[int, int]) -> dict[str, Any]:
+    mode = primary_network(c.host_config)
+    running = c.state.running
+    out_nets = networks_shape(c, networks, api)
     ns: dict[str, Any] = {
         "SandboxID": c.id if running else "",
         "SandboxKey": netns_path if running and mode != "host" else "",
