@@ -119,9 +119,9 @@ def subscribers(sock: str, env: dict[str, str], out: Path, n: int) -> Iterator[l
 
 
 def client_loop(env: dict[str, str], scratch: Path, tag: str, until: float,
-                out: Outcome, lock: threading.Lock) -> None:
+                out: Outcome, lock: threading.Lock, stopping: threading.Event) -> None:
     n = 0
-    while time.time() < until:
+    while time.time() < until and not stopping.is_set():
         n += 1
         cidfile = scratch / f"{tag}-{n}.cid"
         t = time.perf_counter()
@@ -156,13 +156,20 @@ def load(sock: str, work: Path, ns: argparse.Namespace) -> Outcome:
     with subscribers(sock, env, work, ns.subscribers) as files:
         cpu0 = cpu_seconds(pids)
         until = time.time() + ns.seconds
+        stopping = threading.Event()
         threads = [threading.Thread(target=client_loop,
-                                    args=(env, work, f"c{i}", until, out, lock))
+                                    args=(env, work, f"c{i}", until, out, lock, stopping))
                    for i in range(ns.clients)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
+        try:
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+        finally:
+            # stopped early: no new runs, and the ones under way end first
+            stopping.set()
+            for th in threads:
+                th.join(RUN_TIMEOUT)
         out.cpu_s = cpu_seconds(pids) - cpu0
         out.load_after = os.getloadavg()[0]
         # the last destroy events are on their way: wait until every file has them

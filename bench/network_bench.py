@@ -172,10 +172,15 @@ def bench_dockyard(base: Path, tree: Path, exec_root: str = "/run/dockyard-bench
     try:
         yield sock
     finally:
+        # containers outlive their daemon: what a bench stopped half way left
+        ids = cli(sock, "ps", "-aq", check=False).split()
+        if ids:
+            cli(sock, "rm", "-f", *ids, check=False)
         stop(dy)
         subprocess.run([sys.executable, "-m", "dockyard.cli", "cleanup", "--data-root",
                         str(base / "data"), "--exec-root", exec_root],
                        cwd=tree, capture_output=True)
+        shutil.rmtree(exec_root, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -197,6 +202,7 @@ def networked_dockerd(base: Path, busybox_tar: Path, tag: str = "bench-net-docke
         subprocess.run(["pkill", "-f", f"/run/{tag}"], capture_output=True)
         remove_docker_networking(policy)
         shutil.rmtree(f"/var/lib/{tag}", ignore_errors=True)
+        shutil.rmtree(f"/run/{tag}", ignore_errors=True)
 
 
 def main() -> int:
