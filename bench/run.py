@@ -303,7 +303,11 @@ def start_dockyard(base: Path, tree: Path, exec_root: str = "/run/dockyard-bench
          "--data-root", str(base / "data"), "--exec-root", exec_root],
         stdout=subprocess.DEVNULL, stderr=open(base / log, "ab"),
         start_new_session=True, cwd=tree)
-    wait_socket(sock, proc)
+    try:
+        wait_socket(sock, proc)
+    except BaseException:
+        stop(proc)
+        raise
     return proc, sock
 
 

@@ -96,6 +96,13 @@ class LogPump:
         self._out_size = 0
         self.closed = False
         self.has_more = False     # the last call stopped with output left to convert
+        # Waiting for the FIFO (event loop side): one registration with the
+        # loop for all waiters, taken out before the FIFO's fd is closed, so
+        # a closed fd's number, reused by the next open anywhere in the
+        # daemon (a pidfd, a socket), is never left registered or removed.
+        self._waiters: set[asyncio.Future[None]] = set()
+        self._watched: tuple[asyncio.AbstractEventLoop, int] | None = None
+        self._closing = False
 
     # ------------------------------------------------------------ public
 
@@ -112,22 +119,34 @@ class LogPump:
         or, reading conmon's own file, `poll` seconds.  The caller must stop
         waiting before the pump is closed."""
         fd = self._spool.fifo_fd
-        if fd is None or self.closed:
+        if fd is None or self.closed or self._closing:
             await asyncio.sleep(poll)
             return
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
-
-        def readable() -> None:
-            if not ready.done():
-                ready.set_result(None)
-
-        loop.add_reader(fd, readable)
+        self._waiters.add(ready)
+        if self._watched is None:
+            loop.add_reader(fd, self._readable)
+            self._watched = (loop, fd)
         try:
             await asyncio.wait_for(ready, IDLE_WAIT)
         except TimeoutError:
             pass
         finally:
+            self._waiters.discard(ready)
+            if not self._waiters:
+                self._unwatch()
+
+    def _readable(self) -> None:
+        self._unwatch()
+        for f in self._waiters:
+            if not f.done():
+                f.set_result(None)
+
+    def _unwatch(self) -> None:
+        if self._watched is not None:
+            loop, fd = self._watched
+            self._watched = None
             loop.remove_reader(fd)
 
     async def run(self, stop: asyncio.Event | Callable[[], bool],
@@ -150,6 +169,8 @@ class LogPump:
             await self.aclose()
 
     async def aclose(self) -> None:
+        self._closing = True
+        self._readable()      # the waiters go, and the loop lets go of the fd
         async with self._lock:
             await asyncio.to_thread(self.close)
 

@@ -41,6 +41,8 @@ class Plumbing:
         self.dns = dns.DnsServer(dns_dir)
         self.chains = chains
         self._lock = asyncio.Lock()
+        self._bridge_lock = asyncio.Lock()
+        self._dns_stopped = False               # by this engine, with nothing to serve
         self._last_rules = ""
         self._installed: bool | None = None    # unknown until the first sync
         self._bridges: set[str] = set()         # known to exist
@@ -52,13 +54,17 @@ class Plumbing:
         says when it went missing."""
         if net.bridge in self._bridges and not check:
             return
-        addrs = []
-        for s in net.subnets:
-            prefix = s.subnet.split("/")[1]
-            if s.gateway:
-                addrs.append(f"{s.gateway}/{prefix}")
-        await asyncio.to_thread(links.ensure_bridge, net.bridge, addrs, net.mtu)
-        self._bridges.add(net.bridge)
+        # the first containers of a network start together: one makes the bridge
+        async with self._bridge_lock:
+            if net.bridge in self._bridges and not check:
+                return
+            addrs = []
+            for s in net.subnets:
+                prefix = s.subnet.split("/")[1]
+                if s.gateway:
+                    addrs.append(f"{s.gateway}/{prefix}")
+            await asyncio.to_thread(links.ensure_bridge, net.bridge, addrs, net.mtu)
+            self._bridges.add(net.bridge)
 
     async def remove_bridge(self, net: NetworkRecord) -> None:
         self._bridges.discard(net.bridge)
@@ -110,9 +116,12 @@ class Plumbing:
             if self._installed and rules != self._last_rules:
                 await firewall.apply(rules)
                 self._last_rules = rules
-            await self.dns.update({
-                name: dns.render_network(_gateways(by_id, name), (), recs)
-                for name, recs in dns_files.items()})
+            served = {name: dns.render_network(_gateways(by_id, name), (), recs)
+                      for name, recs in dns_files.items()}
+            if served or not self._dns_stopped:
+                # (with no network to serve, once the server is stopped it stays so)
+                await self.dns.update(served)
+                self._dns_stopped = not served
 
     async def teardown_if_idle(self, networks: Iterable[NetworkRecord],
                                containers: Iterable[Container]) -> bool:
@@ -127,6 +136,7 @@ class Plumbing:
                     await asyncio.to_thread(links.delete_link, n.bridge)
             await firewall.remove_all(self.chains)
             await self.dns.update({})
+            self._dns_stopped = True
             self._installed = False
             self._last_rules = ""
         return True
