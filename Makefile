@@ -6,7 +6,7 @@ VENV    := .venv
 SOCKET  ?= /run/dockyard.sock
 DATA    ?= /var/lib/dockyard
 
-.PHONY: setup setup-test run test test-unit test-integration test-v2 test-eco eco-lane lint bench bench-streams fuzz fuzz-lane
+.PHONY: setup setup-test run test test-unit test-integration test-v2 test-eco eco-lane lint bench bench-scale bench-load bench-streams fuzz fuzz-lane
 
 # Debian packages first (python3-venv among them), then the virtualenv.
 setup:
@@ -78,6 +78,15 @@ lint: $(VENV)/.stamp
 
 bench: setup
 	$(VENV)/bin/python bench/run.py
+
+# 500 running containers (SCALE="--count 50" for a quicker look, "--dockerd" beside Docker)
+bench-scale: setup
+	$(VENV)/bin/python bench/scale_bench.py $(SCALE)
+
+# 50 `docker events` subscribers while 20 clients loop on `docker run --rm`
+# for a minute, against dockyard and (when installed) dockerd
+bench-load: setup
+	$(VENV)/bin/python bench/load_bench.py
 
 # logs, exec, attach, cp, export, save/load throughput and the daemon's RSS
 # while they stream, side by side with a private dockerd

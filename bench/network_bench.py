@@ -145,17 +145,33 @@ def netavark_cost(runs: int) -> tuple[float, float]:
     return statistics.median(setups), statistics.median(teardowns)
 
 
-def start_reference_dockerd(base: Path, busybox_tar: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A Docker Engine with its default networking (docker0, iptables, proxy)."""
-    sock = "/run/bench-net-docker.sock"
+def start_reference_dockerd(base: Path, busybox_tar: Path | None,
+                            extra: tuple[str, ...] = (), tag: str = "bench-net-docker"
+                            ) -> tuple[subprocess.Popen[bytes], str]:
+    """A Docker Engine with its default networking (docker0, iptables, proxy);
+    `extra` daemon options, busybox loaded from `busybox_tar` if given; `tag`
+    names its socket, data root and exec root."""
+    sock = f"/run/{tag}.sock"
     proc = subprocess.Popen(
-        ["dockerd", "-H", f"unix://{sock}", "--data-root", "/var/lib/bench-net-docker",
-         "--exec-root", "/run/bench-net-docker", "--pidfile", "/run/bench-net-docker.pid"],
+        ["dockerd", "-H", f"unix://{sock}", "--data-root", f"/var/lib/{tag}",
+         "--exec-root", f"/run/{tag}", "--pidfile", f"/run/{tag}.pid", *extra],
         stdout=subprocess.DEVNULL, stderr=open(base / "dockerd.log", "wb"),
         start_new_session=True)
-    wait_socket(sock, proc, 60)
-    cli(sock, "load", "-i", str(busybox_tar))
+    try:
+        wait_socket(sock, proc, 60)
+        if busybox_tar is not None:
+            cli(sock, "load", "-i", str(busybox_tar))
+    except BaseException:
+        stop(proc)
+        raise
     return proc, sock
+
+
+def cleanup_dockyard(base: Path, tree: Path, exec_root: str = "/run/dockyard-bench") -> None:
+    """A stopped private dockyard's bridges, rules and name server go."""
+    subprocess.run([sys.executable, "-m", "dockyard.cli", "cleanup", "--data-root",
+                    str(base / "data"), "--exec-root", exec_root],
+                   cwd=tree, capture_output=True)
 
 
 @contextlib.contextmanager
@@ -166,25 +182,35 @@ def bench_dockyard(base: Path, tree: Path, exec_root: str = "/run/dockyard-bench
     try:
         yield sock
     finally:
+        # containers outlive their daemon: what a bench stopped half way left
+        ids = cli(sock, "ps", "-aq", check=False).split()
+        if ids:
+            cli(sock, "rm", "-f", *ids, check=False)
         stop(dy)
-        subprocess.run([sys.executable, "-m", "dockyard.cli", "cleanup", "--data-root",
-                        str(base / "data"), "--exec-root", exec_root],
-                       cwd=tree, capture_output=True)
+        cleanup_dockyard(base, tree, exec_root)
+        shutil.rmtree(exec_root, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def networked_dockerd(base: Path, busybox_tar: Path) -> Iterator[str]:
+def networked_dockerd(base: Path, busybox_tar: Path, extra: tuple[str, ...] = (),
+                      tag: str = "bench-net-docker") -> Iterator[str]:
     """start_reference_dockerd's socket; afterwards the daemon, its docker0,
     chains and FORWARD policy are gone again."""
+    if Path("/sys/class/net/docker0").exists():
+        raise RuntimeError("docker0 exists: another Docker Engine with its default "
+                           "networking runs on this host")
     policy = forward_policy()
-    proc, sock = start_reference_dockerd(base, busybox_tar)
+    proc = None
     try:
+        proc, sock = start_reference_dockerd(base, busybox_tar, extra, tag)
         yield sock
     finally:
-        stop(proc)
-        subprocess.run(["pkill", "-f", "/run/bench-net-docker"], capture_output=True)
+        if proc is not None:
+            stop(proc)
+        subprocess.run(["pkill", "-f", f"/run/{tag}"], capture_output=True)
         remove_docker_networking(policy)
-        shutil.rmtree("/var/lib/bench-net-docker", ignore_errors=True)
+        shutil.rmtree(f"/var/lib/{tag}", ignore_errors=True)
+        shutil.rmtree(f"/run/{tag}", ignore_errors=True)
 
 
 def main() -> int:

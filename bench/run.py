@@ -295,15 +295,19 @@ def footprint(e: Engine) -> dict[str, float]:
     return out
 
 
-def start_dockyard(base: Path, tree: Path, exec_root: str = "/run/dockyard-bench"
-                   ) -> tuple[subprocess.Popen[bytes], str]:
+def start_dockyard(base: Path, tree: Path, exec_root: str = "/run/dockyard-bench",
+                   log: str = "dockyard.log") -> tuple[subprocess.Popen[bytes], str]:
     sock = str(base / "dockyard.sock")
     proc = subprocess.Popen(
         [sys.executable, "-m", "dockyard.cli", "daemon", "-H", f"unix://{sock}",
          "--data-root", str(base / "data"), "--exec-root", exec_root],
-        stdout=subprocess.DEVNULL, stderr=open(base / "dockyard.log", "wb"),
+        stdout=subprocess.DEVNULL, stderr=open(base / log, "ab"),
         start_new_session=True, cwd=tree)
-    wait_socket(sock, proc)
+    try:
+        wait_socket(sock, proc)
+    except BaseException:
+        stop(proc)
+        raise
     return proc, sock
 
 

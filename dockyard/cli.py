@@ -119,6 +119,9 @@ async def run_daemon(cfg: DaemonConfig) -> int:
         await engine.shutdown()
         return 1
     app = app_for(engine.backends, Limits(tls_handshake_timeout=cfg.tls_handshake_timeout))
+    # `_ping` is answered while the containers are picked up; the rest waits
+    restored = asyncio.Event()
+    app.hold_until(restored)
     sockets: list[str] = []
     listening: list[str] = []
     try:
@@ -141,8 +144,21 @@ async def run_daemon(cfg: DaemonConfig) -> int:
     if cfg.pidfile:
         cfg.pidfile.parent.mkdir(parents=True, exist_ok=True)
         cfg.pidfile.write_text(f"{os.getpid()}")
-    log.info("dockyard %s (API %s) listening on %s, ready in %.0f ms", __version__, API_VERSION,
-             ", ".join(listening), (time.perf_counter() - t0) * 1000)
+    listening_ms = (time.perf_counter() - t0) * 1000
+    try:
+        await engine.restore_containers()
+    except DockyardError as e:
+        log.error("%s", e.message)
+        await app.close()
+        await engine.shutdown()
+        _unlink_all(sockets)
+        if cfg.pidfile:
+            cfg.pidfile.unlink(missing_ok=True)
+        return 1
+    restored.set()
+    log.info("dockyard %s (API %s) listening on %s after %.0f ms, ready in %.0f ms",
+             __version__, API_VERSION, ", ".join(listening), listening_ms,
+             (time.perf_counter() - t0) * 1000)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

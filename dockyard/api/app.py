@@ -80,6 +80,12 @@ class App:
         self.default_headers = dict(DEFAULT_HEADERS)
         self.server = HttpServer(self.dispatch, self.default_headers, limits)
         self._servers: list[asyncio.AbstractServer] = []
+        self._ready: asyncio.Event | None = None
+
+    def hold_until(self, ready: asyncio.Event) -> None:
+        """Answer `_ping` at once but every other request only once `ready`
+        is set (the engine is still picking up its containers)."""
+        self._ready = ready
 
     async def dispatch(self, req: Request) -> Response:
         t0 = time.perf_counter()
@@ -109,6 +115,8 @@ class App:
         if handler is None:
             return error_response(404, "page not found")
         req.params = params
+        if self._ready is not None and not self._ready.is_set() and path != "/_ping":
+            await self._ready.wait()
         try:
             resp = await handler(req)
         except ClientGone:

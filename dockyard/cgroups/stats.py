@@ -16,6 +16,7 @@ empty lists as None) so clients see what they would from dockerd.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -235,11 +236,24 @@ def empty_cpu_stats() -> dict[str, Any]:
 
 # -- I/O ----------------------------------------------------------------------
 
-def _read_text(path: Path) -> str | None:
+def _read_text(path: Path | str) -> str | None:
+    """A small kernel file's text, None if it cannot be read (gone with the
+    container, or never there).  os.open and os.read, without a text file
+    object: a sample reads some twenty of these, `docker stats` of
+    hundreds of containers thousands a second."""
     try:
-        return path.read_text()
-    except OSError:       # gone with the container, or never existed
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
         return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode(errors="replace")
 
 
 def read_cgroup_files(cg: ContainerCgroup) -> dict[str, str]:
@@ -253,7 +267,7 @@ def read_cgroup_files(cg: ContainerCgroup) -> dict[str, str]:
     for d, name in wanted:
         if d is None:
             continue
-        text = _read_text(Path(d) / name)
+        text = _read_text(f"{d}/{name}")
         if text is not None:
             out[name] = text
     return out

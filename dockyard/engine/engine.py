@@ -3,9 +3,9 @@ stops them.  It holds no Docker logic of its own.
 
 Start order: lock the data root, probe the host, set up emulation and
 userns-remap, open the image store (making the embedded busybox image if
-needed) while the runtimes are probed, then load the container records,
-reattach to what still runs and start what restart policies want running.
-`backends` is what the API layer is given.
+needed) while the runtimes are probed (`start`); then load the container
+records, reattach to what still runs and start what restart policies want
+running (`restore_containers`).  `backends` is what the API layer is given.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from dockyard.engine.containers.health import HealthMonitor
 from dockyard.engine.containers.lifecycle import Lifecycle
 from dockyard.engine.containers.monitor import ExitMonitor
 from dockyard.engine.containers.operate import ContainerOperations
+from dockyard.engine.containers.record import Container
 from dockyard.engine.containers.removal import ContainerRemover
 from dockyard.engine.containers.restart import RestartManager
 from dockyard.engine.containers.runner import ContainerRunner
@@ -64,10 +65,22 @@ from dockyard.network import links
 from dockyard.network.firewall import Chains
 from dockyard.network.ipam import DEFAULT_POOLS, parse_pools
 from dockyard.network.netns import prepare_netns_dir
-from dockyard.runtime.runtimes import RuntimeVersion, prepare_runtimes, runtime_version
+from dockyard.runtime.runtimes import (
+    OCIRuntime,
+    RuntimeVersion,
+    prepare_runtimes,
+    runtime_version,
+)
 from dockyard.volumes.local import LocalDriver
 
 log = logging.getLogger("dockyard.engine")
+
+
+async def _version_or_blank(rt: OCIRuntime) -> RuntimeVersion:
+    try:
+        return await runtime_version(rt)
+    except Exception:  # noqa: BLE001 - a version string is not worth failing for
+        return RuntimeVersion("", "")
 
 
 class Engine:
@@ -138,13 +151,10 @@ class Engine:
         busybox = asyncio.create_task(images.ensure_default_busybox())
         runtimes = await prepare_runtimes(str(self.exec_root), self.config.runtimes,
                                           self.config.default_runtime)
+        names = list(runtimes.runtimes)     # asked all at once: a restart waits for them
+        versions = dict(zip(names, await asyncio.gather(
+            *(_version_or_blank(runtimes.runtimes[n]) for n in names))))
         await busybox
-        versions: dict[str, RuntimeVersion] = {}
-        for name, rt in runtimes.runtimes.items():
-            try:
-                versions[name] = await runtime_version(rt)
-            except Exception:  # noqa: BLE001 - a version string is not worth failing for
-                versions[name] = RuntimeVersion("", "")
         if not runtimes.runtimes:
             log.error("no OCI runtime can create containers here: %s", runtimes.unusable)
         host = HostEnv(self.config, facts, runtimes, emulation, userns, versions, seccomp)
@@ -162,8 +172,14 @@ class Engine:
         volumes = VolumeService(LocalDriver(self.data_root, owner), self.store, self.events)
         await volumes.load()
         self._wire(host, images, distribution, volumes)
-        await self._open_containers()
         self._reaper = asyncio.create_task(reaper_loop())
+
+    async def restore_containers(self) -> None:
+        """After `start`: load the container records, reattach to what still
+        runs and start what restart policies want running.  The API may
+        already answer `_ping` meanwhile; every other request waits for this
+        (cli.py), as dockerd answers none before its restore."""
+        await self._open_containers()
 
     def _config_dir(self) -> Path:
         """Where the daemon's configuration lives (certs.d/ beside daemon.json)."""
@@ -231,11 +247,8 @@ class Engine:
         assert self._networking is not None and self._mounts is not None
         await asyncio.to_thread(prepare_netns_dir, self.store.netns_dir)
         loaded = await asyncio.to_thread(self.store.load_all)
+        await asyncio.to_thread(self._unmount_stale_views, loaded)  # a crash's
         for c in loaded:
-            try:
-                await asyncio.to_thread(unmount_stale_views, self.store.dir(c))   # a crash's
-            except OSError as e:
-                log.warning("container %s: stale views: %s", c.id[:12], e)
             if c.state.running and c.endpoints:
                 self._networking.restore(c)     # addresses and ports it still holds
         await asyncio.to_thread(self._remover.sweep_orphans, self.store.orphans())
@@ -244,6 +257,14 @@ class Engine:
         await self._networking.sync()
         if self._files is not None:
             await self._files.resume_interrupted_commits()
+
+    def _unmount_stale_views(self, loaded: list[Container]) -> None:
+        """In one worker thread for all the containers (blocking)."""
+        for c in loaded:
+            try:
+                unmount_stale_views(self.store.dir(c))
+            except OSError as e:
+                log.warning("container %s: stale views: %s", c.id[:12], e)
 
     # ----------------------------------------------------------- stop
     async def shutdown(self) -> None:

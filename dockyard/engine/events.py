@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -16,6 +17,8 @@ EVENT_FILTER_KEYS = {
     "scope", "secret", "service", "type", "volume",
 }
 _PREFIX_EVENTS = ("health_status", "exec_create", "exec_start")
+
+log = logging.getLogger("dockyard.events")
 
 
 @dataclass
@@ -99,12 +102,20 @@ def _candidates(ev: Event, key: str) -> list[str]:
     return [x for x in c if x]
 
 
+# Events a subscriber may have waiting (dockerd's buffer per subscriber):
+# one that stops reading misses what comes after, instead of holding the
+# daemon's memory without bound or slowing every other subscriber.
+SUBSCRIBER_BACKLOG = 1024
+
+
 class EventBus:
     """Keeps the last events for `since` queries and fans new ones out."""
 
-    def __init__(self, history: int = 1000) -> None:
+    def __init__(self, history: int = 1000, backlog: int = SUBSCRIBER_BACKLOG) -> None:
         self._history: deque[Event] = deque(maxlen=history)
         self._subscribers: set[asyncio.Queue[Event]] = set()
+        self._backlog = backlog
+        self._behind: set[asyncio.Queue[Event]] = set()     # told once each
 
     @property
     def listeners(self) -> int:
@@ -114,13 +125,19 @@ class EventBus:
              attributes: dict[str, str] | None = None) -> Event:
         ev = Event(type_, action, actor_id, dict(attributes or {}))
         self._history.append(ev)
-        for q in list(self._subscribers):
-            q.put_nowait(ev)
+        for q in self._subscribers:
+            try:
+                q.put_nowait(ev)
+            except asyncio.QueueFull:
+                if q not in self._behind:
+                    self._behind.add(q)
+                    log.warning("an events subscriber is %d events behind: it misses "
+                                "events from %s %s on", self._backlog, ev.type, ev.action)
         return ev
 
     async def stream(self, since_ns: int | None, until_ns: int | None,
                      filters: dict[str, list[str]]) -> AsyncIterator[Event]:
-        q: asyncio.Queue[Event] = asyncio.Queue()
+        q: asyncio.Queue[Event] = asyncio.Queue(self._backlog)
         self._subscribers.add(q)
         try:
             if since_ns is not None:
@@ -144,3 +161,4 @@ class EventBus:
                     yield ev
         finally:
             self._subscribers.discard(q)
+            self._behind.discard(q)

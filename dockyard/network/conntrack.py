@@ -14,14 +14,15 @@ import ipaddress
 import logging
 import socket
 
-from pyroute2 import Conntrack
-from pyroute2.conntrack import NFCTAttrTuple
-
 log = logging.getLogger("dockyard.conntrack")
 
 
 def forget_address(ip: str) -> int:
     """Delete the entries answered from `ip`; returns how many (blocking)."""
+    # imported here: pyroute2 is not needed to start the daemon (links.py)
+    from pyroute2 import Conntrack
+    from pyroute2.conntrack import NFCTAttrTuple
+
     family = socket.AF_INET6 if ipaddress.ip_address(ip).version == 6 else socket.AF_INET
     deleted = 0
     try:

@@ -110,6 +110,7 @@ class DnsServer:
     def __init__(self, config_dir: Path, binary: str | None = None) -> None:
         self.dir = config_dir
         self.binary = binary if binary is not None else find_aardvark()
+        self._applied: dict[str, str] | None = None   # what the running server read
 
     @property
     def available(self) -> bool:
@@ -142,10 +143,16 @@ class DnsServer:
         stop it."""
         if self.binary is None:
             return
+        if networks == self._applied and (not networks or self._pid() is not None):
+            # the same files for the same server (a container started on
+            # a network without names): no rewrite, no reread
+            return
+        self._applied = None
         await asyncio.to_thread(self._write, networks)
         pid = self._pid()
         if not networks:
             await self.stop()
+            self._applied = {}
             return
         if pid is not None:
             os.kill(pid, signal.SIGHUP)
@@ -153,6 +160,7 @@ class DnsServer:
             # started before that would find no name server there (IPv4
             # only: an IPv6 gateway may wait for duplicate address detection)
             await self._listening({g for g in _gateways(networks.values()) if ":" not in g})
+            self._applied = dict(networks)
             return
         proc = await asyncio.create_subprocess_exec(
             self.binary, "--config", str(self.dir), "-p", str(DNS_PORT), "run",
@@ -161,6 +169,8 @@ class DnsServer:
         _, err = await proc.communicate()     # returns once the server is ready
         if proc.returncode != 0:
             log.error("aardvark-dns did not start: %s", err.decode(errors="replace").strip())
+        else:
+            self._applied = dict(networks)
 
     async def _listening(self, gateways: set[str], timeout: float = 2.0) -> None:
         """Wait until the server answers on port 53 of every gateway (it

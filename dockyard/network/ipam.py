@@ -153,6 +153,10 @@ class SubnetAllocator:
     gateway: IPAddress
     ip_range: IPNetwork | None = None
     taken: set[IPAddress] = field(default_factory=set)
+    # every usable address below this one is taken: the search for the
+    # lowest free address starts here, not at the subnet's first address
+    # again for each container (the 500th start would walk 500 addresses)
+    _free_from: int = field(default=0, repr=False, compare=False)
 
     @classmethod
     def create(cls, subnet: IPNetwork, gateway: str | None = None,
@@ -193,8 +197,15 @@ class SubnetAllocator:
         return not (self._reserved(addr) or addr == self.gateway or addr in self.taken)
 
     def _first_free(self) -> IPAddress | None:
-        for addr in self.ip_range or self.subnet:
+        """The lowest usable address not taken (Docker's IPAM: not the one
+        after the last handed out)."""
+        net = self.ip_range or self.subnet
+        make = type(net.network_address)
+        for n in range(max(int(net.network_address), self._free_from),
+                       int(net.broadcast_address) + 1):
+            addr = make(n)
             if self._usable(addr):
+                self._free_from = n
                 return addr
         return None
 
@@ -217,3 +228,4 @@ class SubnetAllocator:
 
     def release(self, addr: IPAddress) -> None:
         self.taken.discard(addr)
+        self._free_from = min(self._free_from, int(addr))

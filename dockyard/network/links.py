@@ -20,17 +20,28 @@ import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from typing import TYPE_CHECKING
 
 from dockyard.errors import Conflict, SystemError_
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
 
 IFNAMSIZ = 15
 # pyroute2 sets its logger to log everything when imported, and it logs
 # every netlink message at debug level: the daemon's debug log would be
 # that alone.  Warnings and errors still come through.
 logging.getLogger("pyroute2").setLevel(logging.WARNING)
+
+
+def _netlink() -> tuple[type[IPRoute], type[Exception]]:
+    """pyroute2's socket class and error, imported on first use: importing
+    pyroute2 takes about 80 ms, which a restarted daemon would otherwise
+    spend before it answers `_ping` (it needs no netlink until a
+    container starts or stops)."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+    return IPRoute, NetlinkError
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -74,6 +85,7 @@ def _sysctl(path: str, value: str) -> None:
 
 def ensure_bridge(name: str, addresses: list[str], mtu: int = 1500) -> None:
     """The bridge `name` exists, is up and holds `addresses` ("10.1.0.1/24")."""
+    IPRoute, NetlinkError = _netlink()
     if len(name) > IFNAMSIZ:
         raise Conflict(f"bridge name {name} is longer than {IFNAMSIZ} characters")
     with IPRoute() as ip:
@@ -98,6 +110,7 @@ def ensure_bridge(name: str, addresses: list[str], mtu: int = 1500) -> None:
 
 def delete_link(name: str) -> None:
     """Remove an interface (a bridge, or a veth with its peer); gone already is fine."""
+    IPRoute, NetlinkError = _netlink()
     with IPRoute() as ip:
         found = ip.link_lookup(ifname=name)
         if found:
@@ -106,6 +119,7 @@ def delete_link(name: str) -> None:
 
 
 def link_exists(name: str) -> bool:
+    IPRoute, _ = _netlink()
     with IPRoute() as ip:
         return bool(ip.link_lookup(ifname=name))
 
@@ -113,6 +127,7 @@ def link_exists(name: str) -> bool:
 def attach(netns_path: str, att: Attachment) -> None:
     """Create the veth pair, plug the host end into the bridge, and set up
     the container end inside the namespace."""
+    IPRoute, NetlinkError = _netlink()
     fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         with IPRoute() as ip:
@@ -149,6 +164,7 @@ def netns_socket(netns_path: str) -> Iterator[IPRoute]:
     The calling thread enters the namespace only long enough to open the
     socket (which stays bound to it) and is back in its own before anything
     else runs: much cheaper than a helper process per namespace."""
+    IPRoute, _ = _netlink()
     target = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:

@@ -31,7 +31,10 @@ fi
 
 v1="$ECO/compose-v1"
 stamp="$v1/.stamp"
-if [ ! -f "$stamp" ] || [ tests/eco/requirements-compose-v1.txt -nt "$stamp" ]; then
+# a venv that does not run (an interrupted build, or one made at another
+# path: its scripts name their interpreter by absolute path) is made again
+if [ ! -f "$stamp" ] || [ tests/eco/requirements-compose-v1.txt -nt "$stamp" ] \
+    || ! "$v1/bin/docker-compose" version >/dev/null 2>&1; then
   echo "eco: installing docker-compose v1 into $v1"
   rm -rf "$v1"
   "${PYTHON:-/usr/bin/python3}" -m venv "$v1"

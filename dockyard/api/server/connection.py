@@ -518,7 +518,12 @@ class HttpConnection:
     async def send_data(self, data: bytes) -> None:
         if self._method == "HEAD" or self._status in (204, 304) or not data:
             return
-        for piece in self._conn.send_with_data_passthrough(h11.Data(data=data)) or []:
+        pieces = self._conn.send_with_data_passthrough(h11.Data(data=data)) or []
+        if len(data) <= 65536:
+            # one send(2) for the chunk's size line, data and CRLF (an event,
+            # a log line), not three; a big chunk is not copied for that
+            pieces = [b"".join(pieces)]
+        for piece in pieces:
             self._writer.write(piece)
         await self._writer.drain()
 

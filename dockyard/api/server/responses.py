@@ -104,27 +104,31 @@ class StreamResponse(Response):
             await ch.end()
             return True
         it = self.chunks.__aiter__()
+
+        async def pump() -> None:
+            async for chunk in it:
+                if chunk:
+                    await ch.send_data(chunk)
+
         try:
             async with ch.watch_client() as gone:
+                # one task for the whole stream, not one per chunk: an event
+                # stream with many subscribers sends many small chunks
                 gone_wait = asyncio.ensure_future(gone.wait())
+                pumping = asyncio.ensure_future(pump())
                 try:
-                    while True:
-                        nxt = asyncio.ensure_future(it.__anext__())
-                        await asyncio.wait({nxt, gone_wait}, return_when=asyncio.FIRST_COMPLETED)
-                        if not nxt.done():
-                            nxt.cancel()
-                            # the client left: whatever the stream raises now is moot
-                            with contextlib.suppress(asyncio.CancelledError, Exception):
-                                await nxt
-                            return False
-                        try:
-                            chunk = nxt.result()
-                        except StopAsyncIteration:
-                            break
-                        if chunk:
-                            await ch.send_data(chunk)
+                    await asyncio.wait({pumping, gone_wait},
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    if not pumping.done():
+                        pumping.cancel()
+                        # the client left: whatever the stream raises now is moot
+                        with contextlib.suppress(asyncio.CancelledError, Exception):
+                            await pumping
+                        return False
+                    pumping.result()
                 finally:
                     gone_wait.cancel()
+                    pumping.cancel()
                 await ch.end()
                 return not gone.is_set()
         except ConnectionError:

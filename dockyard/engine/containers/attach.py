@@ -229,8 +229,12 @@ class ContainerAttach:
         except (ConnectionError, OSError):
             pass
         finally:
-            for t in [out_task, det, *([in_task] if in_task else [])]:
+            tasks = [out_task, det, *([in_task] if in_task else [])]
+            for t in tasks:
                 t.cancel()
+            # they let go of the socket's fd in the event loop before it is
+            # closed: a closed fd's number is the next open's, anywhere
+            await asyncio.gather(*tasks, return_exceptions=True)
             conn.close()
             with contextlib.suppress(Exception):
                 await out.drain()

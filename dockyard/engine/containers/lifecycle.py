@@ -25,6 +25,7 @@ from dockyard.engine.containers.restart import RestartManager
 from dockyard.engine.containers.runner import ContainerRunner, StartError
 from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.networks import legacy_links
+from dockyard.engine.networks.records import NetworkRecord
 from dockyard.errors import (
     Conflict,
     DockyardError,
@@ -106,7 +107,15 @@ class Lifecycle:
             self.health.reset(c)
         self.store.save(c)
         self.monitor.watch(c, mon, self._on_exit)
+        self._network_events(c, "connect", self.runner.networks_joined(c))
         self.store.emit(c, "start")
+
+    def _network_events(self, c: Container, action: str, nets: list[NetworkRecord]) -> None:
+        """Docker's `network connect` at each start and `disconnect` after
+        each exit, one per network the run was on."""
+        for net in nets:
+            self.store.events.emit("network", action, net.id,
+                                   {"container": c.id, "name": net.name, "type": net.driver})
 
     async def _start_failed(self, c: Container, message: str, code: int | None) -> None:
         c.state.error = message
@@ -129,6 +138,7 @@ class Lifecycle:
         st.status = "exited"
         if ex.oom_killed:
             self.store.emit(c, "oom")
+        left = self.runner.networks_joined(c)
         try:
             await self.runner.release(c)
         except Exception:   # the exit is still recorded; a later start sweeps again
@@ -136,6 +146,7 @@ class Lifecycle:
         duration = max(0, (ex.finished_ns - st.started_at) // 1_000_000_000) \
             if st.started_at else 0
         self.store.emit(c, "die", exitCode=str(ex.code), execDuration=str(duration))
+        self._network_events(c, "disconnect", left)
         delay = self.restart_manager.decision(c)
         if delay is None:
             self.store.save(c)

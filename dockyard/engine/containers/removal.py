@@ -59,7 +59,7 @@ class ContainerRemover:
                 return          # removed meanwhile (rm -f and --rm racing)
             self.restart.cancel(c)
             self.store.discard(c)
-            await self.runner.release(c)
+            await self.runner.release_again(c)
             await asyncio.to_thread(self._remove_files, c)
             await self.mounts.forget(c, remove_volumes)
         await self.waiters.cancelled(c)

@@ -20,6 +20,7 @@ from dockyard.engine.containers.specbuild import SpecBuilder
 from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.host.environment import HostEnv
 from dockyard.engine.logs.service import log_driver
+from dockyard.engine.networks.records import NetworkRecord
 from dockyard.errors import DockyardError, InvalidParameter, SystemError_
 from dockyard.images.service import ImageService
 from dockyard.network.netns import remove_netns
@@ -72,6 +73,9 @@ class ContainerRunner:
         self.images = images
         self.specs = specs
         self.conmon = conmon.ConmonSettings.detect(log_size_max=CONMON_LOG_SIZE_MAX)
+        # containers whose last run gave back everything (this daemon saw the
+        # release finish); removing them need not release it all again
+        self._released: set[str] = set()
 
     def runtime_for(self, c: Container) -> OCIRuntime:
         return self.host.runtime(c.runtime)
@@ -79,6 +83,7 @@ class ContainerRunner:
     async def create(self, c: Container) -> conmon.MonitoredContainer:
         """Spec, bundle and the runtime's container under a new conmon; the
         process is not started yet.  Raises StartError."""
+        self._released.discard(c.id)
         try:
             # a foreign-architecture image nothing can run: say so, not ENOEXEC
             self.host.emulation.check_can_run(self.images.image_config(c.image_id))
@@ -130,6 +135,9 @@ class ContainerRunner:
         return conmon.MonitoredContainer(c.id, c.state.pid, c.state.conmon_pid,
                                          self.store.layout(c), self.runtime_for(c))
 
+    def networks_joined(self, c: Container) -> list[NetworkRecord]:
+        return self.specs.networking.joined(c)
+
     async def release(self, c: Container) -> None:
         """Undo everything a run made on the host, whether it ended or never
         started: the runtime's container, the log FIFO's keeper (the exit
@@ -150,3 +158,13 @@ class ContainerRunner:
         await asyncio.to_thread(remove_netns, self.store.netns_path(c))
         await asyncio.to_thread(shutil.rmtree, self.store.bundle(c), True)
         await asyncio.to_thread(remove_empty_cgroup, self.host.cgroups_path(c.id, c.host_config))
+        self._released.add(c.id)
+
+    async def release_again(self, c: Container) -> None:
+        """At removal: `release`, unless the last run's release finished
+        (a `--rm` container's exit handler has just done it all)."""
+        if c.id in self._released:
+            self._released.discard(c.id)
+            return
+        await self.release(c)
+        self._released.discard(c.id)

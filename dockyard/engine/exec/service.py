@@ -367,8 +367,11 @@ class ExecService:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(ec.done.wait()), EXIT_RECORD_TIMEOUT)
         finally:
-            for t in [out_task, *stops, *([in_task] if in_task else [])]:
+            tasks = [out_task, *stops, *([in_task] if in_task else [])]
+            for t in tasks:
                 t.cancel()
+            # the socket's fd leaves the event loop before it is closed
+            await asyncio.gather(*tasks, return_exceptions=True)
             conn.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await out.drain()

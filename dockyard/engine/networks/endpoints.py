@@ -202,6 +202,19 @@ class ContainerNetworking:
             return []
         return [s4.gateway] if s4 is not None and s4.gateway else []
 
+    def joined(self, c: Container) -> list[NetworkRecord]:
+        """The networks a running container is on, as Docker reports them in
+        its `network connect` and `disconnect` events: `none` or `host` for
+        those modes, nothing for a container sharing another's namespace."""
+        mode = primary_network(c.host_config)
+        if mode in SPECIAL_MODES:
+            try:
+                return [self.networks.get(mode)]
+            except NotFound:
+                return []
+        return [net for ep in endpoints_of(c)
+                if (net := self.networks.find(ep.network_id)) is not None]
+
     async def start(self, c: Container, netns: str, upstream: list[str]) -> list[Endpoint]:
         """Attach the container to its networks and publish its ports;
         `upstream` are the resolvers for names the networks do not know."""

@@ -41,6 +41,8 @@ class Plumbing:
         self.dns = dns.DnsServer(dns_dir)
         self.chains = chains
         self._lock = asyncio.Lock()
+        self._bridge_lock = asyncio.Lock()
+        self._dns_stopped = False               # by this engine, with nothing to serve
         self._last_rules = ""
         self._installed: bool | None = None    # unknown until the first sync
         self._bridges: set[str] = set()         # known to exist
@@ -52,13 +54,17 @@ class Plumbing:
         says when it went missing."""
         if net.bridge in self._bridges and not check:
             return
-        addrs = []
-        for s in net.subnets:
-            prefix = s.subnet.split("/")[1]
-            if s.gateway:
-                addrs.append(f"{s.gateway}/{prefix}")
-        await asyncio.to_thread(links.ensure_bridge, net.bridge, addrs, net.mtu)
-        self._bridges.add(net.bridge)
+        # the first containers of a network start together: one makes the bridge
+        async with self._bridge_lock:
+            if net.bridge in self._bridges and not check:
+                return
+            addrs = []
+            for s in net.subnets:
+                prefix = s.subnet.split("/")[1]
+                if s.gateway:
+                    addrs.append(f"{s.gateway}/{prefix}")
+            await asyncio.to_thread(links.ensure_bridge, net.bridge, addrs, net.mtu)
+            self._bridges.add(net.bridge)
 
     async def remove_bridge(self, net: NetworkRecord) -> None:
         self._bridges.discard(net.bridge)
@@ -81,6 +87,8 @@ class Plumbing:
                                                       if n.dns_enabled}
         aliases = _link_aliases(running, by_id)
         for c in running:
+            if not c.ports and dns_files.keys().isdisjoint(c.endpoints):
+                continue    # no forward and no name: nothing of it to render
             eps = endpoints_of(c)
             primary = eps[0] if eps else None
             for p in c.ports:
@@ -108,9 +116,12 @@ class Plumbing:
             if self._installed and rules != self._last_rules:
                 await firewall.apply(rules)
                 self._last_rules = rules
-            await self.dns.update({
-                name: dns.render_network(_gateways(by_id, name), (), recs)
-                for name, recs in dns_files.items()})
+            served = {name: dns.render_network(_gateways(by_id, name), (), recs)
+                      for name, recs in dns_files.items()}
+            if served or not self._dns_stopped:
+                # (with no network to serve, once the server is stopped it stays so)
+                await self.dns.update(served)
+                self._dns_stopped = not served
 
     async def teardown_if_idle(self, networks: Iterable[NetworkRecord],
                                containers: Iterable[Container]) -> bool:
@@ -125,6 +136,7 @@ class Plumbing:
                     await asyncio.to_thread(links.delete_link, n.bridge)
             await firewall.remove_all(self.chains)
             await self.dns.update({})
+            self._dns_stopped = True
             self._installed = False
             self._last_rules = ""
         return True
@@ -140,9 +152,12 @@ def _link_aliases(running: list[Container], by_id: dict[str, NetworkRecord]
     target need not exist when the linking container starts).  The name
     server has no names per asking container, so every container of the
     network resolves the alias, not only the linking one as under Docker."""
+    linking = [c for c in running if _has_links(c)]
+    if not linking:
+        return {}
     by_name = {c.name.lstrip("/"): c for c in running}
     out: dict[tuple[str, str], list[str]] = {}
-    for c in running:
+    for c in linking:
         for e in endpoints_of(c):
             net = by_id.get(e.network_id)
             if net is None or not net.dns_enabled:
@@ -153,6 +168,14 @@ def _link_aliases(running: list[Container], by_id: dict[str, NetworkRecord]
                 if target is not None and net.name in target.endpoints:
                     out.setdefault((target.id, net.name), []).append(link.alias)
     return out
+
+
+def _has_links(c: Container) -> bool:
+    """Any `--link` of the container, on any of its networks (what
+    legacy_links.wanted reads), without parsing its endpoints."""
+    return bool(c.host_config.get("Links")) or any(
+        (settings or {}).get("Links")
+        for settings in (c.networking_config.get("EndpointsConfig") or {}).values())
 
 
 def _host_ip(ip: str) -> str:

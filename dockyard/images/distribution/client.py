@@ -23,10 +23,11 @@ import socket
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 from dockyard.errors import DockyardError
 from dockyard.images.distribution.auth import (
@@ -52,8 +53,22 @@ USER_AGENT = "dockyard (docker-compatible registry client)"
 CLIENT_ID = "docker"
 MAX_REDIRECTS = 10
 MAX_SMALL_BODY = 4 << 20          # manifests, configs, tokens, errors
-TIMEOUT = httpx.Timeout(connect=15.0, read=60.0, write=60.0, pool=None)
-TRANSPORT_ERRORS = (httpx.TransportError, OSError)
+TIMEOUTS: dict[str, float | None] = {"connect": 15.0, "read": 60.0, "write": 60.0,
+                                      "pool": None}
+
+
+def httpx_module() -> Any:
+    """httpx, imported when a registry is first contacted: the import costs
+    a daemon's start about 40 ms and 8 MB of memory that a daemon which
+    never pulls or pushes need not pay."""
+    import httpx
+
+    return httpx
+
+
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """What a connection to a registry raises when the network fails."""
+    return (httpx_module().TransportError, OSError)
 CERTS_RECHECK = 1.0               # seconds between looks at certs.d for one endpoint
 
 
@@ -116,11 +131,12 @@ class Transport:
         if found is not None:
             self._retired.append(found[0])     # closed at shutdown: requests may be under way
         ctx = self.hosts.ssl_context(ep)
-        c = httpx.AsyncClient(
-            verify=ctx if ctx is not None else True, timeout=TIMEOUT,
+        hx = httpx_module()
+        c = hx.AsyncClient(
+            verify=ctx if ctx is not None else True, timeout=hx.Timeout(**TIMEOUTS),
             proxy=self.hosts.proxies.for_url(ep.url),
             headers={"User-Agent": USER_AGENT}, follow_redirects=False, trust_env=False,
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=8))
+            limits=hx.Limits(max_connections=32, max_keepalive_connections=8))
         self._clients[key] = (c, signature, now)
         return c
 
@@ -145,7 +161,7 @@ class Transport:
         try:
             resp = await self.client(ep).get(url)
             await resp.aread()
-        except TRANSPORT_ERRORS as e:
+        except transport_errors() as e:
             raise self.error("GET", url, e) from e
         if resp.status_code not in (200, 401):
             # dockerd goes on (some registries answer 404 here); nothing to authenticate
@@ -210,7 +226,7 @@ class Transport:
                 body = await _read_limited(resp)
             finally:
                 await resp.aclose()
-        except TRANSPORT_ERRORS as e:
+        except transport_errors() as e:
             raise self.error(req.method, realm, e) from e
         if resp.status_code != 200:
             err = parse_error_body(resp.status_code, body, realm)
@@ -319,7 +335,7 @@ class RepositoryClient:
                 req = client.build_request(method, target, headers=hdrs, content=content)
                 try:
                     resp = await client.send(req, stream=True)
-                except TRANSPORT_ERRORS as e:
+                except transport_errors() as e:
                     raise self.transport.error(method, target, e) from e
                 if resp.status_code in (301, 302, 303, 307, 308) and method in ("GET", "HEAD") \
                         and "location" in resp.headers:
@@ -346,7 +362,7 @@ class RepositoryClient:
         if not stream:
             try:
                 await resp.aread()
-            except TRANSPORT_ERRORS as e:
+            except transport_errors() as e:
                 raise self.transport.error(method, url, e) from e
         return resp
 
@@ -370,9 +386,10 @@ class RepositoryClient:
             await resp.aclose()
 
     async def error_of(self, resp: httpx.Response) -> RegistryHTTPError:
+        unreadable: tuple[type[BaseException], ...] = (DockyardError, *transport_errors())
         try:
             body = await _read_limited(resp)
-        except (DockyardError, *TRANSPORT_ERRORS):
+        except unreadable:
             body = b""
         return parse_error_body(resp.status_code, body, str(resp.request.url),
                                 resp.headers.get_list("www-authenticate"))

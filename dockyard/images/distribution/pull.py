@@ -34,13 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
-
 from dockyard.errors import DockyardError, InvalidParameter, NotFound
 from dockyard.images.distribution import manifest as mf
 from dockyard.images.distribution.client import (
-    TRANSPORT_ERRORS,
     RepositoryClient,
+    httpx_module,
+    transport_errors,
 )
 from dockyard.images.distribution.errors import (
     RegistryHTTPError,
@@ -266,13 +265,14 @@ class PullJob:
 
     async def _fetch_into(self, sink: LayerSink, url: str, desc: mf.Descriptor,
                           ident: str) -> None:
+        retried: tuple[type[BaseException], ...] = (*transport_errors(), RegistryUnreachable)
         for attempt in range(1, ATTEMPTS + 1):
             headers = {"Range": f"bytes={sink.received}-"} if sink.received else {}
             try:
                 await self._fetch_once(sink, url, headers, desc, ident)
                 self.emit(progress_message(ident, "Downloading", sink.received, desc.size))
                 return
-            except (*TRANSPORT_ERRORS, RegistryUnreachable) as e:
+            except retried as e:
                 if attempt == ATTEMPTS:
                     if isinstance(e, DockyardError):
                         raise
@@ -300,7 +300,7 @@ class PullJob:
                 err = await self.repo.error_of(resp)
                 if resp.status_code == 416 and sink.received:
                     await run_in_thread(lambda _t: sink.reset())
-                    raise httpx.ReadError("range not satisfiable")
+                    raise httpx_module().ReadError("range not satisfiable")
                 raise pull_error(err, self.ref.familiar_name, self.ref.familiar())
             if resp.status_code == 200 and sink.received:
                 await run_in_thread(lambda _t: sink.reset())    # the range was ignored
@@ -322,7 +322,7 @@ class PullJob:
                         last = now
                         self.emit(progress_message(ident, "Downloading",
                                                    sink.received + len(buf), desc.size))
-            except TRANSPORT_ERRORS:
+            except transport_errors():
                 await flush()
                 raise
             await flush()

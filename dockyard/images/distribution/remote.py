@@ -18,9 +18,9 @@ from dockyard.errors import DockyardError, Unauthorized
 from dockyard.images.distribution import manifest as mf
 from dockyard.images.distribution.auth import AuthConfig
 from dockyard.images.distribution.client import (
-    TRANSPORT_ERRORS,
     RepositoryClient,
     Transport,
+    transport_errors,
 )
 from dockyard.images.distribution.errors import (
     CredentialsRefused,
@@ -77,7 +77,7 @@ async def login(transport: Transport, hosts: RegistryHosts, creds: AuthConfig
                 break
         try:
             resp = await transport.client(ep).get(url, headers=headers)
-        except TRANSPORT_ERRORS as e:
+        except transport_errors() as e:
             last = transport.error("GET", url, e)
             continue
         if resp.status_code != 200:

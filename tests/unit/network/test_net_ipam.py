@@ -335,6 +335,22 @@ def test_allocate_lowest_free_and_release():
     assert a.allocate() == addr("10.5.0.5")
 
 
+def test_lowest_free_after_many_and_when_full():
+    a = SubnetAllocator.create(net("10.5.0.0/24"))
+    got = [a.allocate() for _ in range(253)]           # .2 to .254
+    assert got[-1] == addr("10.5.0.254")
+    with pytest.raises(Conflict):
+        a.allocate()
+    for ip in ("10.5.0.200", "10.5.0.7", "10.5.0.100"):
+        a.release(addr(ip))
+    assert [a.allocate() for _ in range(3)] == [addr("10.5.0.7"), addr("10.5.0.100"),
+                                                 addr("10.5.0.200")]
+    b = SubnetAllocator.create(net("10.6.0.0/24"))
+    b.allocate("10.6.0.2")                              # asked for: the next goes past it
+    b.taken.add(addr("10.6.0.3"))                       # claimed at daemon start
+    assert b.allocate() == addr("10.6.0.4")
+
+
 def test_release_of_an_address_not_held_is_harmless():
     a = SubnetAllocator.create(net("10.5.0.0/24"))
     a.release(addr("10.5.0.77"))

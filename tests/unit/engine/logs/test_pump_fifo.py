@@ -172,6 +172,44 @@ def test_close_lets_go_of_every_file(tmp_path: Path, fifo: Fifo) -> None:
     assert not (open_fds() - before)
 
 
+def test_closing_under_a_waiter_leaves_the_fd_number_to_its_next_owner(
+        tmp_path: Path, fifo: Fifo) -> None:
+    """The exit monitor closes a pump while its task still waits on the
+    FIFO; the number of the closed fd is reused by the next open (another
+    container's pidfd, say), whose readiness must still reach its owner."""
+    def fd_of(path: Path) -> int:
+        return next(int(n) for n in os.listdir("/proc/self/fd")
+                    if os.path.realpath(f"/proc/self/fd/{n}") == str(path)
+                    and int(n) != fifo.fd)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        pump = new_pump(tmp_path, fifo)
+        await pump.pump_once()
+        number = fd_of(fifo.path)
+        waiter = asyncio.create_task(pump.wait_output(0.1))
+        await asyncio.sleep(0.05)
+        await pump.aclose()
+        r, w = os.pipe()
+        if r != number:
+            os.dup2(r, number)
+            os.close(r)
+        seen = asyncio.Event()
+        loop.add_reader(number, seen.set)
+        try:
+            os.write(w, b"x")
+            await asyncio.wait_for(seen.wait(), 2)
+            await asyncio.wait_for(waiter, 2)      # woken by the close
+            seen.clear()
+            await asyncio.wait_for(seen.wait(), 2)  # still registered after it left
+        finally:
+            loop.remove_reader(number)
+            os.close(number)
+            os.close(w)
+
+    run(main())
+
+
 def test_a_failing_pump_is_retried_calmly(monkeypatch: pytest.MonkeyPatch) -> None:
     """A pump that fails (a full disk, say) with output waiting in the FIFO
     must not spin the event loop."""
