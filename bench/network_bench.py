@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -102,10 +103,40 @@ def _mbps(url: str) -> float:
             time.sleep(0.2)
 
 
+def _netavark_rules(table: str) -> list[str]:
+    out = subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True).stdout
+    return [ln for ln in out.splitlines() if "NETAVARK" in ln]
+
+
+def remove_netavark_chains() -> None:
+    """netavark leaves its top-level chains (and the jumps to them) after the
+    last network's teardown: take them out, jumps first."""
+    for table in ("filter", "nat", "mangle"):
+        lines = _netavark_rules(table)
+        for ln in lines:
+            if ln.startswith("-A ") and not ln.split()[1].startswith("NETAVARK"):
+                subprocess.run(["iptables", "-t", table, "-D", *shlex.split(ln[3:])],
+                               capture_output=True)
+        chains = [ln[1:].split()[0] for ln in lines if ln.startswith(":")]
+        for verb in ("-F", "-X"):
+            for chain in chains:
+                subprocess.run(["iptables", "-t", table, verb, chain], capture_output=True)
+
+
 def netavark_cost(runs: int) -> tuple[float, float]:
-    """Median setup and teardown of one container on an existing network."""
+    """Median setup and teardown of one container on an existing network;
+    netavark's chains go afterwards unless they were there before."""
     if not os.access(NETAVARK, os.X_OK):
         return float("nan"), float("nan")
+    had_chains = any(_netavark_rules(t) for t in ("filter", "nat", "mangle"))
+    try:
+        return _netavark_cost(runs)
+    finally:
+        if not had_chains:
+            remove_netavark_chains()
+
+
+def _netavark_cost(runs: int) -> tuple[float, float]:
     conf = Path(tempfile.mkdtemp(prefix="nvbench-"))
     info = {"name": "nvbench", "id": uuid.uuid4().hex * 2, "driver": "bridge",
             "network_interface": "nvbench0",
