@@ -16,7 +16,6 @@ empty lists as None) so clients see what they would from dockerd.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from dockyard.cgroups.parse import (
     parse_uint_or_max,
 )
 from dockyard.cgroups.paths import ContainerCgroup
+from dockyard.util.kernelfile import read_small
 
 # The files each controller contributes, per cgroup version.
 V1_FILES: dict[str, tuple[str, ...]] = {
@@ -238,22 +238,10 @@ def empty_cpu_stats() -> dict[str, Any]:
 
 def _read_text(path: Path | str) -> str | None:
     """A small kernel file's text, None if it cannot be read (gone with the
-    container, or never there).  os.open and os.read, without a text file
-    object: a sample reads some twenty of these, `docker stats` of
-    hundreds of containers thousands a second."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return b"".join(chunks).decode(errors="replace")
+    container, or never there): a sample reads some twenty of these,
+    `docker stats` of hundreds of containers thousands a second."""
+    data = read_small(path)
+    return None if data is None else data.decode(errors="replace")
 
 
 def read_cgroup_files(cg: ContainerCgroup) -> dict[str, str]:

@@ -18,6 +18,8 @@ import os
 import signal
 import warnings
 
+from dockyard.util.kernelfile import read_small
+
 log = logging.getLogger("dockyard.reaper")
 
 _ORPHAN_NAMES = {"conmon", "crun", "runc", "runsc", "catatonit", "unshare", "aardvark-dns"}
@@ -41,9 +43,9 @@ def zombie_children() -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     me = os.getpid()
     for task in os.listdir(f"/proc/{me}/task"):
-        kids = _read(f"/proc/{me}/task/{task}/children")
+        kids = read_small(f"/proc/{me}/task/{task}/children")
         for k in kids.split() if kids else ():
-            stat = _read(f"/proc/{int(k)}/stat")
+            stat = read_small(f"/proc/{int(k)}/stat")
             if stat is None:
                 continue
             end = stat.rindex(b")")
@@ -51,24 +53,6 @@ def zombie_children() -> list[tuple[int, str]]:
                 comm = stat[stat.index(b"(") + 1:end].decode(errors="replace")
                 out.append((int(k), comm))
     return out
-
-
-def _read(path: str) -> bytes | None:
-    """A small /proc file, without the cost of a text file object (a
-    sweep reads one per child)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def reap_once() -> int:

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[4]
 SCRIPT = textwrap.dedent("""
     import asyncio, ctypes, subprocess, sys, time
     sys.path.insert(0, sys.argv[2])
-    from dockyard.engine.host.reaper import reaper_loop, zombie_children, _read
+    from dockyard.engine.host.reaper import reaper_loop, zombie_children
+    from dockyard.util.kernelfile import read_small as _read
     import os
 
     def child_state(name):
