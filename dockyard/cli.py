@@ -144,7 +144,11 @@ async def run_daemon(cfg: DaemonConfig) -> int:
     if cfg.pidfile:
         cfg.pidfile.parent.mkdir(parents=True, exist_ok=True)
         cfg.pidfile.write_text(f"{os.getpid()}")
-    listening_ms = (time.perf_counter() - t0) * 1000
+    # said before the containers are picked up: the sockets answer `_ping`
+    # from here on, and whoever waits for that may read this line next
+    log.info("dockyard %s (API %s) listening on %s after %.0f ms",
+             __version__, API_VERSION, ", ".join(listening),
+             (time.perf_counter() - t0) * 1000)
     try:
         await engine.restore_containers()
     except DockyardError as e:
@@ -156,9 +160,7 @@ async def run_daemon(cfg: DaemonConfig) -> int:
             cfg.pidfile.unlink(missing_ok=True)
         return 1
     restored.set()
-    log.info("dockyard %s (API %s) listening on %s after %.0f ms, ready in %.0f ms",
-             __version__, API_VERSION, ", ".join(listening), listening_ms,
-             (time.perf_counter() - t0) * 1000)
+    log.info("ready in %.0f ms (containers picked up)", (time.perf_counter() - t0) * 1000)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
