@@ -427,6 +427,20 @@ def check_module_length(tree: Tree, limit: int = MAX_MODULE_LINES) -> list[str]:
     return found
 
 
+def check_package_docstrings(tree: Tree) -> list[str]:
+    """Every directory holding modules is a package whose `__init__.py` says
+    in a docstring what it owns (a layout that shows the architecture)."""
+    found = []
+    for directory in sorted({path.parent for path in tree.modules.values()}):
+        init = directory / "__init__.py"
+        if not init.exists():
+            found.append(f"{tree.rel(directory)}/: no __init__.py; a package says "
+                         f"what it owns in its docstring")
+        elif not ast.get_docstring(ast.parse(init.read_text())):
+            found.append(f"{tree.rel(init)}:1: no docstring saying what the package owns")
+    return found
+
+
 def check_all(tree: Tree) -> dict[str, list[str]]:
     """Every rule, by name, with its violations."""
     return {
@@ -436,6 +450,7 @@ def check_all(tree: Tree) -> dict[str, list[str]]:
         "api reaches only backend": check_api(tree),
         "no import cycles": check_no_cycles(tree),
         "module length": check_module_length(tree),
+        "packages say what they own": check_package_docstrings(tree),
     }
 
 

@@ -16,6 +16,7 @@ from layering import (
     check_lower_layers,
     check_module_length,
     check_no_cycles,
+    check_package_docstrings,
     check_pure,
     find_cycles,
     load_tree,
@@ -60,6 +61,10 @@ def test_no_import_cycles(real_tree):
 
 def test_no_module_past_600_lines(real_tree):
     assert_clean(check_module_length(real_tree))
+
+
+def test_every_package_says_what_it_owns(real_tree):
+    assert_clean(check_package_docstrings(real_tree))
 
 
 # the checker, on a copy of the real tree with one violation added
@@ -130,12 +135,14 @@ def write_tree(base: Path, files: dict[str, str]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(source))
     for directory in [root, *(p for p in root.rglob("*") if p.is_dir())]:
-        (directory / "__init__.py").touch()
+        init = directory / "__init__.py"
+        if not init.exists():
+            init.write_text(f'"""The {directory.name} package."""\n')
     return root
 
 
 CLEAN = {
-    "__init__.py": 'API_VERSION = "1.51"\n',
+    "__init__.py": '"""The package."""\nAPI_VERSION = "1.51"\n',
     "errors.py": "class InvalidParameter(Exception):\n    pass\n",
     "oci/spec.py": """\
         from __future__ import annotations
@@ -153,7 +160,7 @@ CLEAN = {
             return posixpath.normpath(re.sub("a", "b", str(m)))
         """,
     "oci/sizes.py": "from dockyard.errors import InvalidParameter\n",
-    "backend/__init__.py": "from dockyard.backend.containers import ContainerBackend\n",
+    "backend/__init__.py": "\"\"\"The seam.\"\"\"\nfrom dockyard.backend.containers import ContainerBackend\n",
     "backend/containers.py": "from typing import Protocol\n\n\nclass ContainerBackend(Protocol):\n"
                              "    pass\n",
     "api/app.py": """\
@@ -321,3 +328,14 @@ def test_module_length_rule(tmp_path):
         **CLEAN, "engine/long.py": "x = 1\n" * 601, "engine/fits.py": "x = 1\n" * 600}))
     assert check_module_length(tree) == [
         "dockyard/engine/long.py:601: 601 lines, past the 600-line limit; split the module"]
+
+
+def test_package_docstring_rule(tmp_path):
+    root = write_tree(tmp_path, {**CLEAN, "engine/logs/pump.py": "x = 1\n"})
+    assert check_package_docstrings(load_tree(root)) == []
+    (root / "engine" / "logs" / "__init__.py").write_text("# no docstring\n")
+    (root / "engine" / "fs").mkdir()
+    (root / "engine" / "fs" / "tar.py").write_text("x = 1\n")
+    assert check_package_docstrings(load_tree(root)) == [
+        "dockyard/engine/fs/: no __init__.py; a package says what it owns in its docstring",
+        "dockyard/engine/logs/__init__.py:1: no docstring saying what the package owns"]
