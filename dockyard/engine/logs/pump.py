@@ -46,9 +46,10 @@ nothing more, so a reader still holding it never reads anything twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import fcntl
 import logging
 import os
+import termios
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -65,6 +66,7 @@ SPOOL_AHEAD = 2 << 20             # bytes taken from the FIFO ahead of conversio
 STEP_BUDGET = 8 << 20             # bytes converted per pump_once while the container runs
 RESUME_SCAN_BYTES = 8 << 20       # json tail read back to find a stream's last line
 POLL_INTERVAL = 0.2               # without a FIFO to watch
+INLINE_BYTES = 64 << 10          # at most this much waiting: converted on the event loop
 IDLE_WAIT = 600.0                 # a FIFO's readiness is enough; this only bounds a wait
 #                                   (each running container wakes this often: at 10 s,
 #                                   500 idle containers cost 0.4 % of a core)
@@ -98,12 +100,12 @@ class LogPump:
         self.has_more = False     # the last call stopped with output left to convert
         # counts the calls that wrote records; followers wait for it to move
         self.converted = 0
-        self._converted_waiters: set[asyncio.Future[None]] = set()
+        self._converted_waiters: set[asyncio.Future[bool]] = set()
         # Waiting for the FIFO (event loop side): one registration with the
         # loop for all waiters, taken out before the FIFO's fd is closed, so
         # a closed fd's number, reused by the next open anywhere in the
         # daemon (a pidfd, a socket), is never left registered or removed.
-        self._waiters: set[asyncio.Future[None]] = set()
+        self._waiters: set[asyncio.Future[bool]] = set()
         self._watched: tuple[asyncio.AbstractEventLoop, int] | None = None
         self._closing = False
 
@@ -115,12 +117,13 @@ class LogPump:
         the number of json records written.  `final=True` (the container has
         exited) drains everything and writes a line left open without "\\n"."""
         async with self._lock:
-            written = await asyncio.to_thread(self._pump_sync, final)
+            written = self._pump_inline() if self._small_step(final) else None
+            if written is None:
+                written = await asyncio.to_thread(self._pump_sync, final)
         if written:
             self.converted += 1
             for fut in self._converted_waiters:
-                if not fut.done():
-                    fut.set_result(None)
+                _wake(fut)
         return written
 
     async def wait_converted(self, seen: int, timeout: float) -> bool:
@@ -130,34 +133,29 @@ class LogPump:
         when records were written."""
         if self.converted != seen or self.closed:
             return self.converted != seen
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._converted_waiters.add(fut)
         try:
-            await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            return False
+            return await _within(fut, timeout)
         finally:
             self._converted_waiters.discard(fut)
-        return True
 
-    async def wait_output(self, poll: float) -> None:
-        """Until conmon writes more: the FIFO says so (at most IDLE_WAIT),
-        or, reading conmon's own file, `poll` seconds.  The caller must stop
-        waiting before the pump is closed."""
+    async def wait_output(self, poll: float, timeout: float = IDLE_WAIT) -> None:
+        """Until conmon writes more: the FIFO says so (at most `timeout`
+        seconds), or, reading conmon's own file, `poll` seconds.  The caller
+        must stop waiting before the pump is closed."""
         fd = self._spool.fifo_fd
         if fd is None or self.closed or self._closing:
             await asyncio.sleep(poll)
             return
         loop = asyncio.get_running_loop()
-        ready: asyncio.Future[None] = loop.create_future()
+        ready: asyncio.Future[bool] = loop.create_future()
         self._waiters.add(ready)
         if self._watched is None:
             loop.add_reader(fd, self._readable)
             self._watched = (loop, fd)
         try:
-            await asyncio.wait_for(ready, IDLE_WAIT)
-        except TimeoutError:
-            pass
+            await _within(ready, timeout)
         finally:
             self._waiters.discard(ready)
             if not self._waiters:
@@ -166,8 +164,7 @@ class LogPump:
     def _readable(self) -> None:
         self._unwatch()
         for f in self._waiters:
-            if not f.done():
-                f.set_result(None)
+            _wake(f)
 
     def _unwatch(self) -> None:
         if self._watched is not None:
@@ -188,8 +185,7 @@ class LogPump:
             while not stopped():
                 await self._pump_logged(final=False)
                 if not self.has_more:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.wait_output(interval), interval)
+                    await self.wait_output(interval, interval)
             await self._pump_logged(final=True)
         finally:
             await self.aclose()
@@ -210,6 +206,37 @@ class LogPump:
 
     # ------------------------------------------------------------ internals
 
+    def _small_step(self, final: bool) -> bool:
+        """True when the step is a few lines: a FIFO holding at most
+        INLINE_BYTES and nothing left over from the last step.  Those are
+        converted on the event loop, which saves a line on its way to a
+        `logs -f` client the hop to a worker thread and back (the writes go
+        to the page cache; the step is tens of microseconds)."""
+        spool = self._spool
+        fd = spool.fifo_fd
+        if final or not self._resumed or self.has_more or fd is None or self.closed:
+            return False
+        if spool.end - self._conv.pos > INLINE_BYTES:
+            return False
+        try:
+            pending = int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"),
+                                     "little", signed=True)
+        except OSError:
+            return False
+        return pending <= INLINE_BYTES
+
+    def _pump_inline(self) -> int | None:
+        """`_pump_sync` on the calling thread, or None when a worker thread
+        still holds the state (a cancelled caller's step)."""
+        if not self._thread_lock.acquire(blocking=False):
+            return None
+        try:
+            # a container writing on meanwhile: what is past the budget is
+            # left for the next step, in a thread (`has_more`)
+            return 0 if self.closed else self._pump_locked(False, INLINE_BYTES)
+        finally:
+            self._thread_lock.release()
+
     async def _pump_logged(self, final: bool) -> None:
         try:
             await self.pump_once(final=final)
@@ -222,8 +249,10 @@ class LogPump:
                 return 0
             return self._pump_locked(final)
 
-    def _pump_locked(self, final: bool) -> int:
+    def _pump_locked(self, final: bool, budget: int | None = None) -> int:
         self.has_more = False
+        if budget is None:
+            budget = STEP_BUDGET
         if not self._spool.open():
             return 0
         if not self._resumed:
@@ -231,7 +260,6 @@ class LogPump:
             self._resumed = True
         conv, spool = self._conv, self._spool
         written = 0
-        budget = STEP_BUDGET
         while True:
             moved = spool.fill(conv.pos + SPOOL_AHEAD)
             data = spool.read(conv.pos, READ_BATCH)
@@ -362,6 +390,23 @@ class LogPump:
                 os.ftruncate(fd, pos)
         finally:
             os.close(fd)
+
+
+async def _within(fut: asyncio.Future[bool], timeout: float) -> bool:
+    """Wait for `fut` at most `timeout` seconds: its result (a waker sets
+    True), or False when the time ran out.  A timer on the future itself,
+    not `asyncio.wait_for`, whose task per wait costs a line on its way to a
+    follower two more turns of the event loop."""
+    handle = asyncio.get_running_loop().call_later(timeout, _wake, fut, False)
+    try:
+        return await fut
+    finally:
+        handle.cancel()
+
+
+def _wake(fut: asyncio.Future[bool], value: bool = True) -> None:
+    if not fut.done():
+        fut.set_result(value)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -40,6 +40,7 @@ from dockyard.util.timefmt import rfc3339_nano, rfc3339_nano_fixed
 
 READ_CHUNK = 1 << 20
 FOLLOW_POLL = 0.1
+INLINE_READ = 64 << 10   # at most this much is read without a worker thread
 
 
 @dataclass
@@ -221,7 +222,13 @@ async def _emit_range(f: _OpenFile, start: int, end: int | None,
     reached."""
     pos = start
     while not flt.ended:
-        block, nxt = await asyncio.to_thread(_read_lines, f.fd, pos, end)
+        # a few new lines (what a follower is woken for) are read on the
+        # event loop, from the page cache the pump just wrote them to
+        size = (os.fstat(f.fd).st_size if end is None else end) - pos
+        if size <= INLINE_READ:
+            block, nxt = _read_lines(f.fd, pos, end)
+        else:
+            block, nxt = await asyncio.to_thread(_read_lines, f.fd, pos, end)
         if nxt == pos:
             break
         pos = nxt

@@ -253,3 +253,106 @@ def test_without_splice_the_pump_still_drains_the_fifo(
     fifo.write(data)
     run(new_pump(tmp_path, fifo).pump_once(final=True))
     assert json_lines(tmp_path) == reference(data) and fifo.held() == 0
+
+
+def _count_thread_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    hops: list[str] = []
+    real = asyncio.to_thread
+
+    async def counted(fn, /, *args, **kw):  # type: ignore[no-untyped-def]
+        hops.append(getattr(fn, "__name__", repr(fn)))
+        return await real(fn, *args, **kw)
+
+    monkeypatch.setattr(pump_mod.asyncio, "to_thread", counted)
+    return hops
+
+
+def test_a_few_lines_are_converted_without_a_worker_thread(
+        tmp_path: Path, fifo: Fifo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a `logs -f` client waits for (a few lines) is converted on the
+    event loop; the first step (the resume scan) and big ones take a thread."""
+    hops = _count_thread_hops(monkeypatch)
+    first = b"".join(stamp(T0 + i) + b" stdout F first %d\n" % i for i in range(3))
+    second = b"".join(stamp(T0 + 10 + i) + b" stderr F second %d\n" % i for i in range(2))
+
+    async def main() -> None:
+        pump = new_pump(tmp_path, fifo)
+        fifo.write(first)
+        await pump.pump_once()                  # resumes: in a thread
+        assert hops == ["_pump_sync"]
+        fifo.write(second)
+        assert await pump.pump_once() == 2
+        assert hops == ["_pump_sync"]           # no new hop
+        big = b"".join(stamp(T0 + i) + b" stdout F " + b"y" * 200 + b"\n"
+                       for i in range(400))     # past INLINE_BYTES
+        assert len(big) > pump_mod.INLINE_BYTES
+        fifo.write(big)
+        await pump.pump_once()
+        assert hops == ["_pump_sync", "_pump_sync"]
+        await pump.aclose()
+
+    run(main())
+    assert fifo.held() == 0
+    assert json_lines(tmp_path)[:5] == reference(first + second)
+    assert len(json_lines(tmp_path)) == 405
+
+
+def test_an_inline_step_stops_at_its_budget(tmp_path: Path, fifo: Fifo,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container writing on while a small step runs on the event loop: the
+    step stops at INLINE_BYTES and leaves the rest to the next, threaded one."""
+    monkeypatch.setattr(pump_mod, "INLINE_BYTES", 4096)
+    hops = _count_thread_hops(monkeypatch)
+    line = b"w" * 100 + b"\n"
+    sent = {"n": 20}
+
+    async def main() -> None:
+        pump = new_pump(tmp_path, fifo)
+        await pump.pump_once()                   # the resume, in a thread
+        fifo.write(b"".join(stamp(T0 + i) + b" stdout F " + line for i in range(20)))
+        assert pump._small_step(False)
+        # more arrives during the step: the spool's fill sees it
+        real_fill = pump._spool.fill
+
+        def fill_and_more(upto: int) -> int:
+            if fifo.held() < 8192:
+                fifo.write(b"".join(stamp(T0 + sent["n"] + i) + b" stdout F " + line
+                                    for i in range(60)))
+                sent["n"] += 60
+            return real_fill(upto)
+
+        monkeypatch.setattr(pump._spool, "fill", fill_and_more)
+        await pump.pump_once()
+        assert pump.has_more and len(hops) == 1
+        monkeypatch.setattr(pump._spool, "fill", real_fill)
+        while pump.has_more:
+            await pump.pump_once()
+        await pump.aclose()
+
+    run(main())
+    assert fifo.held() == 0
+    records = json_lines(tmp_path)
+    assert len(records) == len(set(records)) == sent["n"] >= 80  # none lost, none twice
+
+
+def test_waits_end_on_their_own_timer(tmp_path: Path, fifo: Fifo) -> None:
+    async def main() -> None:
+        pump = new_pump(tmp_path, fifo)
+        await pump.pump_once()
+        seen = pump.converted
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        assert await pump.wait_converted(seen, 0.05) is False
+        assert 0.04 <= loop.time() - t0 < 1
+        t0 = loop.time()
+        await pump.wait_output(0.01, 0.05)      # nothing written: the timer ends it
+        assert 0.04 <= loop.time() - t0 < 1
+        assert pump._watched is None             # the FIFO is no longer watched
+        waiter = asyncio.create_task(pump.wait_converted(seen, 5))
+        await asyncio.sleep(0)
+        fifo.write(conmon_records(random.Random(3), 2))
+        await pump.pump_once()
+        assert await asyncio.wait_for(waiter, 1) is True
+        await pump.aclose()
+
+    run(main())

@@ -58,3 +58,29 @@ def test_plain_block_is_taken_in_bulk_and_exactly(tmp_path, monkeypatch):
     assert [d for _, d in got] == [json.loads(r)["log"].encode() for r in PLAIN]
     assert [s for s, _ in got] == [2 if json.loads(r)["stream"] == "stderr" else 1
                                    for r in PLAIN]
+
+
+@pytest.mark.parametrize("inline", [0, 64 << 10, 1 << 30], ids=["threads", "small", "all"])
+def test_reads_give_the_same_records_on_the_loop_or_in_threads(tmp_path, monkeypatch, inline):
+    """Small reads (what a follower is woken for) are done on the event
+    loop, big ones in a worker thread; both give every record once."""
+    monkeypatch.setattr(reader, "READ_CHUNK", 4096)
+    monkeypatch.setattr(reader, "INLINE_READ", inline)
+    hops: list[object] = []
+    real = asyncio.to_thread
+
+    async def counted(fn, /, *args, **kw):
+        hops.append(fn)
+        return await real(fn, *args, **kw)
+
+    monkeypatch.setattr(reader.asyncio, "to_thread", counted)
+    path = tmp_path / "c-json.log"
+    path.write_bytes(b"".join(MIXED))
+    got = _read(path)
+    monkeypatch.setattr(reader._Filter, "_apply_plain", lambda self, block, out: False)
+    assert got == _read(path) and len(got) >= 500
+    reads = [h for h in hops if h is reader._read_lines]
+    if inline >= 1 << 30:
+        assert reads == []
+    elif inline == 0:
+        assert len(reads) > 20
