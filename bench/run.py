@@ -36,6 +36,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from instant import Answers, InstantServer  # bench/, beside this script
+
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -239,6 +241,9 @@ ROWS = [  # (row, target ratio)
 # reference rows, no target: what every CLI row pays before any daemon
 # work, and the cheapest request
 FLOORS = ["docker CLI alone (docker --version)", "GET /_ping"]
+# the same CLI commands against an engine answering from memory
+# (bench/instant.py): what they cost with a daemon that takes no time
+ANSWERED = ["docker exec c true", "docker ps -a, 100 containers"]
 
 
 def measure(engines: list[Engine], runs: int) -> None:
@@ -272,6 +277,40 @@ def measure(engines: list[Engine], runs: int) -> None:
     for _ in range(runs):
         for e in engines:
             e.api_samples(FLOORS[1], [RawClient.prepare("GET", "/_ping")] * 20)
+
+
+def recorded_answers(dy: Engine) -> Answers:
+    """What dockyard answers to the requests of `docker ps -a` (its 100
+    containers) and of `docker exec` on a running container."""
+    cid = dy.cli("run", "-d", "busybox", "sleep", "600").strip()
+    try:
+        st, exec_made = api(dy.sock, "POST", f"/containers/{cid}/exec", {"Cmd": ["true"]})
+        assert st == 201, exec_made
+        exec_id = json.loads(exec_made)["Id"]
+        st, out = api(dy.sock, "POST", f"/exec/{exec_id}/start", {"Detach": True})
+        assert st == 200, out
+        for _ in range(200):
+            st, exec_json = api(dy.sock, "GET", f"/exec/{exec_id}/json")
+            if not json.loads(exec_json)["Running"]:
+                break
+            time.sleep(0.01)
+        st, inspect = api(dy.sock, "GET", f"/containers/{cid}/json")
+        st, listing = api(dy.sock, "GET", "/containers/json?all=1")
+        return Answers(containers_list=listing, container_inspect=inspect,
+                       exec_inspect=exec_json, exec_id=exec_id)
+    finally:
+        dy.cli("rm", "-f", cid)
+
+
+def answered_from_memory(dy: Engine, base: Path, runs: int) -> Engine:
+    inst = Engine("from memory", str(base / "instant.sock"), [], "")
+    with InstantServer(inst.sock, recorded_answers(dy)):
+        for _ in range(runs + 1):
+            inst.add(ANSWERED[0], timed(lambda: inst.cli("exec", "c", "true")))
+            inst.add(ANSWERED[1], timed(lambda: inst.cli("ps", "-a")))
+    for row in ANSWERED:
+        del inst.samples[row][0]                           # the untimed round
+    return inst
 
 
 def footprint(e: Engine) -> dict[str, float]:
@@ -324,7 +363,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.kill()
 
 
-def report(engines: list[Engine], extra: dict[str, dict[str, float]]) -> None:
+def report(engines: list[Engine], extra: dict[str, dict[str, float]],
+           inst: Engine | None = None) -> None:
     names = [e.name for e in engines]
     width = 46
     print(f"{'measure (ms, medians)':{width}} " + " ".join(f"{n:>9}" for n in names)
@@ -344,6 +384,17 @@ def report(engines: list[Engine], extra: dict[str, dict[str, float]]) -> None:
         print(line)
     for row in extra[names[0]]:
         print(f"{row:{width}} " + " ".join(f"{extra[n][row]:9.1f}" for n in names))
+    if inst is None:
+        return
+    print("the CLI's own time: the same commands against an engine answering from "
+          "memory (bench/instant.py)")
+    for row in ANSWERED:
+        floor = statistics.median(inst.samples[row])
+        line = f"  {row:{width - 2}} {floor:9.2f}"
+        if len(engines) > 1:
+            ref = statistics.median(engines[1].samples[row])
+            line += f"  = {floor / ref:.2f} x dockerd's: no daemon gets this row below it"
+        print(line)
 
 
 def main() -> int:
@@ -378,9 +429,10 @@ def main() -> int:
                     engines.append(ref)
                     measure(engines, ns.runs)
                     ref.cli("rm", "-f", *ref.made)
+            inst = answered_from_memory(dy, base, ns.runs)
             dy.cli("rm", "-f", *dy.made)
         print(f"load average at start: {load:.2f}")
-        report(engines, extra)
+        report(engines, extra, inst)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0
