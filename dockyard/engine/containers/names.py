@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Set as AbstractSet
 
 from dockyard.errors import InvalidParameter
 
@@ -39,7 +40,7 @@ def validate_name(name: str) -> str:
     return name.lstrip("/")
 
 
-def generate_name(taken: set[str] | frozenset[str]) -> str:
+def generate_name(taken: AbstractSet[str]) -> str:
     for attempt in range(50):
         name = f"{secrets.choice(ADJECTIVES)}_{secrets.choice(NOUNS)}"
         if attempt >= 10:

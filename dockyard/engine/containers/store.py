@@ -15,6 +15,7 @@ import os
 import secrets
 import stat
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from dockyard.engine.containers.record import Container
@@ -45,6 +46,7 @@ class ContainerStore:
         self.netns_dir = exec_root / "netns"
         self.events = events
         self._by_id: dict[str, Container] = {}
+        self._short_ids: set[str] = set()         # the 12-character ids in use
         self._names: dict[str, str] = {}          # name -> id (reserved ones too)
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -113,11 +115,12 @@ class ContainerStore:
     def new_id(self) -> str:
         while True:
             cid = secrets.token_hex(32)
-            if cid not in self._by_id and all(c[:12] != cid[:12] for c in self._by_id):
+            if cid[:12] not in self._short_ids:
                 return cid
 
-    def names_taken(self) -> frozenset[str]:
-        return frozenset(self._names)
+    def names_taken(self) -> AbstractSet[str]:
+        """The names in use, reserved ones too (a live view)."""
+        return self._names.keys()
 
     def check_name_free(self, name: str, for_id: str = "") -> None:
         """Docker's 409 when `name` belongs to another container."""
@@ -145,10 +148,12 @@ class ContainerStore:
     def add(self, c: Container) -> None:
         """A new or loaded record (its name already reserved for a new one)."""
         self._by_id[c.id] = c
+        self._short_ids.add(c.id[:12])
         self._names[c.name] = c.id
 
     def discard(self, c: Container) -> None:
-        self._by_id.pop(c.id, None)
+        if self._by_id.pop(c.id, None) is not None:
+            self._short_ids.discard(c.id[:12])
         self.release_name(c.name, c.id)
         self._locks.pop(c.id, None)
 
