@@ -251,6 +251,13 @@ async def read_pid_file(path: str) -> int:
     return int(text.strip()) if text and text.strip() else 0
 
 
+def read_pid_file_now(path: str) -> int:
+    """`read_pid_file` without a thread hop, for a pid file under the exec
+    root that conmon has finished writing."""
+    text = _read_text(path)
+    return int(text.strip()) if text and text.strip() else 0
+
+
 def _read_text(path: str) -> str | None:
     try:
         with open(path) as f:

@@ -43,6 +43,7 @@ from dockyard.runtime.conmon import (
     process_alive,
     read_exit_code,
     read_pid_file,
+    read_pid_file_now,
     resize,
     wait_pid_exit,
 )
@@ -144,7 +145,7 @@ async def exec_process(
         os.makedirs(layout.exit_dir, exist_ok=True)
         write_process_spec(spec_path, process)
 
-    await asyncio.to_thread(prepare)
+    prepare()   # a directory and a small file under the exec root: no thread hop
     argv = build_conmon_args(
         settings, runtime, container_id, layout, io,
         conmon_uuid=session_id, exec_process_spec=spec_path, exec_attach=attach,
@@ -180,7 +181,7 @@ async def exec_process(
         msg = await asyncio.wait_for(sync.receive(), timeout)
         if msg is None or msg.data <= 0:
             raise ExecStartError(await failure_message(layout, msg.message if msg else None))
-        conmon_pid = await read_pid_file(layout.conmon_pidfile)
+        conmon_pid = read_pid_file_now(layout.conmon_pidfile)
         ok = True
         return ExecSession(session_id, container_id, layout, msg.data, conmon_pid,
                            attach=conn, _sync=sync)

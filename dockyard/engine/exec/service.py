@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,14 @@ log = logging.getLogger("dockyard.execs")
 
 GC_INTERVAL = 300.0          # dockerd's execCommandGC tick
 EXIT_RECORD_TIMEOUT = 10.0   # how long an attached start waits for the exit code
+INLINE_LOG_BYTES = 64 << 10  # a session log this small is read without a worker thread
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 class ExecService:
@@ -220,7 +229,8 @@ class ExecService:
                        console_size: list[int] | None) -> dict[str, Any]:
         cfg_path = Path(self.store.bundle(c)) / "config.json"
         try:
-            spec = json.loads(await asyncio.to_thread(cfg_path.read_text))
+            # a few kilobytes of our own under the exec root: no thread hop
+            spec = json.loads(cfg_path.read_bytes())
         except (OSError, ValueError) as e:
             raise SystemError_(f"cannot read the container's runtime spec: {e}") from None
         user = await self._resolve_user(c, ec.user) if ec.user else None
@@ -235,7 +245,7 @@ class ExecService:
         try:
             process = await self._process(c, ec, console_size)
             session_dir = self.root / ec.id
-            await asyncio.to_thread(session_dir.mkdir, parents=True, exist_ok=True)
+            session_dir.mkdir(parents=True, exist_ok=True)   # under the exec root
             session = await exec_process(
                 self.runner.runtime_for(c), self.runner.conmon, c.id, ec.id,
                 str(session_dir), process, stdin=ec.open_stdin and attach, attach=attach)
@@ -350,7 +360,11 @@ class ExecService:
             # conmon accepts attach clients in its main loop, which may first
             # read (and only log) the output of a quick process: send what
             # the socket missed from the session's log.
-            missed = await asyncio.to_thread(missed_output, session.layout.log_path, seen)
+            log_path = session.layout.log_path
+            if _size(log_path) <= INLINE_LOG_BYTES:
+                missed = missed_output(log_path, seen)
+            else:
+                missed = await asyncio.to_thread(missed_output, log_path, seen)
             for stream_no, data in missed:
                 if wanted(stream_no):
                     out.write(stream_no, data)
