@@ -69,6 +69,42 @@ def _go_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
 
 
+def remove_stale_container_state(data_root: Path, exec_root: Path,
+                                 cgroup_parent: str) -> list[str]:
+    """What a stopped engine's containers that ended without it left: their
+    empty cgroups and their log FIFOs' keepers.  A container still running
+    keeps both."""
+    from dockyard.engine.containers.store import stale_container_state
+    from dockyard.runtime.conmon import stop_log_keeper
+    from dockyard.runtime.logfifo import keeper_pid
+    from dockyard.runtime.runtimes import remove_empty_cgroup
+
+    removed = []
+    for path, layout in stale_container_state(data_root, exec_root, cgroup_parent):
+        if layout is None:
+            continue
+        keeper = keeper_pid(layout.log_keeper_pidfile, layout.log_path)
+        asyncio.run(stop_log_keeper(layout))
+        if keeper is not None:
+            removed.append(f"log keeper {keeper}")
+        before = cgroup_dirs(path)
+        remove_empty_cgroup(path)
+        removed += [f"cgroup {d}" for d in before if not os.path.isdir(d)]
+    return removed
+
+
+def cgroup_dirs(path: str, root: str = "/sys/fs/cgroup") -> list[str]:
+    """`path` in every cgroup hierarchy where it exists."""
+    rel = path.strip("/")
+    found = [os.path.join(root, rel)] if os.path.isdir(os.path.join(root, rel)) else []
+    try:
+        hierarchies = [e.path for e in os.scandir(root) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        hierarchies = []
+    return found + [os.path.join(h, rel) for h in hierarchies
+                    if os.path.isdir(os.path.join(h, rel))]
+
+
 def build_config(ns: argparse.Namespace) -> DaemonConfig:
     cfg = DaemonConfig()
     explicit = {k for k in ("hosts", "data_root", "exec_root", "pidfile", "default_runtime",
@@ -219,9 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--no-server", action="store_true", help="only a client certificate")
     k.add_argument("--no-client", action="store_true", help="only a server certificate")
     c = sub.add_parser("cleanup", help="remove the bridges, firewall rules and name server "
-                       "an engine made on this host (run it with the engine stopped)")
+                       "an engine made on this host, and what its containers that ended "
+                       "without it left (run it with the engine stopped)")
     c.add_argument("--data-root", type=Path, default=Path("/var/lib/dockyard"))
     c.add_argument("--exec-root", type=Path, default=Path("/run/dockyard"))
+    c.add_argument("--cgroup-parent", default=DaemonConfig.cgroup_parent,
+                   help="the engine's cgroup-parent, if it was not the default")
     ns = parser.parse_args(argv)
     if ns.cmd == "version":
         print(f"dockyard {__version__} (Docker Engine API {API_VERSION})")
@@ -230,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         from dockyard.engine.networks.store import remove_host_networking
 
         for what in asyncio.run(remove_host_networking(ns.data_root, ns.exec_root)):
+            print(f"removed {what}")
+        for what in remove_stale_container_state(ns.data_root, ns.exec_root,
+                                                 ns.cgroup_parent):
             print(f"removed {what}")
         return 0
     if ns.cmd == "certs":

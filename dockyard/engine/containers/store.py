@@ -21,6 +21,7 @@ from pathlib import Path
 from dockyard.engine.containers.record import Container
 from dockyard.engine.events import EventBus
 from dockyard.errors import Conflict, InvalidParameter, NotFound
+from dockyard.oci.cgroupparent import container_cgroups_path
 from dockyard.runtime.conmon import ContainerLayout
 
 log = logging.getLogger("dockyard.containers")
@@ -222,3 +223,43 @@ class ContainerStore:
         attrs = {**(c.config.get("Labels") or {}), "image": c.image_ref, "name": c.name}
         attrs.update(extra)
         self.events.emit("container", action, c.id, attrs)
+
+
+def stale_container_state(data_root: Path, exec_root: Path, daemon_parent: str
+                          ) -> list[tuple[str, ContainerLayout | None]]:
+    """For `dockyard cleanup` after the engine has stopped: each recorded
+    container's cgroup path, with its layout when its monitor is gone (its
+    processes ended without the engine: killed, say), whose log keeper then
+    has nothing left to hold the FIFO for.  A container still running keeps
+    both (its layout is None)."""
+    store = ContainerStore(data_root, exec_root, EventBus())
+    out: list[tuple[str, ContainerLayout | None]] = []
+    for record in sorted(store.root.glob(f"*/{RECORD_FILE}")):
+        try:
+            c = Container.load(record.parent)
+        except (OSError, ValueError, TypeError):
+            continue
+        layout = store.layout(c)
+        monitor = _read_pid(layout.conmon_pidfile)
+        gone = monitor is None or not _alive(monitor)
+        out.append((container_cgroups_path(c.id, c.host_config, daemon_parent),
+                    layout if gone else None))
+    return out
+
+
+def _read_pid(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            return int(f.read().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
