@@ -8,9 +8,10 @@ frame is a stream byte, three zero bytes and a big-endian 32-bit length
 
 from __future__ import annotations
 
-import json
 import struct
 from typing import Any, Protocol
+
+from dockyard.api.server.jsonbody import json_bytes
 
 MUX = "application/vnd.docker.multiplexed-stream"
 RAW = "application/vnd.docker.raw-stream"
@@ -57,4 +58,4 @@ class StreamSink:
 
 def json_line(obj: Any) -> bytes:
     """One JSON document and a newline, compact, as Go's json.Encoder writes."""
-    return (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+    return json_bytes(obj)

@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from dockyard.api.server.hijack import HijackedStream
+from dockyard.api.server.jsonbody import json_bytes
 from dockyard.api.server.request import Request
 from dockyard.api.server.websocket import HandshakeError, WebSocket, accept_handshake
 from dockyard.errors import DockyardError
@@ -209,8 +210,7 @@ def raw_head(status: int, reason: str, headers: dict[str, str]) -> bytes:
 
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
-    return BytesResponse(body, status, "application/json", headers)
+    return BytesResponse(json_bytes(obj), status, "application/json", headers)
 
 
 def empty_response(status: int = 204, headers: dict[str, str] | None = None) -> Response:
@@ -233,7 +233,7 @@ def json_stream_response(items: AsyncIterator[dict], status: int = 200) -> Respo
     async def gen() -> AsyncIterator[bytes]:
         try:
             async for item in items:
-                yield (json.dumps(item, separators=(",", ":")) + "\r\n").encode()
+                yield json_bytes(item, b"\r\n")
         except DockyardError as e:
             yield (json.dumps({"errorDetail": {"message": e.message}, "error": e.message})
                    + "\r\n").encode()
