@@ -52,7 +52,7 @@ from dockyard.errors import DockyardError, InvalidParameter, NotModified
 log = logging.getLogger("dockyard.http")
 
 READ_SIZE = 256 * 1024
-# a chunked body's reads: whatever the socket has, up to this
+# a request body's reads: whatever the socket has, up to this
 BODY_READ_SIZE = 1024 * 1024
 # StreamReader's flow-control mark: it stops reading the socket at twice this
 STREAM_LIMIT = 256 * 1024
@@ -445,25 +445,32 @@ class HttpConnection:
                 if len(pieces) == 1 and len(pieces[0]) == len(buf):
                     return buf
                 return b"".join(pieces)
-            data = b""
-            if not self._eof:
-                try:
-                    data = await self._reader.read(BODY_READ_SIZE)
-                except (ConnectionError, OSError):
-                    pass
+            data = await self._read_body_bytes()
             if not data:
-                self._eof = True
                 self._broken = True
                 raise BodyError("malformed request body: peer closed connection without "
                                 "sending complete message body (incomplete chunked read)")
             buf = rest + data if rest else data
 
+    async def _read_body_bytes(self) -> bytes:
+        """What the socket has of a request body, up to BODY_READ_SIZE; b"" at its end."""
+        if not self._eof:
+            try:
+                data = await self._reader.read(BODY_READ_SIZE)
+            except (ConnectionError, OSError):
+                data = b""
+            if data:
+                return data
+            self._eof = True
+        return b""
+
     async def _feed_body(self) -> None:
-        if not self._pending and not self._eof:
-            await self._read_more(None)
         if self._pending:
             data = bytes(self._pending)
             self._pending.clear()
+        else:
+            data = await self._read_body_bytes()
+        if data:
             if self._guard is not None and not self._guard.done:
                 try:
                     self._guard.feed(data)
@@ -471,7 +478,7 @@ class HttpConnection:
                     self._broken = True
                     raise BodyError(e.message) from None
             self._conn.receive_data(data)
-        elif self._eof:
+        else:
             self._conn.receive_data(b"")
 
     # ------------------------------------------------------------ the Channel responses use

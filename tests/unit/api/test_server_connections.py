@@ -172,8 +172,8 @@ def test_streamed_request_body(server: Server):
     got = server.exchange(head + payload, timeout=20)
     assert json.loads(body_of(got)) == {"size": len(payload),
                                         "sha256": hashlib.sha256(payload).hexdigest()}
-    # pieces, never the whole body at once
-    assert max(server.seen.body_pieces) <= 256 * 1024
+    # pieces of at most one read, never the whole body at once
+    assert max(server.seen.body_pieces) <= 1024 * 1024
     server.seen.body_pieces.clear()
     # chunked, in uneven chunks
     body = b""
@@ -185,7 +185,7 @@ def test_streamed_request_body(server: Server):
     head = b"POST /upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
     got = server.exchange(head + body + b"0\r\n\r\n", timeout=20)
     assert json.loads(body_of(got))["sha256"] == hashlib.sha256(payload).hexdigest()
-    assert max(server.seen.body_pieces) <= 1024 * 1024     # at most one read's worth
+    assert max(server.seen.body_pieces) <= 1024 * 1024
 
 
 @pytest.mark.parametrize("framing", ["length", "chunked"])
