@@ -203,10 +203,12 @@ class SafeExtractor:
             fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                          | os.O_CLOEXEC, 0o600, dir_fd=dfd)
             with os.fdopen(fd, "wb") as out:
-                if isinstance(tf.fileobj, TarFeed) and not ti.issparse():
-                    # straight from the stream (see tarfeed)
-                    tf.fileobj.seek(ti.offset_data)
-                    tf.fileobj.copy_to(fd, ti.size, lambda: check(self.cancel))
+                # straight from the stream when it is a TarFeed (see tarfeed);
+                # `tf` may also be an object with just tarfile's extractfile
+                feed = getattr(tf, "fileobj", None)
+                if isinstance(feed, TarFeed) and not ti.issparse():
+                    feed.seek(ti.offset_data)
+                    feed.copy_to(fd, ti.size, lambda: check(self.cancel))
                 elif (src := tf.extractfile(ti)) is not None:
                     while chunk := src.read(CHUNK):
                         check(self.cancel)
