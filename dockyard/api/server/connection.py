@@ -5,7 +5,10 @@ One h11 connection object serves one request: it parses the head and the
 body and frames the response; what it holds after the request (the next
 pipelined request, or stdin sent ahead of a hijack) is taken back through
 its `trailing_data` and handed to the next request or to the hijacked
-stream.  The bytes we read ourselves wait in `_pending` until then.
+stream.  The bytes we read ourselves wait in `_pending` until then.  The
+data of a chunked body is the exception: `framing.ChunkedDecoder` takes it
+from the socket's reads itself, and h11 gets the body from the last chunk
+(or the first unusual size line) on.
 
 Limits (all in `Limits`, so tests can shrink them): the head size (431
 beyond it), the time a head may take once it has started (408), the time
