@@ -37,6 +37,7 @@ from typing import Self
 
 from dockyard.util.cancel import CancelToken, check
 from dockyard.util.fstree import DirCursor, TreeChanged, remove_at
+from dockyard.util.tarfeed import TarFeed
 
 CHUNK = 1 << 20
 XATTR_PAX_PREFIX = "SCHILY.xattr."
@@ -202,8 +203,13 @@ class SafeExtractor:
             fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                          | os.O_CLOEXEC, 0o600, dir_fd=dfd)
             with os.fdopen(fd, "wb") as out:
-                src = tf.extractfile(ti)
-                if src is not None:
+                # straight from the stream when it is a TarFeed (see tarfeed);
+                # `tf` may also be an object with just tarfile's extractfile
+                feed = getattr(tf, "fileobj", None)
+                if isinstance(feed, TarFeed) and not ti.issparse():
+                    feed.seek(ti.offset_data)
+                    feed.copy_to(fd, ti.size, lambda: check(self.cancel))
+                elif (src := tf.extractfile(ti)) is not None:
                     while chunk := src.read(CHUNK):
                         check(self.cancel)
                         out.write(chunk)

@@ -5,7 +5,10 @@ One h11 connection object serves one request: it parses the head and the
 body and frames the response; what it holds after the request (the next
 pipelined request, or stdin sent ahead of a hijack) is taken back through
 its `trailing_data` and handed to the next request or to the hijacked
-stream.  The bytes we read ourselves wait in `_pending` until then.
+stream.  The bytes we read ourselves wait in `_pending` until then.  The
+data of a chunked body is the exception: `framing.ChunkedDecoder` takes it
+from the socket's reads itself, and h11 gets the body from the last chunk
+(or the first unusual size line) on.
 
 Limits (all in `Limits`, so tests can shrink them): the head size (431
 beyond it), the time a head may take once it has started (408), the time
@@ -19,12 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import resource
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import h11
@@ -32,6 +33,7 @@ import h11
 from dockyard.api.server.framing import (
     HEAD_END,
     BadRequest,
+    ChunkedDecoder,
     ChunkedGuard,
     check_head,
     check_request,
@@ -39,12 +41,22 @@ from dockyard.api.server.framing import (
 )
 from dockyard.api.server.hijack import HijackedStream
 from dockyard.api.server.request import Body, ClientGone, Request
-from dockyard.api.server.responses import Response, empty_response, error_response, raw_head
+from dockyard.api.server.responses import (
+    Response,
+    empty_response,
+    error_head_and_body,
+    error_response,
+    raw_head,
+    reason_phrase,
+    whole_response,
+)
 from dockyard.errors import DockyardError, InvalidParameter, NotModified
 
 log = logging.getLogger("dockyard.http")
 
 READ_SIZE = 256 * 1024
+# a request body's reads: whatever the socket has, up to this
+BODY_READ_SIZE = 1024 * 1024
 # StreamReader's flow-control mark: it stops reading the socket at twice this
 STREAM_LIMIT = 256 * 1024
 
@@ -88,13 +100,6 @@ class BodyError(InvalidParameter):
 def _shorten(text: str, limit: int = 200) -> str:
     # h11 quotes the offending line, which may be most of a 64 KiB head
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _reason(status: int) -> bytes:
-    return _REASONS.get(status, b"Status")
-
-
-_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
 @dataclass(frozen=True)
@@ -169,43 +174,6 @@ class HttpServer:
         writer.close()
 
 
-def whole_response(status: int, headers: dict[str, str], body: bytes, *,
-                   keep_alive: bool) -> bytes:
-    """A response with a known length, in the very bytes h11 writes for it
-    (the unit tests compare the two): the headers in their order and, on a
-    connection that ends, every `Connection` header taken out and its
-    values, with `close` and without `keep-alive`, put back at the end one
-    by one.  Header names and values come from our own code."""
-    lines = [b"HTTP/1.1 %d %s\r\n" % (status, _reason(status))]
-    tokens = {"close"}
-    for k, v in headers.items():
-        if not keep_alive and k.lower() == "connection":
-            tokens.update(t.strip().lower() for t in v.split(","))
-            continue
-        lines.append(f"{k}: {v}\r\n".encode("latin-1"))
-    if not keep_alive:
-        tokens.discard("keep-alive")
-        tokens.discard("")
-        lines += [f"Connection: {t}\r\n".encode("latin-1") for t in sorted(tokens)]
-    lines.append(b"\r\n")
-    lines.append(body)
-    return b"".join(lines)
-
-
-def error_head_and_body(status: int, message: str, default_headers: dict[str, str]) -> bytes:
-    """A complete `{"message": ...}` answer on a connection about to close."""
-    body = (json.dumps({"message": message}) + "\n").encode()
-    headers = {**default_headers, "Content-Type": "application/json",
-               "Content-Length": str(len(body)), "Connection": "close"}
-    h = h11.Connection(h11.SERVER)
-    return b"".join([
-        h.send(h11.Response(status_code=status, headers=list(headers.items()),
-                            reason=_reason(status))) or b"",
-        h.send(h11.Data(data=body)) or b"",
-        h.send(h11.EndOfMessage()) or b"",
-    ])
-
-
 class HttpConnection:
     """One client connection, one request at a time (pipelined ones wait)."""
 
@@ -225,6 +193,7 @@ class HttpConnection:
         self._body_read = False
         self._keep_alive = True
         self._guard: ChunkedGuard | None = None
+        self._chunks: ChunkedDecoder | None = None
         self._method = "GET"
         self._status = 200
         self._head_sent = False
@@ -324,6 +293,7 @@ class HttpConnection:
         else:
             self._h11 = None            # made from the head if it is needed after all
             self._guard = None
+            self._chunks = None
         self._head = head
         self._body_read = False
         self._keep_alive = parsed.keep_alive
@@ -355,6 +325,9 @@ class HttpConnection:
         self._h11 = h
         chunked = is_chunked(ev)
         self._guard = ChunkedGuard(self.limits.max_trailer) if chunked else None
+        # (a client waiting for 100 Continue gets it from h11's side)
+        self._chunks = (ChunkedDecoder() if chunked and not h.they_are_waiting_for_100_continue
+                        else None)
         target = ev.target.decode("ascii")
         parts = urlsplit(target)
         headers: dict[str, str] = {}
@@ -431,6 +404,8 @@ class HttpConnection:
         if self._h11 is None:
             self._body_read = True         # a remembered head has no body
             return b""
+        if self._chunks is not None and not self._chunks.handed_over:
+            return await self._receive_chunks(self._chunks)
         h = self._h11
         while True:
             if h.their_state in _BODY_READ:
@@ -452,12 +427,53 @@ class HttpConnection:
                     status_code=100, headers=[], reason=b"Continue")) or b"")
             await self._feed_body()
 
+    async def _receive_chunks(self, dec: ChunkedDecoder) -> bytes:
+        """The next piece of a chunked body, decoded here from large reads
+        (see ChunkedDecoder) until it hands the body's rest to h11: one
+        piece per read rather than one per chunk."""
+        buf = bytes(self._pending)
+        self._pending.clear()
+        while True:
+            pieces: list[memoryview] = []
+            try:
+                used = dec.decode(buf, pieces)
+            except BadRequest as e:
+                self._broken = True
+                raise BodyError(e.message) from None
+            rest = buf[used:]
+            if pieces or dec.handed_over:
+                self._pending += rest
+                if not pieces:
+                    return await self._receive_body()
+                if len(pieces) == 1 and len(pieces[0]) == len(buf):
+                    return buf
+                return b"".join(pieces)
+            data = await self._read_body_bytes()
+            if not data:
+                self._broken = True
+                raise BodyError("malformed request body: peer closed connection without "
+                                "sending complete message body (incomplete chunked read)")
+            buf = rest + data if rest else data
+
+    async def _read_body_bytes(self) -> bytes:
+        """What the socket has of a request body, up to BODY_READ_SIZE; b"" at its end."""
+        if not self._eof:
+            try:
+                data = await self._reader.read(BODY_READ_SIZE)
+            except (ConnectionError, OSError):
+                data = b""
+            if data:
+                return data
+            self._eof = True
+        return b""
+
     async def _feed_body(self) -> None:
-        if not self._pending and not self._eof:
-            await self._read_more(None)
         if self._pending:
             data = bytes(self._pending)
             self._pending.clear()
+        else:
+            data = await self._read_body_bytes()
+        if data:
             if self._guard is not None and not self._guard.done:
                 try:
                     self._guard.feed(data)
@@ -465,7 +481,7 @@ class HttpConnection:
                     self._broken = True
                     raise BodyError(e.message) from None
             self._conn.receive_data(data)
-        elif self._eof:
+        else:
             self._conn.receive_data(b"")
 
     # ------------------------------------------------------------ the Channel responses use
@@ -479,7 +495,7 @@ class HttpConnection:
             h["Connection"] = "close"
         self._status = status
         self._writer.write(self._conn.send(h11.Response(
-            status_code=status, headers=list(h.items()), reason=_reason(status))) or b"")
+            status_code=status, headers=list(h.items()), reason=reason_phrase(status))) or b"")
         self._head_sent = True
 
     async def send_whole(self, status: int, headers: dict[str, str], body: bytes) -> None:
@@ -492,7 +508,7 @@ class HttpConnection:
         if not sized or (self._h11 is not None and self._h11.our_state is not h11.SEND_RESPONSE):
             # no length given (h11 chooses chunks or close) or an unusual state
             parts = [self._conn.send(h11.Response(
-                status_code=status, headers=list(h.items()), reason=_reason(status))) or b""]
+                status_code=status, headers=list(h.items()), reason=reason_phrase(status))) or b""]
             self._head_sent = True
             if body and self._method != "HEAD" and status not in (204, 304):
                 parts += self._conn.send_with_data_passthrough(h11.Data(data=body)) or []

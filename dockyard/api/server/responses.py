@@ -13,7 +13,10 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from http import HTTPStatus
 from typing import Any, Protocol
+
+import h11
 
 from dockyard.api.server.hijack import HijackedStream
 from dockyard.api.server.jsonbody import json_bytes
@@ -198,6 +201,50 @@ class WebSocketResponse(Response):
         finally:
             await ws.close()
         return False
+
+
+def reason_phrase(status: int) -> bytes:
+    return _PHRASES.get(status, b"Status")
+
+
+_PHRASES = {s.value: s.phrase.encode() for s in HTTPStatus}
+
+
+def whole_response(status: int, headers: dict[str, str], body: bytes, *,
+                   keep_alive: bool) -> bytes:
+    """A response with a known length, in the very bytes h11 writes for it
+    (the unit tests compare the two): the headers in their order and, on a
+    connection that ends, every `Connection` header taken out and its
+    values, with `close` and without `keep-alive`, put back at the end one
+    by one.  Header names and values come from our own code."""
+    lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))]
+    tokens = {"close"}
+    for k, v in headers.items():
+        if not keep_alive and k.lower() == "connection":
+            tokens.update(t.strip().lower() for t in v.split(","))
+            continue
+        lines.append(f"{k}: {v}\r\n".encode("latin-1"))
+    if not keep_alive:
+        tokens.discard("keep-alive")
+        tokens.discard("")
+        lines += [f"Connection: {t}\r\n".encode("latin-1") for t in sorted(tokens)]
+    lines.append(b"\r\n")
+    lines.append(body)
+    return b"".join(lines)
+
+
+def error_head_and_body(status: int, message: str, default_headers: dict[str, str]) -> bytes:
+    """A complete `{"message": ...}` answer on a connection about to close."""
+    body = (json.dumps({"message": message}) + "\n").encode()
+    headers = {**default_headers, "Content-Type": "application/json",
+               "Content-Length": str(len(body)), "Connection": "close"}
+    h = h11.Connection(h11.SERVER)
+    return b"".join([
+        h.send(h11.Response(status_code=status, headers=list(headers.items()),
+                            reason=reason_phrase(status))) or b"",
+        h.send(h11.Data(data=body)) or b"",
+        h.send(h11.EndOfMessage()) or b"",
+    ])
 
 
 def raw_head(status: int, reason: str, headers: dict[str, str]) -> bytes:

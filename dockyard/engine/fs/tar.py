@@ -35,6 +35,7 @@ from dockyard.errors import InvalidParameter, SystemError_
 from dockyard.oci.users import parse_group, parse_passwd
 from dockyard.util.fstree import DIR, MOUNT, POST, TreeChanged, TreeWalk, open_regular
 from dockyard.util.safetar import XATTR_PAX_PREFIX, SafeExtractor
+from dockyard.util.tarfeed import open_tar_stream
 
 log = logging.getLogger(__name__)
 
@@ -346,7 +347,7 @@ class _CopyExtractor(SafeExtractor):
 
     def run(self, stream: IO[bytes]) -> None:
         try:
-            with tarfile.open(fileobj=stream, mode="r|*", bufsize=CHUNK) as tf:
+            with open_tar_stream(stream) as tf:
                 for ti in tf:
                     if "\0" in ti.name or "\0" in ti.linkname:
                         raise InvalidParameter("invalid tar archive: archive/tar: invalid tar "

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import socket
 import time
@@ -17,12 +16,8 @@ from http_testutil import Server, body_of, read_to_eof, read_until, status_of
 PING = b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
-@pytest.fixture(autouse=True)
-def no_tracebacks(caplog: pytest.LogCaptureFixture):
-    caplog.set_level(logging.DEBUG)
-    yield
-    bad = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
-    assert not bad, [r.getMessage() for r in bad]
+# nothing a client sends may leave a traceback or an error in the log
+pytestmark = pytest.mark.usefixtures("no_tracebacks")
 
 
 def wait_for(cond, timeout: float = 5) -> None:  # type: ignore[no-untyped-def]
@@ -177,8 +172,8 @@ def test_streamed_request_body(server: Server):
     got = server.exchange(head + payload, timeout=20)
     assert json.loads(body_of(got)) == {"size": len(payload),
                                         "sha256": hashlib.sha256(payload).hexdigest()}
-    # pieces, never the whole body at once
-    assert max(server.seen.body_pieces) <= 256 * 1024
+    # pieces of at most one read, never the whole body at once
+    assert max(server.seen.body_pieces) <= 1024 * 1024
     server.seen.body_pieces.clear()
     # chunked, in uneven chunks
     body = b""
@@ -190,7 +185,7 @@ def test_streamed_request_body(server: Server):
     head = b"POST /upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
     got = server.exchange(head + body + b"0\r\n\r\n", timeout=20)
     assert json.loads(body_of(got))["sha256"] == hashlib.sha256(payload).hexdigest()
-    assert max(server.seen.body_pieces) <= 256 * 1024
+    assert max(server.seen.body_pieces) <= 1024 * 1024
 
 
 @pytest.mark.parametrize("framing", ["length", "chunked"])

@@ -8,7 +8,7 @@ import itertools
 import h11
 import pytest
 
-from dockyard.api.server.connection import whole_response
+from dockyard.api.server.responses import whole_response
 
 REQUESTS = {
     "get 1.1": b"GET /x HTTP/1.1\r\nHost: d\r\n\r\n",
