@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from instant import Answers, InstantServer  # bench/, beside this script
@@ -246,19 +247,29 @@ FLOORS = ["docker CLI alone (docker --version)", "GET /_ping"]
 ANSWERED = ["docker exec c true", "docker ps -a, 100 containers"]
 
 
-def measure(engines: list[Engine], runs: int) -> None:
-    def each(row: str, fn: Callable[[Engine], object], n: int) -> None:
-        for e in engines:                                  # one untimed round
+def measure(engines: list[Engine], runs: int, inst: Engine | None = None,
+            server: InstantServer | None = None) -> None:
+    """Every row on every engine in turn; `inst` (the CLI against `server`,
+    an engine answering from memory what dockyard answered) takes its turn
+    in the exec and `ps -a` rows."""
+    def each(row: str, fn: Callable[[Engine], object], n: int,
+             among: list[Engine] | None = None) -> None:
+        among = among or engines
+        for e in among:                                    # one untimed round
             fn(e)
         for _ in range(n):
-            for e in engines:
+            for e in among:
                 e.add(row, timed(lambda e=e: fn(e)))
 
+    dy = engines[0]
+    with_floor = engines + ([inst] if inst is not None else [])
     each(ROWS[0][0], lambda e: e.cli("run", "--rm", "busybox", "true"), runs)
     each(ROWS[1][0], Engine.run_d_rm, runs)
     for e in engines:
         e.running = e.cli("run", "-d", "busybox", "sleep", "600").strip()
-    each(ROWS[2][0], lambda e: e.cli("exec", e.running, "true"), runs)
+    if server is not None:
+        server.answers = recorded_answers(dy, dy.running)
+    each(ROWS[2][0], lambda e: e.cli("exec", e.running, "true"), runs, with_floor)
     for e in engines:
         e.cli("rm", "-f", e.running)
     each(ROWS[3][0], Engine.fifty_creates, max(3, runs // 5))
@@ -272,45 +283,33 @@ def measure(engines: list[Engine], runs: int) -> None:
         for e in engines:
             e.api_samples(ROWS[5][0], [RawClient.prepare("GET", f"/containers/{cid}/json")
                                        for cid in e.made[:20]])
-    each(ROWS[6][0], lambda e: e.cli("ps", "-a"), runs)
+    if server is not None:
+        st, listing = api(dy.sock, "GET", "/containers/json?all=1")
+        assert st == 200, listing
+        server.answers = replace(server.answers, containers_list=listing)
+    each(ROWS[6][0], lambda e: e.cli("ps", "-a"), runs, with_floor)
     each(FLOORS[0], lambda e: e.cli("--version"), runs)
     for _ in range(runs):
         for e in engines:
             e.api_samples(FLOORS[1], [RawClient.prepare("GET", "/_ping")] * 20)
 
 
-def recorded_answers(dy: Engine) -> Answers:
-    """What dockyard answers to the requests of `docker ps -a` (its 100
-    containers) and of `docker exec` on a running container."""
-    cid = dy.cli("run", "-d", "busybox", "sleep", "600").strip()
-    try:
-        st, exec_made = api(dy.sock, "POST", f"/containers/{cid}/exec", {"Cmd": ["true"]})
-        assert st == 201, exec_made
-        exec_id = json.loads(exec_made)["Id"]
-        st, out = api(dy.sock, "POST", f"/exec/{exec_id}/start", {"Detach": True})
-        assert st == 200, out
-        for _ in range(200):
-            st, exec_json = api(dy.sock, "GET", f"/exec/{exec_id}/json")
-            if not json.loads(exec_json)["Running"]:
-                break
-            time.sleep(0.01)
-        st, inspect = api(dy.sock, "GET", f"/containers/{cid}/json")
-        st, listing = api(dy.sock, "GET", "/containers/json?all=1")
-        return Answers(containers_list=listing, container_inspect=inspect,
-                       exec_inspect=exec_json, exec_id=exec_id)
-    finally:
-        dy.cli("rm", "-f", cid)
-
-
-def answered_from_memory(dy: Engine, base: Path, runs: int) -> Engine:
-    inst = Engine("from memory", str(base / "instant.sock"), [], "")
-    with InstantServer(inst.sock, recorded_answers(dy)):
-        for _ in range(runs + 1):
-            inst.add(ANSWERED[0], timed(lambda: inst.cli("exec", "c", "true")))
-            inst.add(ANSWERED[1], timed(lambda: inst.cli("ps", "-a")))
-    for row in ANSWERED:
-        del inst.samples[row][0]                           # the untimed round
-    return inst
+def recorded_answers(dy: Engine, cid: str) -> Answers:
+    """What dockyard answers to the requests of `docker exec` on its
+    running container `cid` (the listing is filled in later)."""
+    st, exec_made = api(dy.sock, "POST", f"/containers/{cid}/exec", {"Cmd": ["true"]})
+    assert st == 201, exec_made
+    exec_id = json.loads(exec_made)["Id"]
+    st, out = api(dy.sock, "POST", f"/exec/{exec_id}/start", {"Detach": True})
+    assert st == 200, out
+    for _ in range(200):
+        st, exec_json = api(dy.sock, "GET", f"/exec/{exec_id}/json")
+        if not json.loads(exec_json)["Running"]:
+            break
+        time.sleep(0.01)
+    st, inspect = api(dy.sock, "GET", f"/containers/{cid}/json")
+    return Answers(containers_list=b"[]", container_inspect=inspect,
+                   exec_inspect=exec_json, exec_id=exec_id)
 
 
 def footprint(e: Engine) -> dict[str, float]:
@@ -386,8 +385,8 @@ def report(engines: list[Engine], extra: dict[str, dict[str, float]],
         print(f"{row:{width}} " + " ".join(f"{extra[n][row]:9.1f}" for n in names))
     if inst is None:
         return
-    print("the CLI's own time: the same commands against an engine answering from "
-          "memory (bench/instant.py)")
+    print("the CLI's own time: the same commands, taking their turn in the same rows, "
+          "against an engine answering from memory what dockyard answered (bench/instant.py)")
     for row in ANSWERED:
         floor = statistics.median(inst.samples[row])
         line = f"  {row:{width - 2}} {floor:9.2f}"
@@ -418,18 +417,21 @@ def main() -> int:
             dy.cli("save", "-o", str(tar), "busybox")
             engines = [dy]
             extra = {"dockyard": footprint(dy)}
-            if ns.no_dockerd or not shutil.which("dockerd"):
-                measure(engines, ns.runs)
-            else:
-                with networked_dockerd(base, tar) as rsock:
-                    pids = pids_of("dockerd -H unix:///run/bench-net-docker")
-                    pids += pids_of("containerd --config /run/bench-net-docker")
-                    ref = Engine("dockerd", rsock, pids, "containerd-shim-runc-v2")
-                    extra["dockerd"] = footprint(ref)
-                    engines.append(ref)
-                    measure(engines, ns.runs)
-                    ref.cli("rm", "-f", *ref.made)
-            inst = answered_from_memory(dy, base, ns.runs)
+            inst = Engine("from memory", str(base / "instant.sock"), [], "")
+            inst.running = "c"
+            empty = Answers(containers_list=b"[]", container_inspect=b"{}", exec_inspect=b"{}")
+            with InstantServer(inst.sock, empty) as server:
+                if ns.no_dockerd or not shutil.which("dockerd"):
+                    measure(engines, ns.runs, inst, server)
+                else:
+                    with networked_dockerd(base, tar) as rsock:
+                        pids = pids_of("dockerd -H unix:///run/bench-net-docker")
+                        pids += pids_of("containerd --config /run/bench-net-docker")
+                        ref = Engine("dockerd", rsock, pids, "containerd-shim-runc-v2")
+                        extra["dockerd"] = footprint(ref)
+                        engines.append(ref)
+                        measure(engines, ns.runs, inst, server)
+                        ref.cli("rm", "-f", *ref.made)
             dy.cli("rm", "-f", *dy.made)
         print(f"load average at start: {load:.2f}")
         report(engines, extra, inst)
