@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 _NS = 1_000_000_000
@@ -26,6 +27,10 @@ def rfc3339_nano(ns: int) -> str:
     return f"{_seconds(secs)}.{frac}Z" if frac else f"{_seconds(secs)}Z"
 
 
+# a container's times are formatted again at every inspect: the few
+# thousand recent ones are kept (log records, each with its own time, use
+# rfc3339_nano and are not)
+@lru_cache(maxsize=4096)
 def rfc3339(ns: int | None) -> str:
     return rfc3339_nano(ns) if ns else ZERO_TIME
 

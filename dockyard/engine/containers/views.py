@@ -112,7 +112,7 @@ class ContainerViews:
         return sum(dir_size(Path(p)) for p in self.images.lower_dirs(c.image_id))
 
     def network_settings(self, c: Container, api: tuple[int, int]) -> dict[str, Any]:
-        netns = str(self.store.netns_path(c)) if c.state.running else ""
+        netns = self._paths_of(c)["SandboxKey"] if c.state.running else ""
         return net_views.network_settings(c, self.networks, netns, api)
 
     def inspect_shape(self, c: Container, size: bool, api: tuple[int, int]
@@ -166,7 +166,7 @@ class ContainerViews:
                 "HostsPath": str(d / "hosts"), "LogPath": str(self.store.log_path(c)),
                 "image": ":".join(self.images.lower_dirs(c.image_id)),
                 "MergedDir": str(d / "merged"), "UpperDir": str(d / "upper"),
-                "WorkDir": str(d / "work")}
+                "WorkDir": str(d / "work"), "SandboxKey": str(self.store.netns_path(c))}
         paths["init"] = ":".join(init)
         paths["LowerDir"] = ":".join(x for x in (paths["init"], paths["image"]) if x)
         return paths
