@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import h11
 
+from dockyard.api.server.deadline import ReadDeadline
 from dockyard.api.server.framing import (
     HEAD_END,
     BadRequest,
@@ -184,6 +185,7 @@ class HttpConnection:
         self._reader = reader
         self._writer = writer
         self._pending = bytearray()       # read from the socket, not yet given to h11
+        self._deadline = ReadDeadline()
         self._eof = False
         self.idle_since: float | None = None
         # the request being served; None while a remembered head's request
@@ -206,6 +208,7 @@ class HttpConnection:
 
     def close(self) -> None:
         self.idle_since = None
+        self._deadline.close()
         with contextlib.suppress(Exception):
             self._writer.close()
 
@@ -388,8 +391,10 @@ class HttpConnection:
     # ------------------------------------------------------------ input
     async def _read_more(self, timeout: float | None) -> None:
         try:
-            async with asyncio.timeout(timeout):
+            if timeout is None:
                 data = await self._reader.read(READ_SIZE)
+            else:
+                data = await self._deadline.read(self._reader, READ_SIZE, timeout)
         except TimeoutError:
             raise
         except (ConnectionError, OSError):
