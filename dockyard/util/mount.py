@@ -43,12 +43,43 @@ def umount(target: str, flags: int = MNT_DETACH) -> None:
         raise OSError(e, f"umount {target}: {os.strerror(e)}")
 
 
-def mount_overlay(lower: list[str], upper: str, work: str, target: str) -> None:
-    data = f"lowerdir={':'.join(lower)},upperdir={upper},workdir={work}"
-    if len(data) >= 4096:
-        # The kernel takes at most one page of mount options.
-        raise OSError(errno.E2BIG, "too many image layers for one overlay mount")
-    mount("overlay", target, "overlay", 0, data)
+OPTIONS_MAX = 4095        # the kernel takes one page of mount options, its NUL included
+
+
+def mount_overlay(lower: list[str], upper: str | None, work: str | None, target: str,
+                  flags: int = 0) -> None:
+    """Mount an overlay of `lower` (top layer first) with `upper` and
+    `work`, or a read-only one of `lower` alone (`upper` and `work` None).
+
+    An image of many layers has more lower directories than one page of
+    mount options holds with their full paths (about 38 here).  Their
+    directories are then opened and named by their descriptors
+    (`/proc/self/fd/N`, 17 bytes each, which the kernel resolves when it
+    mounts), as dockerd names them by short links: up to overlayfs's own
+    limit of layers."""
+    data = _overlay_options(lower, upper, work)
+    if len(data) <= OPTIONS_MAX:
+        mount("overlay", target, "overlay", flags, data)
+        return
+    fds: list[int] = []
+    try:
+        for d in lower:
+            fds.append(os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+        data = _overlay_options([f"/proc/self/fd/{fd}" for fd in fds], upper, work)
+        if len(data) > OPTIONS_MAX:
+            raise OSError(errno.E2BIG, f"too many image layers for one overlay mount "
+                                       f"({len(lower)})")
+        mount("overlay", target, "overlay", flags, data)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _overlay_options(lower: list[str], upper: str | None, work: str | None) -> str:
+    data = f"lowerdir={':'.join(lower)}"
+    if upper is not None and work is not None:
+        data += f",upperdir={upper},workdir={work}"
+    return data
 
 
 # statx(2): the kernel says whether a path is the root of a mount (5.8 on),

@@ -22,7 +22,7 @@ from typing import Any
 from dockyard.build import context as ctx
 from dockyard.util.atomic import atomic_write_json
 from dockyard.util.fstree import DIR, LEAF, TreeWalk
-from dockyard.util.mount import MS_RDONLY, mount, umount
+from dockyard.util.mount import MS_RDONLY, mount_overlay, umount
 
 
 @contextlib.contextmanager
@@ -36,7 +36,7 @@ def image_root(lowers: list[str], where: Path) -> Iterator[Path | None]:
         return
     where.mkdir(mode=0o700)
     try:
-        mount("overlay", str(where), "overlay", MS_RDONLY, "lowerdir=" + ":".join(lowers))
+        mount_overlay(lowers, None, None, str(where), MS_RDONLY)
         try:
             yield where
         finally:

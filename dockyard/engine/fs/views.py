@@ -42,8 +42,7 @@ def mount_view(target: Path, lowers: list[str], upper: Path, work: Path | None) 
     target.mkdir(mode=0o700)
     try:
         if work is None:
-            data = "lowerdir=" + ":".join([str(upper), *lowers])
-            mount("overlay", str(target), "overlay", MS_RDONLY, data)
+            mount_overlay([str(upper), *lowers], None, None, str(target), MS_RDONLY)
         else:
             mount_overlay(lowers, str(upper), str(work), str(target))
     except BaseException:
