@@ -87,22 +87,8 @@ def remove_stale_container_state(data_root: Path, exec_root: Path,
         asyncio.run(stop_log_keeper(layout))
         if keeper is not None:
             removed.append(f"log keeper {keeper}")
-        before = cgroup_dirs(path)
-        remove_empty_cgroup(path)
-        removed += [f"cgroup {d}" for d in before if not os.path.isdir(d)]
+        removed += [f"cgroup {d}" for d in remove_empty_cgroup(path)]
     return removed
-
-
-def cgroup_dirs(path: str, root: str = "/sys/fs/cgroup") -> list[str]:
-    """`path` in every cgroup hierarchy where it exists."""
-    rel = path.strip("/")
-    found = [os.path.join(root, rel)] if os.path.isdir(os.path.join(root, rel)) else []
-    try:
-        hierarchies = [e.path for e in os.scandir(root) if e.is_dir(follow_symlinks=False)]
-    except OSError:
-        hierarchies = []
-    return found + [os.path.join(h, rel) for h in hierarchies
-                    if os.path.isdir(os.path.join(h, rel))]
 
 
 def build_config(ns: argparse.Namespace) -> DaemonConfig:

@@ -247,8 +247,7 @@ async def launch_conmon(argv: list[str], cwd: str, pass_fds: dict[str, int]) -> 
 
 
 async def read_pid_file(path: str) -> int:
-    text = await asyncio.to_thread(_read_text, path)
-    return int(text.strip()) if text and text.strip() else 0
+    return await asyncio.to_thread(read_pid_file_now, path)
 
 
 def read_pid_file_now(path: str) -> int:

@@ -242,14 +242,16 @@ async def probe(runtime: OCIRuntime, workdir: str | None = None) -> tuple[bool, 
         await asyncio.to_thread(remove_quietly, tmp, "probe bundle")
 
 
-def remove_empty_cgroup(path: str, cgroup_root: str = "/sys/fs/cgroup") -> None:
+def remove_empty_cgroup(path: str, cgroup_root: str = "/sys/fs/cgroup") -> list[str]:
     """rmdir an absolute cgroupsPath's directories (deepest first) in every
     hierarchy, v1 and v2; busy or missing ones are left alone.  Runtimes
     remove the container's leaf on delete but never the parents they made.
+    Returns the hierarchies' `path` directories that were removed.
     """
     rel = path.strip("/")
+    removed: list[str] = []
     if not rel:
-        return
+        return removed
     roots = [cgroup_root]
     with contextlib.suppress(OSError):
         roots += [e.path for e in os.scandir(cgroup_root) if e.is_dir(follow_symlinks=False)]
@@ -270,6 +272,8 @@ def remove_empty_cgroup(path: str, cgroup_root: str = "/sys/fs/cgroup") -> None:
             os.close(fd)
         with contextlib.suppress(OSError):
             os.rmdir(top)
+            removed.append(top)
+    return removed
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from dockyard.engine.containers.record import Container
 from dockyard.engine.events import EventBus
 from dockyard.errors import Conflict, InvalidParameter, NotFound
 from dockyard.oci.cgroupparent import container_cgroups_path
-from dockyard.runtime.conmon import ContainerLayout
+from dockyard.runtime.conmon import ContainerLayout, process_alive, read_pid_file_now
 
 log = logging.getLogger("dockyard.containers")
 
@@ -240,26 +240,10 @@ def stale_container_state(data_root: Path, exec_root: Path, daemon_parent: str
         except (OSError, ValueError, TypeError):
             continue
         layout = store.layout(c)
-        monitor = _read_pid(layout.conmon_pidfile)
-        gone = monitor is None or not _alive(monitor)
+        try:
+            gone = not process_alive(read_pid_file_now(layout.conmon_pidfile))
+        except ValueError:              # a torn pid file: its conmon never finished starting
+            gone = True
         out.append((container_cgroups_path(c.id, c.host_config, daemon_parent),
                     layout if gone else None))
     return out
-
-
-def _read_pid(path: str) -> int | None:
-    try:
-        with open(path) as f:
-            return int(f.read().strip() or 0) or None
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
