@@ -62,7 +62,7 @@ def build_router(backends: Backends) -> Router:
                    DistributionRoutes(backends.images),
                    NetworkRoutes(backends.networks), VolumeRoutes(backends.volumes),
                    BuildRoutes(backends.build),
-                   SwarmRoutes()):
+                   SwarmRoutes(backends.swarm)):
         routes.register(r)
     return r
 

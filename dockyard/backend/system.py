@@ -11,6 +11,7 @@ from dockyard.backend.containers import ContainerBackend
 from dockyard.backend.execs import ExecBackend
 from dockyard.backend.images import ImageBackend
 from dockyard.backend.networks import NetworkBackend
+from dockyard.backend.swarm import SwarmBackend
 from dockyard.backend.volumes import VolumeBackend
 
 
@@ -60,3 +61,4 @@ class Backends:
     networks: NetworkBackend
     volumes: VolumeBackend
     build: BuildBackend
+    swarm: SwarmBackend

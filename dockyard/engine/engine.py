@@ -53,7 +53,8 @@ from dockyard.engine.networks.plumbing import Plumbing
 from dockyard.engine.networks.ports import PortHolder
 from dockyard.engine.networks.service import NetworkService
 from dockyard.engine.networks.store import HostNames, NetworkStore, default_bridge_subnet
-from dockyard.engine.system import SystemService
+from dockyard.engine.swarm.service import SwarmService
+from dockyard.engine.system import SystemService, node_description
 from dockyard.engine.volumes.mounts import ContainerMounts
 from dockyard.engine.volumes.service import VolumeService
 from dockyard.errors import Unavailable
@@ -238,9 +239,13 @@ class Engine:
         build.start()
         self.build = build
         usage = DiskUsage(images, store, views, volumes, build.cache_usage)
-        self._backends = Backends(system=SystemService(host, store, images, self.events, usage),
+        swarm = SwarmService(self.data_root, networks, lambda: node_description(host))
+        swarm.load()
+        self._backends = Backends(system=SystemService(host, store, images, self.events, usage,
+                                                       swarm.info),
                                   images=image_backend, containers=containers,
-                                  execs=execs, networks=networks, volumes=volumes, build=build)
+                                  execs=execs, networks=networks, volumes=volumes, build=build,
+                                  swarm=swarm)
 
     async def _open_containers(self) -> None:
         assert self._lifecycle is not None and self._remover is not None

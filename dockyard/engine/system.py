@@ -12,7 +12,7 @@ import platform
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,30 @@ from dockyard.images.service import ImageService
 from dockyard.util.atomic import atomic_write
 from dockyard.util.timefmt import rfc3339_nano_fixed
 
+NETWORK_DRIVERS = ("bridge", "host", "null", "overlay")
+LOG_DRIVERS = ("json-file", "none")
+
+
+def node_description(host: HostEnv) -> dict[str, Any]:
+    """This engine as a swarm node describes itself (`docker node inspect`)."""
+    return {
+        "Hostname": socket.gethostname(),
+        "Platform": {"Architecture": platform.machine(), "OS": "linux"},
+        "Resources": {"NanoCPUs": host.facts.ncpu * 1_000_000_000,
+                      "MemoryBytes": host.facts.mem_total},
+        "Engine": {"EngineVersion": __version__,
+                   "Plugins": [{"Type": "Log", "Name": n} for n in LOG_DRIVERS] +
+                              [{"Type": "Network", "Name": n} for n in NETWORK_DRIVERS] +
+                              [{"Type": "Volume", "Name": "local"}]},
+    }
+
 
 class SystemService:
     def __init__(self, host: HostEnv, store: ContainerStore, images: ImageService,
-                 events: EventBus, usage: DiskUsage) -> None:
+                 events: EventBus, usage: DiskUsage,
+                 swarm_info: Callable[[], dict[str, Any]]) -> None:
         self.host = host
+        self.swarm_info = swarm_info
         self.store = store
         self.images = images
         self.events_bus = events
@@ -103,9 +122,9 @@ class SystemService:
                              ["Supports d_type", "true"], ["Using metacopy", "false"],
                              ["Native Overlay Diff", "true"], ["userxattr", "false"]],
             "DockerRootDir": str(data_root),
-            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
+            "Plugins": {"Volume": ["local"], "Network": list(NETWORK_DRIVERS),
                         "Authorization": None,
-                        "Log": ["json-file", "none"]},
+                        "Log": list(LOG_DRIVERS)},
             "MemoryLimit": h.memory_limit, "SwapLimit": h.swap_limit,
             "KernelMemory": h.kernel_memory, "KernelMemoryTCP": False,
             "CpuCfsPeriod": h.cpu_cfs_period, "CpuCfsQuota": h.cpu_cfs_quota,
@@ -130,8 +149,7 @@ class SystemService:
             "Name": self.name, "Labels": [], "ExperimentalBuild": False,
             "ServerVersion": __version__, "Runtimes": runtimes,
             "DefaultRuntime": self.host.runtimes.default or "",
-            "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
-                      "ControlAvailable": False, "Error": "", "RemoteManagers": None},
+            "Swarm": self.swarm_info(),
             "LiveRestoreEnabled": True, "Isolation": "",
             "InitBinary": "docker-init",
             "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": default.commit if default else ""}, "InitCommit": {"ID": ""},

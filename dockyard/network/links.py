@@ -18,6 +18,7 @@ import ipaddress
 import logging
 import os
 import secrets
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -235,3 +236,33 @@ def host_routes() -> list[ipaddress.IPv4Network]:
         with contextlib.suppress(ValueError):
             out.append(ipaddress.IPv4Network(f"{addr}/{netmask}", strict=False))
     return out
+
+
+def interface_ipv4(name: str) -> str | None:
+    """The first IPv4 address of the host interface `name`, or None when
+    there is no such interface or it has none."""
+    ip_route, netlink_error = _netlink()
+    try:
+        with ip_route() as ipr:
+            idx = ipr.link_lookup(ifname=name)
+            if not idx:
+                return None
+            for msg in ipr.get_addr(index=idx[0], family=socket.AF_INET):
+                addr = msg.get_attr("IFA_ADDRESS")
+                if addr:
+                    return str(addr)
+    except netlink_error:
+        return None
+    return None
+
+
+def default_source_ipv4() -> str | None:
+    """The address the host's default route leaves from (a connected UDP
+    socket: the kernel picks the source, nothing is sent), or None with no
+    default route."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))     # TEST-NET-1: only the route lookup
+        except OSError:
+            return None
+        return str(s.getsockname()[0])

@@ -82,10 +82,25 @@ EXTRA_STATUSES: dict[str, dict[int, str]] = {
                      409: "409: the volume exists with other options, or a cluster volume"},
     "VolumeList": {400: _BAD},
     "VolumePrune": {400: _BAD, 409: "409: a prune is already running"},
-    # a standalone engine refuses to make or join a swarm only here: dockerd would
-    "SwarmInit": {501: _NOT_DONE},
     "SystemAuth": {400: _BAD},
+    # swarm mode is one node serving swarm-scoped networks: joining, autolock,
+    # a certificate authority, services, secrets and configs are refused
+    # (dockerd would do them); bad filters are 400 on every list, and so are
+    # removing the swarm's last manager and unlocking a swarm that is not
+    # locked (dockerd's FailedPrecondition and InvalidParameter)
+    "SwarmInit": {501: _NOT_DONE},
     "SwarmJoin": {501: _NOT_DONE},
+    "SwarmUpdate": {501: _NOT_DONE},
+    "SwarmUnlock": {400: _BAD},
+    "NodeDelete": {400: "400: the node is the swarm's last manager (FailedPrecondition)"},
+    "NodeList": {400: _BAD},
+    "ServiceList": {400: _BAD},
+    "ServiceCreate": {501: _NOT_DONE},
+    "TaskList": {400: _BAD},
+    "SecretList": {400: _BAD},
+    "SecretCreate": {501: _NOT_DONE},
+    "ConfigList": {400: _BAD},
+    "ConfigCreate": {501: _NOT_DONE},
 }
 
 

@@ -5,6 +5,7 @@ runtimes (make setup installs them)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -260,14 +261,22 @@ def stop_daemon(d: Daemon, cleanup: bool = True) -> None:
         remove_test_dir(d.data_root.parent)
 
 
-@pytest.fixture(scope="session")
-def daemon() -> Iterator[Daemon]:
+@contextlib.contextmanager
+def private_daemon() -> Iterator[Daemon]:
+    """A daemon of its own (data root, socket, networks), stopped and
+    cleaned up afterwards."""
     base = Path(tempfile.mkdtemp(prefix="dockyard-it-", dir="/var/tmp"))
     d = start_daemon(base)
     try:
         yield d
     finally:
         stop_daemon(d)
+
+
+@pytest.fixture(scope="session")
+def daemon() -> Iterator[Daemon]:
+    with private_daemon() as d:
+        yield d
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dockyard.api.server import Request, Response, Router, empty_response, json_response
 from dockyard.backend import NetworkBackend
-from dockyard.errors import NotFound
 
 
 class NetworkRoutes:
@@ -28,12 +27,8 @@ class NetworkRoutes:
         return json_response({"Id": res.id, "Warning": res.warning}, 201)
 
     async def inspect(self, req: Request) -> Response:
-        found = self.backend.inspect(req.params["id"])
-        # dockerd looks the network up within the scope asked for: every
-        # network here is local, so any other scope finds nothing
-        if (req.query_get("scope") or "") not in ("", "local"):
-            raise NotFound(f"network {req.params['id']} not found")
-        return json_response(found)
+        return json_response(self.backend.inspect(req.params["id"],
+                                                  req.query_get("scope") or ""))
 
     async def remove(self, req: Request) -> Response:
         await self.backend.remove(req.params["id"])

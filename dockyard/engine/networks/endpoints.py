@@ -26,7 +26,7 @@ from dockyard.engine.networks.plumbing import Plumbing, endpoints_of
 from dockyard.engine.networks.ports import PortHolder, PortMapping, resolve_bindings
 from dockyard.engine.networks.records import Endpoint, NetworkRecord
 from dockyard.engine.networks.store import NetworkStore
-from dockyard.errors import Conflict, InvalidParameter, NotFound
+from dockyard.errors import Conflict, Forbidden, InvalidParameter, NotFound
 from dockyard.network import conntrack, links
 
 SPECIAL_MODES = ("host", "none")
@@ -37,6 +37,14 @@ log = logging.getLogger("dockyard.networks")
 def primary_network(host_config: dict[str, Any]) -> str:
     mode = host_config.get("NetworkMode") or "bridge"
     return "bridge" if mode == "default" else mode
+
+
+def check_attachable(net: NetworkRecord) -> None:
+    """dockerd's refusal (at start or connect, not at create) to place a
+    container on a swarm network that was not made attachable."""
+    if not net.takes_containers:
+        raise Forbidden(f"Could not attach to network {net.name}: rpc error: code = "
+                        f"PermissionDenied desc = network {net.name} not manually attachable")
 
 
 def wants_networks(host_config: dict[str, Any]) -> bool:
@@ -98,7 +106,7 @@ class ContainerNetworking:
             # as dockerd: an unknown network fails the start, not the create
             # (a 404 at create would make the docker CLI try to pull the image)
             return {mode: endpoints.pop(mode, None) or {}, **endpoints}
-        if net.driver != "bridge":
+        if net.driver not in ("bridge", "overlay"):
             raise InvalidParameter(f"network {mode} is not a bridge network")
         keep: dict[str, Any] = {}
         if "default" in endpoints:     # the CLI's name for the default network mode
@@ -114,7 +122,7 @@ class ContainerNetworking:
             except NotFound:
                 keep[name] = settings or {}      # its start will say it is not found
                 continue
-            if target.driver != "bridge":
+            if target.driver not in ("bridge", "overlay"):
                 raise InvalidParameter("container cannot be disconnected from host network "
                                        "or connected to host network")
             self._check_endpoint_settings(target, settings or {})
@@ -241,6 +249,7 @@ class ContainerNetworking:
                      settings: dict[str, Any], ifname: str, default_route: bool) -> Endpoint:
         if net.name in c.endpoints:
             raise Conflict(f"endpoint with name {c.name} already exists in network {net.name}")
+        check_attachable(net)
         await self.plumbing.ensure_bridge(net)
         ipam = settings.get("IPAMConfig") or {}
         v4 = self.networks.allocator(net)

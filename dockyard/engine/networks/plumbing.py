@@ -52,6 +52,8 @@ class Plumbing:
         """Make the network's bridge if needed.  A bridge this engine made
         or saw is not looked at again (4 ms a time) unless `check`: attach
         says when it went missing."""
+        if not net.is_bridge:
+            return
         if net.bridge in self._bridges and not check:
             return
         # the first containers of a network start together: one makes the bridge
@@ -67,6 +69,8 @@ class Plumbing:
             self._bridges.add(net.bridge)
 
     async def remove_bridge(self, net: NetworkRecord) -> None:
+        if not net.bridge:        # the swarm's ingress network has none here
+            return
         self._bridges.discard(net.bridge)
         await asyncio.to_thread(links.delete_link, net.bridge)
 

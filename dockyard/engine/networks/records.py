@@ -50,7 +50,7 @@ class SubnetConfig:
 class NetworkRecord:
     id: str
     name: str
-    driver: str                    # "bridge", "host", "null"
+    driver: str                    # "bridge", "overlay", "host", "null"
     created: int                   # ns
     bridge: str = ""               # the Linux bridge
     subnets: list[SubnetConfig] = field(default_factory=list)
@@ -62,10 +62,20 @@ class NetworkRecord:
     ipam_options: dict[str, str] | None = None
     mtu: int = 1500
     predefined: bool = False       # bridge, host, none: never removed
+    scope: str = "local"           # "swarm": made in swarm mode, gone when the node leaves
+    ingress: bool = False          # the swarm's routing-mesh network (no bridge here)
 
     @property
     def is_bridge(self) -> bool:
-        return self.driver == "bridge"
+        """Made of a Linux bridge on this host: bridge networks, and overlay
+        networks (a swarm of one node has no other host to tunnel to)."""
+        return self.driver in ("bridge", "overlay") and not self.ingress
+
+    @property
+    def takes_containers(self) -> bool:
+        """Whether a container may be placed on it: swarm-scoped networks
+        only when made attachable, as dockerd's."""
+        return self.scope != "swarm" or (self.attachable and not self.ingress)
 
     @property
     def user_defined(self) -> bool:
@@ -100,7 +110,7 @@ class NetworkRecord:
             "Name": self.name,
             "Id": self.id,
             "Created": rfc3339(self.created),
-            "Scope": "local",
+            "Scope": self.scope,
             "Driver": self.driver,
             "EnableIPv4": self.driver == "bridge" or bool(self.subnets),
             "EnableIPv6": self.ipv6,
@@ -112,7 +122,7 @@ class NetworkRecord:
             },
             "Internal": self.internal,
             "Attachable": self.attachable,
-            "Ingress": False,
+            "Ingress": self.ingress,
             "ConfigFrom": {"Network": ""},
             "ConfigOnly": False,
             "Containers": containers,

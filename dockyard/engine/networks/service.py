@@ -11,15 +11,23 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import time
+from collections.abc import Callable
 from typing import Any
 
 from dockyard.backend import NetworkCreateResult
+from dockyard.backend.swarm import NOT_A_MANAGER
 from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.containers.views import labels_match, parse_until
 from dockyard.engine.events import EventBus
-from dockyard.engine.networks.endpoints import ContainerNetworking, ifname_for, primary_network
+from dockyard.engine.networks.endpoints import (
+    ContainerNetworking,
+    check_attachable,
+    ifname_for,
+    primary_network,
+)
 from dockyard.engine.networks.records import BRIDGE_OPTIONS, NetworkRecord, SubnetConfig
 from dockyard.engine.networks.store import NetworkStore, new_network_id
+from dockyard.engine.swarm.state import new_object_id
 from dockyard.errors import Conflict, Forbidden, InvalidParameter, NotFound
 from dockyard.network import ipam
 from dockyard.network.links import IFNAMSIZ
@@ -46,6 +54,9 @@ class NetworkService:
         self.events = events
         self.pools = pools
         self._host_routes = host_routes          # () -> list of the host's route networks
+        # () -> the swarm's address pools while the node is in a swarm, else
+        # None (set by the swarm service)
+        self.cluster_pools: Callable[[], tuple[ipam.Pool, ...] | None] = lambda: None
 
     def _emit(self, net: NetworkRecord, action: str, **extra: str) -> None:
         self.events.emit("network", action, net.id,
@@ -64,25 +75,43 @@ class NetworkService:
         driver = body.get("Driver") or "bridge"
         if driver in ("host", "null"):
             raise Forbidden(f"only one instance of \"{driver}\" network is allowed")
-        if driver != "bridge":
+        if driver not in ("bridge", "overlay"):
             raise NotFound(f'plugin "{driver}" not found')
-        if body.get("Scope") not in (None, "", "local"):
-            raise InvalidParameter(f"invalid scope: {body.get('Scope')}")
+        scope = body.get("Scope") or ""
+        if scope not in ("", "local", "swarm", "global"):
+            raise InvalidParameter(f"invalid scope: {scope}")
+        if scope == "global":
+            raise InvalidParameter("global scope networks need a cluster store, which "
+                                   "dockyard does not have: use the swarm scope")
+        if driver == "overlay" and scope == "local":
+            raise Forbidden("cannot downgrade network scope for overlay networks")
+        if body.get("Ingress") and driver != "overlay":
+            raise Forbidden("Ingress network can only be global scope network")
+        swarm = driver == "overlay" or scope == "swarm"
+        pools = self.cluster_pools() if swarm else self.pools
+        if pools is None:      # (403: Docker's API description says so for overlay)
+            raise Forbidden(NOT_A_MANAGER)
         if body.get("EnableIPv4") is False:
             raise InvalidParameter("IPv6-only networks (EnableIPv4 false) are not supported")
-        if body.get("ConfigOnly") or (body.get("ConfigFrom") or {}).get("Network") or \
-                body.get("Ingress"):
-            raise InvalidParameter("config-only, config-from and ingress networks are not "
+        if body.get("ConfigOnly") or (body.get("ConfigFrom") or {}).get("Network"):
+            raise InvalidParameter("config-only and config-from networks are not "
                                    "supported by this engine")
+        ingress = bool(body.get("Ingress"))
+        if ingress:
+            if body.get("Attachable"):
+                raise InvalidParameter("rpc error: code = InvalidArgument desc = ingress "
+                                       "network cannot be attachable")
+            present = next((n for n in self.store if n.ingress), None)
+            if present is not None:
+                raise Conflict(f"rpc error: code = AlreadyExists desc = ingress network "
+                               f"({present.id}) is already present")
         options = {str(k): str(v) for k, v in (body.get("Options") or {}).items()}
-        unknown = sorted(set(options) - KNOWN_BRIDGE_OPTIONS)
-        if unknown:
-            raise InvalidParameter(f"unknown bridge option {unknown[0]}")
-        nid = new_network_id()
-        bridge = options.get(BRIDGE_OPTIONS["name"]) or f"dy-{nid[:12]}"
+        _check_options(driver, options)
+        nid = new_object_id() if swarm else new_network_id()
+        bridge = "" if ingress else options.get(BRIDGE_OPTIONS["name"]) or f"dy-{nid[:12]}"
         if len(bridge) > IFNAMSIZ:
             raise InvalidParameter(f"bridge name {bridge} is longer than {IFNAMSIZ} characters")
-        if any(n.bridge == bridge for n in self.store):
+        if bridge and any(n.bridge == bridge for n in self.store):
             raise Conflict(f"bridge name {bridge} is already used by another network")
         mtu = int(options.get(BRIDGE_OPTIONS["mtu"]) or 1500)
         ipam_body = body.get("IPAM") or {}
@@ -92,15 +121,19 @@ class NetworkService:
         # says so.
         ipv6 = bool(body.get("EnableIPv6")) or any(
             ":" in str((cfg or {}).get("Subnet") or "") for cfg in ipam_body.get("Config") or [])
-        subnets = self._subnets(ipam_body, ipv6)
+        subnets = self._subnets(ipam_body, ipv6, pools)
         net = NetworkRecord(
-            id=nid, name=name, driver="bridge", created=time.time_ns(), bridge=bridge,
+            id=nid, name=name, driver=driver, created=time.time_ns(), bridge=bridge,
             subnets=subnets, ipv6=ipv6, internal=bool(body.get("Internal")),
             attachable=bool(body.get("Attachable")),
             labels={str(k): str(v) for k, v in (body.get("Labels") or {}).items()},
             options=options,
             ipam_options=dict((body.get("IPAM") or {}).get("Options") or {}) or None,
-            mtu=mtu)
+            mtu=mtu, scope="swarm" if swarm else "local", ingress=ingress)
+        await self._add(net)
+        return NetworkCreateResult(id=net.id, warning="")
+
+    async def _add(self, net: NetworkRecord) -> None:
         self.store.add(net)
         try:
             await self.networking.plumbing.ensure_bridge(net)
@@ -110,7 +143,40 @@ class NetworkService:
             await self.networking.plumbing.remove_bridge(net)
             raise
         self._emit(net, "create")
-        return NetworkCreateResult(id=net.id, warning="")
+
+    async def create_ingress(self) -> None:
+        """The swarm's `ingress` network, as `swarm init` makes it: the first
+        subnet of the swarm's pool.  It has no bridge here: it carries a
+        routing mesh for services, and dockyard runs no services."""
+        pools = self.cluster_pools()
+        assert pools is not None
+        if self.store.name_taken("ingress"):
+            raise Conflict("network with name ingress already exists")
+        await self._add(NetworkRecord(
+            id=new_object_id(), name="ingress", driver="overlay", created=time.time_ns(),
+            subnets=self._subnets({}, False, pools), scope="swarm", ingress=True))
+
+    async def remove_swarm_networks(self) -> None:
+        """The node leaves its swarm: every swarm-scoped network goes, and
+        the containers on them are disconnected first (dockerd's force leave)."""
+        for net in [n for n in self.store if n.scope == "swarm"]:
+            for c in list(self.containers):
+                wanted = dict(c.networking_config.get("EndpointsConfig") or {})
+                if net.name not in c.endpoints and net.name not in wanted:
+                    continue
+                async with self.containers.lock(c):
+                    if net.name in c.endpoints:
+                        await self.networking.detach(c, net.name)
+                        self._emit(net, "disconnect", container=c.id)
+                    wanted.pop(net.name, None)
+                    c.networking_config["EndpointsConfig"] = wanted
+                    self.containers.save(c)
+            self.store.remove(net)
+            await self.networking.plumbing.remove_bridge(net)
+            self._emit(net, "destroy")
+        await self.networking.sync()
+        if all(n.predefined for n in self.store):
+            await self.networking.plumbing.teardown_if_idle(self.store, self.containers)
 
     def _taken(self) -> list[ipam.IPNetwork]:
         taken: list[ipam.IPNetwork] = []
@@ -118,7 +184,8 @@ class NetworkService:
             taken += [ipam.parse_subnet(s.subnet) for s in n.subnets]
         return taken + list(self._host_routes())
 
-    def _subnets(self, ipam_body: dict[str, Any], ipv6: bool) -> list[SubnetConfig]:
+    def _subnets(self, ipam_body: dict[str, Any], ipv6: bool,
+                 pools: tuple[ipam.Pool, ...]) -> list[SubnetConfig]:
         if (ipam_body.get("Driver") or "default") != "default":
             raise NotFound(f'plugin "{ipam_body.get("Driver")}" not found')
         out: list[SubnetConfig] = []
@@ -149,7 +216,7 @@ class NetworkService:
                                     aux=aux))
             taken.append(net)
         if not any(":" not in s.subnet for s in out):
-            net4 = ipam.choose_subnet(self.pools, [t for t in taken if t.version == 4])
+            net4 = ipam.choose_subnet(pools, [t for t in taken if t.version == 4])
             out.insert(0, SubnetConfig(subnet=str(net4), gateway=str(next(net4.hosts()))))
         if ipv6 and not any(":" in s.subnet for s in out):
             raise InvalidParameter("an IPv6 network needs an IPv6 --subnet (no default IPv6 "
@@ -170,8 +237,11 @@ class NetworkService:
                          if raw["ip6"] else ""}
         return out
 
-    def inspect(self, ref: str) -> dict[str, Any]:
+    def inspect(self, ref: str, scope: str = "") -> dict[str, Any]:
         net = self.store.get(ref)
+        # dockerd looks the network up within the scope asked for
+        if scope and scope != net.scope:
+            raise NotFound(f"network {ref} not found")
         return net.to_json(self._containers_on(net))
 
     def list_networks(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
@@ -199,7 +269,7 @@ class NetworkService:
         if f.get("name") and not any(v in net.name or fnmatch.fnmatch(net.name, v)
                                      for v in f["name"]):
             return False
-        if f.get("scope") and "local" not in f["scope"]:
+        if f.get("scope") and net.scope not in f["scope"]:
             return False
         if f.get("type"):
             kind = "builtin" if net.predefined else "custom"
@@ -245,7 +315,8 @@ class NetworkService:
         until = parse_until(filters.get("until"))
         deleted = []
         for net in list(self.store):
-            if net.predefined or self._in_use(net):
+            if net.predefined or net.ingress or self._in_use(net):
+                # (the routing mesh's network goes only when asked for by name)
                 continue
             if until is not None and net.created >= until:
                 continue
@@ -268,9 +339,10 @@ class NetworkService:
         if mode in ("host", "none") or mode.startswith("container:"):
             raise Forbidden("container sharing network namespace with another container or "
                             "host cannot be connected to any other network")
-        if net.driver != "bridge":
+        if not net.is_bridge and not net.ingress:
             raise Forbidden("container cannot be disconnected from host network or "
                             "connected to host network")
+        check_attachable(net)
         settings = dict(opts.get("EndpointConfig") or {})
         check_network({}, {"EndpointsConfig": {net.name: settings}})
         self.networking._check_endpoint_settings(net, settings)
@@ -315,3 +387,26 @@ class NetworkService:
                 pass
             self.containers.save(c)
         self._emit(net, "disconnect", container=c.id)
+
+
+OVERLAY_OPTIONS = {BRIDGE_OPTIONS["mtu"]}
+
+
+def _check_options(driver: str, options: dict[str, str]) -> None:
+    """A driver's options: each one is applied, or the create is refused."""
+    if driver == "bridge":
+        unknown = sorted(set(options) - KNOWN_BRIDGE_OPTIONS)
+        if unknown:
+            raise InvalidParameter(f"unknown bridge option {unknown[0]}")
+        return
+    for key in sorted(options):
+        if key == "encrypted":
+            raise InvalidParameter(
+                "encrypted overlay networks are not supported by dockyard: its swarm is one "
+                "node, and no traffic leaves it to be encrypted")
+        if key == "com.docker.network.driver.overlay.vxlanid_list":
+            raise InvalidParameter(
+                f"{key} is not supported by dockyard: its overlay networks are bridges on "
+                "this host, with no VXLAN")
+        if key not in OVERLAY_OPTIONS:
+            raise InvalidParameter(f"unknown overlay option {key}")

@@ -84,7 +84,8 @@ class NetworkStore:
             return self._by_id[ref]
         if ref in self._names:
             return self._by_id[self._names[ref]]
-        if ref and all(ch in "0123456789abcdef" for ch in ref):
+        # ids are hex, or swarmkit's base 36 for swarm-scoped networks
+        if ref and all(ch in "0123456789abcdefghijklmnopqrstuvwxyz" for ch in ref):
             hits = [n for nid, n in self._by_id.items() if nid.startswith(ref)]
             if len(hits) == 1:
                 return hits[0]

@@ -57,7 +57,12 @@ def networks_shape(c: Container, networks: NetworkStore, api: tuple[int, int]
         out_nets[mode] = _endpoint_settings({}, None, net_id, api, c, False)
     else:
         wanted = dict(c.networking_config.get("EndpointsConfig") or {})
-        names = list(dict.fromkeys([mode, *wanted, *c.endpoints]))
+        # the network mode's own entry goes with a disconnect from it (or the
+        # swarm's networks with a leave), as in dockerd; a record without
+        # endpoint settings at all still shows it
+        listed = "EndpointsConfig" in c.networking_config
+        names = [n for n in dict.fromkeys([mode, *wanted, *c.endpoints])
+                 if not listed or n in wanted or n in c.endpoints]
         for name in names:
             raw = c.endpoints.get(name)
             ep = Endpoint.from_json(raw) if raw else None

@@ -174,8 +174,8 @@ class VolumeService:
             raise InvalidParameter("invalid JSON: volume create options must be an object")
         body = decode_volume_create(raw or {})
         if body.get("ClusterVolumeSpec") is not None:
-            raise Conflict("cluster volumes (ClusterVolumeSpec) need swarm mode: this node "
-                           "is not a swarm manager")
+            raise Conflict("cluster volumes (ClusterVolumeSpec) are not supported by "
+                           "dockyard: they need CSI volume plugins, which it does not have")
         vol, _ = await self.ensure(body.get("Name") or "", body.get("Driver") or "",
                                    dict(body.get("DriverOpts") or {}),
                                    dict(body.get("Labels") or {}))

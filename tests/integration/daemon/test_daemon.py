@@ -163,7 +163,9 @@ def test_config_file_and_flags():
     (("service", "ls"), "This node is not a swarm manager."),
     (("secret", "ls"), "This node is not a swarm manager."),
     (("config", "rm", "x"), "This node is not a swarm manager."),
-    (("swarm", "init"), "swarm mode is not supported by dockyard"),
+    (("swarm", "join", "--token", "SWMTKN-1-x-y", "127.0.0.1:2377"),
+     "joining a swarm is not supported by dockyard"),
+    (("network", "create", "-d", "overlay", "ov"), "This node is not a swarm manager."),
 ])
 def test_swarm_requests_answer_as_a_standalone_engine(daemon, args, text):
     res = daemon.docker(*args)

@@ -230,6 +230,15 @@ def test_stopped_container(store):
             bridge["MacAddress"]) == ("", "", 0, "")
 
 
+def test_disconnected_from_its_network_mode(store):
+    """After `network disconnect` from the network it was started on (or a
+    swarm leave), the container shows no entry for it, as in dockerd."""
+    c = container("app", networking_config={"EndpointsConfig": {}})
+    assert network_settings(c, store, "/run/netns/x", (1, 52))["Networks"] == {}
+    c = container("app", networking_config={"EndpointsConfig": {"app": {}}})
+    assert list(network_settings(c, store, "/run/netns/x", (1, 52))["Networks"]) == ["app"]
+
+
 @pytest.mark.parametrize("mode", ["host", "none"])
 def test_host_and_none(store, mode):
     ns = network_settings(container(mode), store, "/run/netns/x", (1, 52))
