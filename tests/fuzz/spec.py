@@ -52,7 +52,7 @@ def operations(spec: dict[str, Any]) -> list[tuple[str, str, str]]:
 def claimed() -> frozenset[str]:
     """operationIds that dockyard's router has a handler for."""
     stub = SimpleNamespace(system=None, images=None, containers=None, execs=None, networks=None,
-                           volumes=None, build=None)
+                           volumes=None, build=None, swarm=None)
     router = build_router(stub)  # type: ignore[arg-type]
     ids = set()
     for method, path, op_id in operations(raw_spec()):
