@@ -28,12 +28,13 @@ class Event:
     actor_id: str
     attributes: dict[str, str]
     time_nano: int = field(default_factory=time.time_ns)
+    scope: str = "local"           # "swarm": a swarm-scoped object's (a cluster network)
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "Type": self.type, "Action": self.action,
             "Actor": {"ID": self.actor_id, "Attributes": self.attributes},
-            "scope": "local", "time": self.time_nano // 1_000_000_000, "timeNano": self.time_nano,
+            "scope": self.scope, "time": self.time_nano // 1_000_000_000, "timeNano": self.time_nano,
         }
         # The legacy top-level fields that older clients read.
         if self.type == "container":
@@ -90,7 +91,7 @@ def event_matches(ev: Event, filters: dict[str, list[str]]) -> bool:
                 return False
             if not any_of(key, values):
                 return False
-        elif key == "scope" and "local" not in values:
+        elif key == "scope" and ev.scope not in values:
             return False
     return True
 
@@ -122,8 +123,8 @@ class EventBus:
         return len(self._subscribers)
 
     def emit(self, type_: str, action: str, actor_id: str,
-             attributes: dict[str, str] | None = None) -> Event:
-        ev = Event(type_, action, actor_id, dict(attributes or {}))
+             attributes: dict[str, str] | None = None, scope: str = "local") -> Event:
+        ev = Event(type_, action, actor_id, dict(attributes or {}), scope=scope)
         self._history.append(ev)
         for q in self._subscribers:
             try:

@@ -59,8 +59,11 @@ class NetworkService:
         self.cluster_pools: Callable[[], tuple[ipam.Pool, ...] | None] = lambda: None
 
     def _emit(self, net: NetworkRecord, action: str, **extra: str) -> None:
+        # a swarm network is made and removed in the swarm's scope; a
+        # container joins or leaves it on this node (dockerd's scopes)
+        scope = net.scope if action in ("create", "destroy") else "local"
         self.events.emit("network", action, net.id,
-                         {"name": net.name, "type": net.driver, **extra})
+                         {"name": net.name, "type": net.driver, **extra}, scope=scope)
 
     # ------------------------------------------------------------ create
     async def create(self, raw: Any) -> NetworkCreateResult:

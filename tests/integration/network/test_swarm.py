@@ -10,6 +10,7 @@ import json
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +94,7 @@ def test_init_info_nodes_and_leave(sd):
 
 def test_attachable_overlay_network_end_to_end(sd):
     _init(sd)
+    since = str(time.time() - 1)
     sd.out("network", "create", "-d", "overlay", "--attachable", "ov")
     net = json.loads(sd.out("network", "inspect", "ov"))[0]
     assert (net["Scope"], net["Driver"], net["Attachable"]) == ("swarm", "overlay", True)
@@ -131,6 +133,16 @@ def test_attachable_overlay_network_end_to_end(sd):
     res = sd.docker("network", "inspect", "ov")
     assert res.returncode != 0
     sd.out("rm", "-f", "srv", "other")
+    # made and removed in the swarm's scope; joined and left on this node
+    fmt = "{{.Scope}} {{.Action}} {{.Actor.Attributes.name}}"
+    seen = sd.out("events", "--since", since, "--until", str(time.time() + 1),
+                  "--filter", "network=ov", "--format", fmt).splitlines()
+    assert seen[0] == "swarm create ov" and seen[-1] == "swarm destroy ov"
+    assert "local connect ov" in seen and "local disconnect ov" in seen
+    swarm_only = sd.out("events", "--since", since, "--until", str(time.time() + 1),
+                        "--filter", "scope=swarm", "--format", fmt).splitlines()
+    assert "swarm create ov" in swarm_only
+    assert not [line for line in swarm_only if not line.startswith("swarm ")]
 
 
 def test_scopes_and_refusals(sd):
