@@ -112,10 +112,15 @@ class SwarmService:
                 raise Unavailable(NOT_IN_A_SWARM)
             if not force:
                 raise Unavailable(LEAVE_AS_MANAGER)
-            # the networks first: a crash in between leaves a swarm to leave again
-            await self.networks.remove_swarm_networks()
+            # no new swarm network from here on; the file goes last, so a
+            # crash in between leaves a swarm to leave again
+            state, self.state = self.state, None
+            try:
+                await self.networks.remove_swarm_networks()
+            except BaseException:
+                self.state = state
+                raise
             await asyncio.to_thread(self._forget)
-            self.state = None
 
     def _forget(self) -> None:
         (self.dir / "state.json").unlink(missing_ok=True)
