@@ -51,21 +51,22 @@ def mount_overlay(lower: list[str], upper: str | None, work: str | None, target:
     """Mount an overlay of `lower` (top layer first) with `upper` and
     `work`, or a read-only one of `lower` alone (`upper` and `work` None).
 
-    An image of many layers has more lower directories than one page of
-    mount options holds with their full paths (about 38 here).  Their
-    directories are then opened and named by their descriptors
-    (`/proc/self/fd/N`, 17 bytes each, which the kernel resolves when it
-    mounts), as dockerd names them by short links: up to overlayfs's own
-    limit of layers."""
-    data = _overlay_options(lower, upper, work)
-    if len(data) <= OPTIONS_MAX:
-        mount("overlay", target, "overlay", flags, data)
-        return
+    Every directory is opened and named by its descriptor
+    (`/proc/self/fd/N`, which the kernel resolves when it mounts), as
+    dockerd's overlay2 names layers by short links.  The options then stay
+    short in the mount table, which every runtime call reads (with full
+    paths a container's line is about 580 bytes, and the table of 500
+    running containers 315 KB), and an image of many layers fits one page
+    of options (full paths fill it at about 38 layers): up to about 220
+    layers, below overlayfs's own limit of 500."""
+    dirs = [*lower, *((upper, work) if upper is not None and work is not None else ())]
     fds: list[int] = []
     try:
-        for d in lower:
+        for d in dirs:
             fds.append(os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
-        data = _overlay_options([f"/proc/self/fd/{fd}" for fd in fds], upper, work)
+        names = [f"/proc/self/fd/{fd}" for fd in fds]
+        n = len(lower)
+        data = _overlay_options(names[:n], *(names[n:] if len(names) > n else (None, None)))
         if len(data) > OPTIONS_MAX:
             raise OSError(errno.E2BIG, f"too many image layers for one overlay mount "
                                        f"({len(lower)})")
