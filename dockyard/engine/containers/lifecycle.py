@@ -322,6 +322,9 @@ class Lifecycle:
         if c.state.running:
             c.state.manually_stopped = True
             await self._stop_running(c, opts)
+        # a run that ended on its own a moment ago is released first (its
+        # exit is recorded before its endpoints, mounts and bundle are gone)
+        await self.monitor.settled(c)
         self.restart_manager.cancel(c)
         async with self.store.lock(c):
             self.restart_manager.reset(c)

@@ -252,3 +252,19 @@ def test_always_container_that_died_while_daemon_was_down(own_daemon):
     wait_for(lambda: unix_seconds(inspect(d, "rh")["State"]["Health"]["Log"][-1]["End"])
              >= back_at, 10, "a probe after the daemon restart")
     assert health_status(d, "rh") == "healthy"
+
+
+def test_restart_right_after_the_container_exited_on_its_own(client, name):
+    """`restart` of a container whose run has just ended by itself waits
+    until that run is released: the new run never meets the old one's
+    endpoint on the bridge (a 409 "endpoint ... already exists" before)."""
+    api = client.api
+    cid = api.create_container("busybox", "true", name=name)["Id"]
+    try:
+        api.start(cid)
+        for _ in range(60):
+            api.restart(cid, timeout=0)      # raises on any error
+        assert api.wait(cid, timeout=30)["StatusCode"] == 0
+        assert api.inspect_container(cid)["RestartCount"] == 0
+    finally:
+        api.remove_container(cid, force=True)
