@@ -133,6 +133,14 @@ async def run_daemon(cfg: DaemonConfig) -> int:
                 s.close()
         return 1
     _become_subreaper()
+    # SIGTERM or SIGINT from here on stops the daemon in order, also while
+    # it is still starting or picking up its containers (it finishes that
+    # step first): never the default action, which would leave the socket,
+    # the pid file and half-restored state behind
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     engine = Engine(cfg)
     try:
         await engine.start()
@@ -183,10 +191,6 @@ async def run_daemon(cfg: DaemonConfig) -> int:
         return 1
     restored.set()
     log.info("ready in %.0f ms (containers picked up)", (time.perf_counter() - t0) * 1000)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
     await app.close()

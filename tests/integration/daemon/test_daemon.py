@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -155,6 +156,37 @@ def test_config_file_and_flags():
                              capture_output=True, timeout=30)
     assert res.returncode != 0
     assert b"no-such-key" in res.stderr
+
+
+def test_sigterm_while_starting_stops_in_order():
+    """A SIGTERM the moment the socket appears (the containers are still
+    being picked up, before the daemon says it is ready) stops the daemon
+    in order: exit 0, socket and pid file gone.  It killed the daemon
+    outright before, leaving both."""
+    for i in range(3):
+        base = Path(tempfile.mkdtemp(prefix="dockyard-it-", dir="/var/tmp"))
+        sock, pidfile = base / "d.sock", base / "d.pid"
+        exec_root = f"/run/dockyard-test-early-{os.getpid()}-{i}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dockyard.cli", "daemon", "-H", f"unix://{sock}",
+             "--data-root", str(base / "data"), "--exec-root", exec_root,
+             "--pidfile", str(pidfile)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while not sock.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.0005)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+            assert not sock.exists() and not pidfile.exists()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            subprocess.run([sys.executable, "-m", "dockyard.cli", "cleanup", "--data-root",
+                            str(base / "data"), "--exec-root", exec_root],
+                           capture_output=True, timeout=60)
+            subprocess.run(["rm", "-rf", str(base), exec_root], check=False)
 
 
 @pytest.mark.parametrize(("args", "text"), [
