@@ -6,6 +6,7 @@ network list answer, which no other test should see."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 import subprocess
@@ -77,7 +78,9 @@ def test_init_info_nodes_and_leave(sd):
     assert "ingress overlay swarm" in ls
     ingress = json.loads(sd.out("network", "inspect", "ingress"))[0]
     assert ingress["Ingress"] is True and ingress["Attachable"] is False
-    assert ingress["IPAM"]["Config"][0]["Subnet"] == "10.0.0.0/24"
+    # the first /24 of the swarm's pool 10.0.0.0/8 clear of the host's routes
+    subnet = ipaddress.ip_network(ingress["IPAM"]["Config"][0]["Subnet"])
+    assert subnet.subnet_of(ipaddress.ip_network("10.0.0.0/8")) and subnet.prefixlen == 24
     assert sd.out("service", "ls", "-q") == ""
     # the last manager leaves only with --force, and the swarm's networks go
     res = sd.docker("swarm", "leave")
@@ -98,7 +101,8 @@ def test_attachable_overlay_network_end_to_end(sd):
     sd.out("network", "create", "-d", "overlay", "--attachable", "ov")
     net = json.loads(sd.out("network", "inspect", "ov"))[0]
     assert (net["Scope"], net["Driver"], net["Attachable"]) == ("swarm", "overlay", True)
-    assert net["IPAM"]["Config"][0]["Subnet"].startswith("10.0.")
+    subnet = ipaddress.ip_network(net["IPAM"]["Config"][0]["Subnet"])
+    assert subnet.subnet_of(ipaddress.ip_network("10.0.0.0/8")) and subnet.prefixlen == 24
     bridge = _bridge_of(sd, "ov")
     assert _link_exists(bridge)
     sd.out("run", "-d", "--name", "srv", "--network", "ov", "busybox", "sh", "-c",
