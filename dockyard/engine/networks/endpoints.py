@@ -24,7 +24,7 @@ from dockyard.engine.containers.record import Container
 from dockyard.engine.containers.store import ContainerStore
 from dockyard.engine.networks.plumbing import Plumbing, endpoints_of
 from dockyard.engine.networks.ports import PortHolder, PortMapping, resolve_bindings
-from dockyard.engine.networks.records import Endpoint, NetworkRecord
+from dockyard.engine.networks.records import BRIDGED_DRIVERS, Endpoint, NetworkRecord
 from dockyard.engine.networks.store import NetworkStore
 from dockyard.errors import Conflict, Forbidden, InvalidParameter, NotFound
 from dockyard.network import conntrack, links
@@ -106,7 +106,7 @@ class ContainerNetworking:
             # as dockerd: an unknown network fails the start, not the create
             # (a 404 at create would make the docker CLI try to pull the image)
             return {mode: endpoints.pop(mode, None) or {}, **endpoints}
-        if net.driver not in ("bridge", "overlay"):
+        if net.driver not in BRIDGED_DRIVERS:
             raise InvalidParameter(f"network {mode} is not a bridge network")
         keep: dict[str, Any] = {}
         if "default" in endpoints:     # the CLI's name for the default network mode
@@ -122,7 +122,7 @@ class ContainerNetworking:
             except NotFound:
                 keep[name] = settings or {}      # its start will say it is not found
                 continue
-            if target.driver not in ("bridge", "overlay"):
+            if target.driver not in BRIDGED_DRIVERS:
                 raise InvalidParameter("container cannot be disconnected from host network "
                                        "or connected to host network")
             self._check_endpoint_settings(target, settings or {})

@@ -27,6 +27,11 @@ BRIDGE_OPTIONS = {
 }
 
 
+# drivers whose networks are Linux bridges here (an overlay network is one
+# too: a swarm of one node has no other host to tunnel to)
+BRIDGED_DRIVERS = ("bridge", "overlay")
+
+
 @dataclass
 class SubnetConfig:
     subnet: str
@@ -67,9 +72,9 @@ class NetworkRecord:
 
     @property
     def is_bridge(self) -> bool:
-        """Made of a Linux bridge on this host: bridge networks, and overlay
-        networks (a swarm of one node has no other host to tunnel to)."""
-        return self.driver in ("bridge", "overlay") and not self.ingress
+        """Made of a Linux bridge on this host (the swarm's ingress network
+        has none: it is for services, which dockyard does not run)."""
+        return self.driver in BRIDGED_DRIVERS and not self.ingress
 
     @property
     def takes_containers(self) -> bool:

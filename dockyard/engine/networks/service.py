@@ -25,7 +25,12 @@ from dockyard.engine.networks.endpoints import (
     ifname_for,
     primary_network,
 )
-from dockyard.engine.networks.records import BRIDGE_OPTIONS, NetworkRecord, SubnetConfig
+from dockyard.engine.networks.records import (
+    BRIDGE_OPTIONS,
+    BRIDGED_DRIVERS,
+    NetworkRecord,
+    SubnetConfig,
+)
 from dockyard.engine.networks.store import NetworkStore, new_network_id
 from dockyard.engine.swarm.state import new_object_id
 from dockyard.errors import Conflict, Forbidden, InvalidParameter, NotFound
@@ -78,7 +83,7 @@ class NetworkService:
         driver = body.get("Driver") or "bridge"
         if driver in ("host", "null"):
             raise Forbidden(f"only one instance of \"{driver}\" network is allowed")
-        if driver not in ("bridge", "overlay"):
+        if driver not in BRIDGED_DRIVERS:
             raise NotFound(f'plugin "{driver}" not found')
         scope = body.get("Scope") or ""
         if scope not in ("", "local", "swarm", "global"):
@@ -153,8 +158,6 @@ class NetworkService:
         routing mesh for services, and dockyard runs no services."""
         pools = self.cluster_pools()
         assert pools is not None
-        if self.store.name_taken("ingress"):
-            raise Conflict("network with name ingress already exists")
         await self._add(NetworkRecord(
             id=new_object_id(), name="ingress", driver="overlay", created=time.time_ns(),
             subnets=self._subnets({}, False, pools), scope="swarm", ingress=True))
@@ -342,7 +345,7 @@ class NetworkService:
         if mode in ("host", "none") or mode.startswith("container:"):
             raise Forbidden("container sharing network namespace with another container or "
                             "host cannot be connected to any other network")
-        if not net.is_bridge and not net.ingress:
+        if net.driver not in BRIDGED_DRIVERS:
             raise Forbidden("container cannot be disconnected from host network or "
                             "connected to host network")
         check_attachable(net)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.backend.swarm import ALREADY_IN_A_SWARM, NOT_A_MANAGER, NOT_IN_A_SWARM
+from dockyard.engine.containers.views import labels_match
 from dockyard.engine.networks.service import NetworkService
 from dockyard.engine.swarm.state import (
     SwarmState,
@@ -177,12 +178,12 @@ class SwarmService:
             return []
         if filters.get("membership") and "accepted" not in filters["membership"]:
             return []
-        for key in ("node.label", "label"):
-            labels = state.node_spec.get("Labels") or {} if key == "node.label" else {}
-            for want in filters.get(key, []):
-                k, sep, v = want.partition("=")
-                if k not in labels or (sep and labels[k] != v):
-                    return []
+        # node.label: the node's own labels; label: the engine's, of which
+        # dockyard has none
+        if not labels_match(state.node_spec.get("Labels") or {},
+                            {"label": filters.get("node.label", [])}) or \
+                not labels_match({}, {"label": filters.get("label", [])}):
+            return []
         return [node]
 
     def node(self, ref: str) -> dict[str, Any]:
